@@ -1,0 +1,290 @@
+//! Token administration: what the "API Tokens" screen of an admin panel does.
+//!
+//! [`TokenManager`] mints tokens (validating scopes against a
+//! [`ScopeCatalog`]), lists them without secrets, revokes them for good,
+//! rotates them with a grace period and suspends owners. It works over any
+//! store implementing [`TokenAdmin`].
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use std::time::Duration;
+//! use tower_pat::admin::{NewToken, TokenManager};
+//! use tower_pat::{MemoryStore, ScopeCatalog};
+//!
+//! let tokens = TokenManager::new(MemoryStore::new(), ScopeCatalog::nuvlyx());
+//! let created = tokens
+//!     .create(NewToken::new("order bot", "demo-store", ["orders:read"]))
+//!     .await
+//!     .unwrap();
+//! // Show `created.token.expose_secret()` to the user once, then drop it.
+//!
+//! let rotated = tokens
+//!     .rotate(created.record.id, Duration::from_secs(3600))
+//!     .await
+//!     .unwrap();
+//! assert_eq!(rotated.record.scopes, created.record.scopes);
+//!
+//! tokens.revoke(rotated.record.id).await.unwrap();
+//! # }
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::clock::{Clock, SystemClock};
+use crate::store::{InvalidOwnerId, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord};
+use crate::{PlaintextToken, ScopeCatalog, ScopeError, TokenFormat, TokenId};
+
+/// A request to create a token.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NewToken {
+    /// Human name ("order bot").
+    pub name: String,
+    /// Owner (store / tenant) id.
+    pub owner: String,
+    /// Scopes to grant; each must be known and grantable.
+    pub scopes: Vec<String>,
+    /// Lifetime from now; `None` for a token that does not expire.
+    pub expires_in: Option<Duration>,
+}
+
+impl NewToken {
+    /// A non-expiring token request.
+    pub fn new<I>(name: &str, owner: &str, scopes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        Self {
+            name: name.to_owned(),
+            owner: owner.to_owned(),
+            scopes: scopes.into_iter().map(|s| s.as_ref().to_owned()).collect(),
+            expires_in: None,
+        }
+    }
+
+    /// Sets a lifetime.
+    #[must_use]
+    pub fn expires_in(mut self, lifetime: Duration) -> Self {
+        self.expires_in = Some(lifetime);
+        self
+    }
+}
+
+/// A token that was just created: the plaintext (shown once) and its record.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct CreatedToken {
+    /// The plaintext. Show it to the owner once; it cannot be recovered.
+    pub token: PlaintextToken,
+    /// What the store now holds.
+    pub record: TokenRecord,
+}
+
+/// Why an administration call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// A scope was invalid, unknown or not grantable.
+    #[error(transparent)]
+    Scope(#[from] ScopeError),
+    /// The owner id is not usable.
+    #[error(transparent)]
+    Owner(#[from] InvalidOwnerId),
+    /// The token name is empty or longer than 100 characters.
+    #[error("a token name is 1 to 100 characters with no control characters")]
+    InvalidName,
+    /// The expiry is zero or overflows the clock.
+    #[error("the lifetime must be positive and representable")]
+    InvalidLifetime,
+    /// The text given is not a token of the manager's format.
+    #[error("not a well-formed token: {0}")]
+    MalformedToken(#[from] crate::FormatError),
+    /// No token with that id.
+    #[error("no token with id {0}")]
+    UnknownToken(TokenId),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        AdminError::Store(e)
+    }
+}
+
+/// Mints, lists, rotates and revokes tokens; suspends owners.
+#[derive(Debug, Clone)]
+pub struct TokenManager<S> {
+    store: S,
+    catalog: Arc<ScopeCatalog>,
+    format: TokenFormat,
+    clock: Arc<dyn Clock>,
+}
+
+impl<S: TokenAdmin> TokenManager<S> {
+    /// A manager minting `nvl_live_…` tokens into `store`.
+    pub fn new(store: S, catalog: ScopeCatalog) -> Self {
+        Self {
+            store,
+            catalog: Arc::new(catalog),
+            format: TokenFormat::nuvlyx_live(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Uses another token format (prefix, environment).
+    #[must_use]
+    pub fn with_format(mut self, format: TokenFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Uses another clock (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The catalogue scopes are checked against.
+    pub fn catalog(&self) -> &ScopeCatalog {
+        &self.catalog
+    }
+
+    /// The format tokens are minted in.
+    pub fn format(&self) -> &TokenFormat {
+        &self.format
+    }
+
+    /// Creates a token. Nothing is written unless every check passes.
+    pub async fn create(&self, req: NewToken) -> Result<CreatedToken, AdminError> {
+        let scopes = self.catalog.grant(&req.scopes)?;
+        let owner = OwnerId::new(&req.owner)?;
+        let name = req.name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(AdminError::InvalidName);
+        }
+        let now = self.clock.now();
+        let expires_at = match req.expires_in {
+            None => None,
+            Some(d) if d.is_zero() => return Err(AdminError::InvalidLifetime),
+            Some(d) => Some(now.checked_add(d).ok_or(AdminError::InvalidLifetime)?),
+        };
+        // An id collision (1 in 2^64 per pair) is answered by minting again.
+        for _ in 0..3 {
+            let minted = self.format.mint();
+            let record = TokenRecord::new(minted.id, minted.digest, owner.clone(), name, scopes.clone(), now)
+                .with_preview(&minted.token.preview())
+                .with_expires_at(expires_at);
+            match self.store.insert(record.clone()).await {
+                Ok(()) => {
+                    return Ok(CreatedToken {
+                        token: minted.token,
+                        record,
+                    })
+                }
+                Err(e) if e.kind() == StoreErrorKind::Conflict => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::new(StoreErrorKind::Conflict).into())
+    }
+
+    /// Lists tokens (one owner's, or all), newest first. No secrets.
+    pub async fn list(&self, owner: Option<&str>) -> Result<Vec<TokenRecord>, AdminError> {
+        let owner = owner.map(OwnerId::new).transpose()?;
+        Ok(self.store.list(owner.as_ref()).await?)
+    }
+
+    /// Revokes a token at once and for good. Returns `true` if this call
+    /// revoked it, `false` if it already was revoked.
+    pub async fn revoke(&self, id: TokenId) -> Result<bool, AdminError> {
+        self.store
+            .revoke(id, self.clock.now())
+            .await
+            .map_err(|e| not_found_as(e, id))
+    }
+
+    /// Revokes the token given in full (a leaked token pasted by its owner).
+    /// The plaintext must be well-formed and match the stored digest.
+    pub async fn revoke_token(&self, token: &str) -> Result<bool, AdminError> {
+        let id = self.resolve(token).await?;
+        self.revoke(id).await
+    }
+
+    /// Finds the id of a full token, checking its digest.
+    pub async fn resolve(&self, token: &str) -> Result<TokenId, AdminError> {
+        let id = self.format.parse(token)?;
+        match self.store.find(id).await? {
+            Some(r) if r.digest.verify(token) => Ok(id),
+            _ => Err(AdminError::UnknownToken(id)),
+        }
+    }
+
+    /// Rotates a token: mints a new one with the same name, owner and
+    /// scopes (and the same lifetime length, if the old one had one), and
+    /// lets the old one work until `now + grace` — never past its own
+    /// expiry. A zero grace ends the old token at once.
+    pub async fn rotate(&self, id: TokenId, grace: Duration) -> Result<CreatedToken, AdminError> {
+        let old = self
+            .store
+            .find(id)
+            .await?
+            .ok_or(AdminError::UnknownToken(id))?;
+        let now = self.clock.now();
+        if old.revoked_at.is_some() || old.is_expired_at(now) {
+            return Err(AdminError::UnknownToken(id));
+        }
+        let lifetime = old
+            .expires_at
+            .and_then(|e| e.duration_since(old.created_at).ok())
+            .filter(|d| !d.is_zero());
+        let mut req = NewToken::new(
+            &old.name,
+            old.owner.as_str(),
+            old.scopes.iter().map(|s| s.as_str().to_owned()),
+        );
+        req.expires_in = lifetime;
+        let created = self.create(req).await?;
+        let end = now.checked_add(grace).unwrap_or(now);
+        self.store
+            .cap_expiry(id, end)
+            .await
+            .map_err(|e| not_found_as(e, id))?;
+        Ok(created)
+    }
+
+    /// Suspends an owner: every token it owns answers 401 until reinstated.
+    pub async fn suspend_owner(&self, owner: &str) -> Result<(), AdminError> {
+        Ok(self.store.set_owner_suspended(&OwnerId::new(owner)?, true).await?)
+    }
+
+    /// Lifts an owner's suspension.
+    pub async fn reinstate_owner(&self, owner: &str) -> Result<(), AdminError> {
+        Ok(self
+            .store
+            .set_owner_suspended(&OwnerId::new(owner)?, false)
+            .await?)
+    }
+
+    /// The time the manager's clock says it is.
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+}
+
+fn not_found_as(e: StoreError, id: TokenId) -> AdminError {
+    if e.kind() == StoreErrorKind::NotFound {
+        AdminError::UnknownToken(id)
+    } else {
+        AdminError::Store(e)
+    }
+}

@@ -1,0 +1,164 @@
+//! [`ResponseFuture`] for [`super::Auth`].
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::{Authenticated, Config};
+use crate::response::{Rejection, RejectionKind, Responder};
+use crate::store::StoreErrorKind;
+
+type Lookup = Pin<Box<dyn Future<Output = Result<Authenticated, Rejection>> + Send>>;
+
+pin_project! {
+    /// Response future of [`super::Auth`].
+    pub struct ResponseFuture<S, ReqBody, R>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody, R>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody, R>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Verifying {
+            lookup: Lookup,
+            request: Option<Request<ReqBody>>,
+            inner: Option<S>,
+            responder: R,
+            config: Arc<Config>,
+        },
+        Calling {
+            #[pin]
+            future: S::Future,
+        },
+        Rejected {
+            response: Option<S::Response>,
+        },
+    }
+}
+
+impl<S, ReqBody, R> fmt::Debug for ResponseFuture<S, ReqBody, R>
+where
+    S: Service<Request<ReqBody>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Verifying { .. } => "verifying",
+            State::Calling { .. } => "calling",
+            State::Rejected { .. } => "rejected",
+        };
+        f.debug_struct("ResponseFuture").field("state", &state).finish()
+    }
+}
+
+/// Builds the rejection response and attaches the typed reason.
+pub(crate) fn respond<B, R: Responder<B>>(rejection: Rejection, responder: &R) -> Response<B> {
+    crate::trace::rejected(&rejection);
+    let mut res = responder.respond(&rejection);
+    res.extensions_mut().insert(rejection);
+    res
+}
+
+impl<S, ReqBody, ResBody, R> ResponseFuture<S, ReqBody, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: Responder<ResBody>,
+{
+    pub(super) fn rejected(rejection: Rejection, responder: &R) -> Self {
+        Self {
+            state: State::Rejected {
+                response: Some(respond(rejection, responder)),
+            },
+        }
+    }
+
+    pub(super) fn verifying(
+        lookup: Lookup,
+        request: Request<ReqBody>,
+        inner: S,
+        responder: R,
+        config: Arc<Config>,
+    ) -> Self {
+        Self {
+            state: State::Verifying {
+                lookup,
+                request: Some(request),
+                inner: Some(inner),
+                responder,
+                config,
+            },
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody, R> Future for ResponseFuture<S, ReqBody, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: Responder<ResBody>,
+{
+    type Output = Result<Response<ResBody>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Verifying {
+                    lookup,
+                    request,
+                    inner,
+                    responder,
+                    config,
+                } => {
+                    // A panicking store fails this request closed; the
+                    // service keeps serving others.
+                    let verdict = match catch_unwind(AssertUnwindSafe(|| lookup.as_mut().poll(cx))) {
+                        Ok(Poll::Pending) => return Poll::Pending,
+                        Ok(Poll::Ready(v)) => v,
+                        Err(_) => Err(config.rejection(RejectionKind::StoreUnavailable(
+                            StoreErrorKind::Panicked,
+                        ))),
+                    };
+                    match verdict {
+                        Ok(auth) => {
+                            crate::trace::authenticated(auth.token_id);
+                            let (Some(mut req), Some(mut svc)) = (request.take(), inner.take()) else {
+                                panic!("polled after completion");
+                            };
+                            req.extensions_mut().insert(auth);
+                            let future = svc.call(req);
+                            this.state.set(State::Calling { future });
+                        }
+                        Err(rejection) => {
+                            let res = respond(rejection, responder);
+                            this.state.set(State::Rejected { response: None });
+                            return Poll::Ready(Ok(res));
+                        }
+                    }
+                }
+                StateProj::Calling { future } => {
+                    let out = ready!(future.poll(cx));
+                    this.state.set(State::Rejected { response: None });
+                    return Poll::Ready(out);
+                }
+                StateProj::Rejected { response } => {
+                    let res = response.take().expect("polled after completion");
+                    return Poll::Ready(Ok(res));
+                }
+            }
+        }
+    }
+}

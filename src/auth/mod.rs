@@ -1,0 +1,436 @@
+//! The verification layer: [`AuthLayer`] → [`Auth`] → [`ResponseFuture`].
+//!
+//! For each request, in order: transport check (HTTPS), header parsing
+//! (RFC 6750), offline format check (prefix, environment, length, hex,
+//! checksum — no store call), store lookup by the non-secret id (with a
+//! timeout), constant-time digest comparison (also against a dummy digest
+//! when the id is unknown), then revoked / expired / owner-suspended
+//! checks. On success the request gets an [`Authenticated`] extension.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use tower::{service_fn, ServiceExt};
+//! use tower_pat::admin::{NewToken, TokenManager};
+//! use tower_pat::{AuthLayer, Authenticated, MemoryStore, ScopeCatalog};
+//! use tower_layer::Layer;
+//!
+//! let store = MemoryStore::new();
+//! let admin = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+//! let created = admin
+//!     .create(NewToken::new("bot", "demo-store", ["orders:read"]))
+//!     .await
+//!     .unwrap();
+//!
+//! let svc = AuthLayer::new(store).layer(service_fn(|req: Request<String>| async move {
+//!     let who = req.extensions().get::<Authenticated>().unwrap();
+//!     let body = Full::new(Bytes::from(who.owner().to_string()));
+//!     Ok::<_, std::convert::Infallible>(Response::new(body))
+//! }));
+//!
+//! let ok = Request::get("https://api.example/orders")
+//!     .header("authorization", format!("Bearer {}", created.token.expose_secret()))
+//!     .body(String::new())
+//!     .unwrap();
+//! let res = svc.clone().oneshot(ok).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::OK);
+//! let body = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+//! assert_eq!(body, "demo-store");
+//!
+//! let anonymous = Request::get("https://api.example/orders").body(String::new()).unwrap();
+//! let res = svc.oneshot(anonymous).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! # }
+//! ```
+
+mod future;
+mod parse;
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use http::{Request, Response};
+use ipnet::IpNet;
+use subtle::ConstantTimeEq;
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub use self::future::ResponseFuture;
+pub(crate) use self::future::respond;
+pub(crate) use self::parse::bearer_token;
+
+use crate::clock::{Clock, SystemClock};
+use crate::response::{ProblemDetails, Rejection, RejectionKind, Responder};
+use crate::store::{OwnerId, StoreError, StoreErrorKind, TokenStore};
+use crate::transport::TransportPolicy;
+use crate::{ScopeSet, TokenDigest, TokenFormat, TokenId};
+
+/// Who called: attached to the request extensions of every authenticated
+/// request. Cheap to clone.
+#[derive(Clone)]
+pub struct Authenticated {
+    token_id: TokenId,
+    owner: OwnerId,
+    name: Arc<str>,
+    scopes: ScopeSet,
+    expires_at: Option<SystemTime>,
+    pub(crate) realm: Arc<str>,
+}
+
+impl Authenticated {
+    /// The token's non-secret id.
+    pub fn token_id(&self) -> TokenId {
+        self.token_id
+    }
+
+    /// The owner (store / tenant) the token belongs to.
+    pub fn owner(&self) -> &OwnerId {
+        &self.owner
+    }
+
+    /// The token's human name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The scopes the token holds.
+    pub fn scopes(&self) -> &ScopeSet {
+        &self.scopes
+    }
+
+    /// Whether the token holds `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.contains(scope)
+    }
+
+    /// When the token expires, if ever.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+}
+
+impl fmt::Debug for Authenticated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticated")
+            .field("token_id", &self.token_id)
+            .field("owner", &self.owner)
+            .field("name", &self.name)
+            .field("scopes", &self.scopes)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// Default store timeout.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default `Retry-After` on 503.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+pub(crate) struct Config {
+    store: Arc<dyn TokenStore>,
+    format: TokenFormat,
+    realm: Arc<str>,
+    transport: TransportPolicy,
+    store_timeout: Option<Duration>,
+    retry_after: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("format", &self.format)
+            .field("realm", &self.realm)
+            .field("transport", &self.transport)
+            .field("store_timeout", &self.store_timeout)
+            .field("retry_after", &self.retry_after)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Applies PAT authentication to a service. Cheap to clone.
+///
+/// Defaults: `nvl_live_…` tokens, realm `"api"`, HTTPS required, no trusted
+/// proxies, 2-second store timeout, `Retry-After: 1`, problem+json bodies.
+#[derive(Clone)]
+#[must_use]
+pub struct AuthLayer<R = ProblemDetails> {
+    config: Arc<Config>,
+    responder: R,
+}
+
+impl<R: fmt::Debug> fmt::Debug for AuthLayer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthLayer")
+            .field("config", &self.config)
+            .field("responder", &self.responder)
+            .finish()
+    }
+}
+
+impl AuthLayer<ProblemDetails> {
+    /// A layer verifying tokens against `store` (any [`TokenStore`], or an
+    /// `Arc` of one).
+    pub fn new(store: impl TokenStore) -> Self {
+        Self {
+            config: Arc::new(Config {
+                store: Arc::new(store),
+                format: TokenFormat::nuvlyx_live(),
+                realm: Arc::from("api"),
+                transport: TransportPolicy::default(),
+                store_timeout: Some(DEFAULT_STORE_TIMEOUT),
+                retry_after: DEFAULT_RETRY_AFTER,
+                clock: Arc::new(SystemClock),
+            }),
+            responder: ProblemDetails,
+        }
+    }
+}
+
+impl<R> AuthLayer<R> {
+    fn config_mut(&mut self) -> &mut Config {
+        // Builders run before the layer is cloned; if it was, copy it.
+        if Arc::get_mut(&mut self.config).is_none() {
+            let c = &self.config;
+            self.config = Arc::new(Config {
+                store: c.store.clone(),
+                format: c.format.clone(),
+                realm: c.realm.clone(),
+                transport: c.transport.clone(),
+                store_timeout: c.store_timeout,
+                retry_after: c.retry_after,
+                clock: c.clock.clone(),
+            });
+        }
+        Arc::get_mut(&mut self.config).expect("unique after copy")
+    }
+
+    /// Accepts tokens of this format (prefix and environment). A layer
+    /// for `live` refuses `test` tokens and vice versa.
+    pub fn format(mut self, format: TokenFormat) -> Self {
+        self.config_mut().format = format;
+        self
+    }
+
+    /// Sets the realm of the `WWW-Authenticate` challenge.
+    ///
+    /// # Panics
+    ///
+    /// If `realm` is empty or has characters other than visible ASCII and
+    /// space, or a quote or backslash (a programming error).
+    pub fn realm(mut self, realm: &str) -> Self {
+        let ok = !realm.is_empty()
+            && realm
+                .bytes()
+                .all(|b| (b == b' ' || b.is_ascii_graphic()) && b != b'"' && b != b'\\');
+        assert!(ok, "invalid realm {realm:?}: use visible ASCII without quotes or backslashes");
+        self.config_mut().realm = Arc::from(realm);
+        self
+    }
+
+    /// Accepts requests over plain HTTP. **For local development only**:
+    /// tokens sent over plain HTTP can be read by anyone on the path.
+    pub fn allow_plain_http(mut self) -> Self {
+        self.config_mut().transport.allow_plain_http = true;
+        self
+    }
+
+    /// Trusts `Forwarded` / `X-Forwarded-Proto` from these proxy addresses
+    /// or networks (`"10.0.0.0/8"`, `"127.0.0.1/32"`).
+    pub fn trusted_proxies<I>(mut self, proxies: I) -> Self
+    where
+        I: IntoIterator<Item = IpNet>,
+    {
+        self.config_mut().transport.trusted_proxies = proxies.into_iter().collect();
+        self
+    }
+
+    /// Fails a store call that takes longer than `timeout` with 503.
+    /// `None` waits forever (not recommended). Needs a Tokio runtime.
+    pub fn store_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config_mut().store_timeout = timeout;
+        self
+    }
+
+    /// The `Retry-After` sent with 503 (whole seconds, at least 1).
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.config_mut().retry_after = after;
+        self
+    }
+
+    /// Reads the time from `clock` for expiry checks (tests).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.config_mut().clock = Arc::new(clock);
+        self
+    }
+
+    /// Replaces the rejection responder (see [`crate::response`]).
+    pub fn responder<R2>(self, responder: R2) -> AuthLayer<R2> {
+        AuthLayer {
+            config: self.config,
+            responder,
+        }
+    }
+}
+
+impl<S, R: Clone> Layer<S> for AuthLayer<R> {
+    type Service = Auth<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Auth {
+            inner,
+            config: self.config.clone(),
+            responder: self.responder.clone(),
+        }
+    }
+}
+
+/// The service produced by [`AuthLayer`].
+#[derive(Clone)]
+pub struct Auth<S, R = ProblemDetails> {
+    inner: S,
+    config: Arc<Config>,
+    responder: R,
+}
+
+impl<S: fmt::Debug, R: fmt::Debug> fmt::Debug for Auth<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .field("responder", &self.responder)
+            .finish()
+    }
+}
+
+impl<S, R> Auth<S, R> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for Auth<S, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    R: Responder<ResBody>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody, R>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let config = &self.config;
+        let reject = |kind, id| {
+            let rejection = config.rejection(kind).with_token_id(id);
+            ResponseFuture::rejected(rejection, &self.responder)
+        };
+
+        if !config.transport.is_secure(&req) {
+            // Tell the host when a real-looking token travelled in clear
+            // so it can be revoked.
+            let exposed = bearer_token(req.headers())
+                .ok()
+                .and_then(|t| config.format.parse_bytes(t).ok());
+            if let Some(id) = exposed {
+                crate::trace::token_exposed(id);
+            }
+            return reject(RejectionKind::InsecureTransport, exposed);
+        }
+
+        let token = match bearer_token(req.headers()) {
+            Ok(t) => t,
+            Err(kind) => return reject(kind, None),
+        };
+        let id = match config.format.parse_bytes(token) {
+            Ok(id) => id,
+            Err(e) => return reject(RejectionKind::InvalidFormat(e), None),
+        };
+        let digest = TokenDigest::of(token);
+
+        let lookup = Box::pin(config.clone().verify(id, digest));
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::verifying(lookup, req, inner, self.responder.clone(), config.clone())
+    }
+}
+
+impl Config {
+    pub(crate) fn rejection(&self, kind: RejectionKind) -> Rejection {
+        let r = Rejection::new(kind, self.realm.clone());
+        match kind {
+            RejectionKind::StoreUnavailable(_) => r.with_retry_after(self.retry_after),
+            _ => r,
+        }
+    }
+
+    /// Store lookup, digest comparison and record checks.
+    async fn verify(self: Arc<Self>, id: TokenId, digest: TokenDigest) -> Result<Authenticated, Rejection> {
+        let checked = self.check(id, digest).await;
+        checked.map_err(|kind| self.rejection(kind).with_token_id(Some(id)))
+    }
+
+    async fn check(&self, id: TokenId, digest: TokenDigest) -> Result<Authenticated, RejectionKind> {
+        let found = match self.store_timeout {
+            Some(t) => match tokio::time::timeout(t, self.store.find(id)).await {
+                Ok(r) => r,
+                Err(_) => Err(StoreError::new(StoreErrorKind::Timeout)),
+            },
+            None => self.store.find(id).await,
+        };
+        let record = match found {
+            Ok(r) => r,
+            Err(e) => {
+                crate::trace::store_error(id, &e);
+                return Err(RejectionKind::StoreUnavailable(e.kind()));
+            }
+        };
+        // Same work whether or not the id exists: always one comparison.
+        let stored = record.as_ref().map_or(TokenDigest::DUMMY, |r| r.digest);
+        let matches: bool = stored.ct_eq(&digest).into();
+        let Some(record) = record else {
+            return Err(RejectionKind::UnknownToken);
+        };
+        if !matches {
+            return Err(RejectionKind::SecretMismatch);
+        }
+        let now = self.clock.now();
+        if record.revoked_at.is_some() {
+            return Err(RejectionKind::Revoked);
+        }
+        if record.is_expired_at(now) {
+            return Err(RejectionKind::Expired);
+        }
+        if record.owner_suspended {
+            return Err(RejectionKind::OwnerSuspended);
+        }
+        self.store.record_use(id, now);
+        Ok(Authenticated {
+            token_id: id,
+            owner: record.owner,
+            name: record.name,
+            scopes: record.scopes,
+            expires_at: record.expires_at,
+            realm: self.realm.clone(),
+        })
+    }
+}

@@ -1,0 +1,118 @@
+//! `Authorization: Bearer <token68>` parsing (RFC 9110 §11, RFC 6750 §2.1).
+
+use http::header::AUTHORIZATION;
+use http::HeaderMap;
+
+use crate::response::{MalformedReason, RejectionKind};
+
+/// Extracts the bearer token bytes from the request headers.
+///
+/// Exactly one `Authorization` header; scheme `Bearer` in any case; one or
+/// more spaces; a non-empty `token68`; trailing spaces and tabs are
+/// tolerated (optional whitespace around field values). Never panics.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&[u8], RejectionKind> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next().ok_or(RejectionKind::MissingCredentials)?;
+    if values.next().is_some() {
+        return Err(malformed(MalformedReason::MultipleHeaders));
+    }
+    let bytes = value.as_bytes();
+    if !bytes.iter().all(|&b| b == b' ' || b == b'\t' || b.is_ascii_graphic()) {
+        return Err(malformed(MalformedReason::OpaqueBytes));
+    }
+    let bytes = trim_ows(bytes);
+    let (scheme, rest) = match bytes.iter().position(|&b| b == b' ') {
+        Some(i) => bytes.split_at(i),
+        None => (bytes, &b""[..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Err(malformed(MalformedReason::WrongScheme));
+    }
+    let token = trim_ows(rest);
+    if token.is_empty() {
+        return Err(malformed(MalformedReason::EmptyToken));
+    }
+    if !rest.starts_with(b" ") || !is_token68(token) {
+        return Err(malformed(MalformedReason::NotToken68));
+    }
+    Ok(token)
+}
+
+fn malformed(r: MalformedReason) -> RejectionKind {
+    RejectionKind::Malformed(r)
+}
+
+fn trim_ows(mut b: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = b {
+        b = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = b {
+        b = rest;
+    }
+    b
+}
+
+/// `token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
+fn is_token68(t: &[u8]) -> bool {
+    let body_end = t.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
+    body_end > 0
+        && t[..body_end]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn parse(v: &[u8]) -> Result<Vec<u8>, RejectionKind> {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+        bearer_token(&h).map(<[u8]>::to_vec)
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive_and_spaces_may_repeat() {
+        for v in [&b"Bearer abc"[..], b"bearer abc", b"BEARER abc", b"BeArEr    abc", b"Bearer abc  "] {
+            assert_eq!(parse(v), Ok(b"abc".to_vec()), "{:?}", String::from_utf8_lossy(v));
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_empty_tokens_are_malformed() {
+        use MalformedReason::*;
+        let cases: &[(&[u8], MalformedReason)] = &[
+            (b"Basic dXNlcjpwYXNz", WrongScheme),
+            (b"Bearer", EmptyToken),
+            (b"Bearer    ", EmptyToken),
+            (b"Bearerabc", WrongScheme),
+            (b"Bearer\tabc", WrongScheme),
+            (b"Bearer a b", NotToken68),
+            (b"Bearer a,b", NotToken68),
+            (b"Bearer ===", NotToken68),
+            (b"Bearer a=b", NotToken68),
+            (b"Bearer \xff\xfe", OpaqueBytes),
+        ];
+        for (v, want) in cases {
+            assert_eq!(parse(v), Err(RejectionKind::Malformed(*want)), "{:?}", String::from_utf8_lossy(v));
+        }
+        assert_eq!(parse(b"Bearer abc=="), Ok(b"abc==".to_vec()));
+    }
+
+    #[test]
+    fn two_authorization_headers_are_refused() {
+        let mut h = HeaderMap::new();
+        h.append(AUTHORIZATION, HeaderValue::from_static("Bearer a"));
+        h.append(AUTHORIZATION, HeaderValue::from_static("Bearer a"));
+        assert_eq!(
+            bearer_token(&h),
+            Err(RejectionKind::Malformed(MalformedReason::MultipleHeaders))
+        );
+    }
+
+    #[test]
+    fn no_header_is_missing_credentials() {
+        assert_eq!(bearer_token(&HeaderMap::new()), Err(RejectionKind::MissingCredentials));
+    }
+}

@@ -1,0 +1,64 @@
+//! Axum extractors (feature `axum`).
+//!
+//! [`Authenticated`] is an extractor; `Option<Authenticated>` too, for
+//! routes that work with and without a token:
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use tower_pat::{require_scopes, Authenticated, AuthLayer, MemoryStore};
+//!
+//! async fn orders(who: Authenticated) -> String {
+//!     format!("orders for {} (token {})", who.owner(), who.token_id())
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/orders", get(orders).route_layer(require_scopes(["orders:read"])))
+//!     .layer(AuthLayer::new(MemoryStore::new()));
+//! # let _ = app;
+//! ```
+
+use std::convert::Infallible;
+
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::StatusCode;
+
+use crate::Authenticated;
+
+/// Rejection of the [`Authenticated`] extractor: the route is not behind an
+/// [`crate::AuthLayer`]. A wiring mistake, answered 500 so it is noticed,
+/// never with the handler's data.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the route is not behind tower_pat::AuthLayer")]
+pub struct MissingAuthLayer;
+
+impl IntoResponse for MissingAuthLayer {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, "authentication is not configured for this route")
+            .into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = MissingAuthLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Authenticated>()
+            .cloned()
+            .ok_or(MissingAuthLayer)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Authenticated>().cloned())
+    }
+}

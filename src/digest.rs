@@ -1,0 +1,120 @@
+//! [`TokenDigest`]: the SHA-256 digest of a token, the only form in which a
+//! token is kept at rest.
+//!
+//! A digest is compared with [`subtle::ConstantTimeEq`] over two fixed
+//! 32-byte arrays, so the comparison does the same work whether the first or
+//! the last byte differs. The type deliberately has no `PartialEq`, so `==`
+//! cannot be used by accident:
+//!
+//! ```
+//! use subtle::ConstantTimeEq;
+//! use tower_pat::TokenDigest;
+//!
+//! let a = TokenDigest::of("nvl_live_example");
+//! let b = TokenDigest::of("nvl_live_example");
+//! assert!(bool::from(a.ct_eq(&b)));
+//! assert!(!bool::from(a.ct_eq(&TokenDigest::of("nvl_live_other"))));
+//! ```
+
+use std::fmt;
+
+use sha2::{Digest as _, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+
+/// Length of a [`TokenDigest`] in bytes.
+pub const DIGEST_LEN: usize = 32;
+
+/// SHA-256 digest of a whole token (prefix included).
+///
+/// No `PartialEq`: compare with [`ConstantTimeEq::ct_eq`] or
+/// [`TokenDigest::verify`]. `Debug` never prints the bytes.
+#[derive(Clone, Copy)]
+pub struct TokenDigest([u8; DIGEST_LEN]);
+
+impl TokenDigest {
+    /// Hashes a token with SHA-256.
+    pub fn of(token: impl AsRef<[u8]>) -> Self {
+        Self(Sha256::digest(token.as_ref()).into())
+    }
+
+    /// Wraps digest bytes read back from a store.
+    pub const fn from_bytes(bytes: [u8; DIGEST_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// Wraps digest bytes read back from a store, checking the length.
+    ///
+    /// Returns `None` unless `bytes` is exactly [`DIGEST_LEN`] long (a
+    /// corrupted database row, say).
+    pub fn try_from_slice(bytes: &[u8]) -> Option<Self> {
+        <[u8; DIGEST_LEN]>::try_from(bytes).ok().map(Self)
+    }
+
+    /// The raw digest bytes, for writing to a store.
+    pub const fn as_bytes(&self) -> &[u8; DIGEST_LEN] {
+        &self.0
+    }
+
+    /// Constant-time check that `self` is the digest of `token`.
+    pub fn verify(&self, token: impl AsRef<[u8]>) -> bool {
+        Self::of(token).ct_eq(self).into()
+    }
+
+    /// A fixed digest that no real token has in practice, used to keep the
+    /// amount of work the same when a token id is unknown.
+    pub(crate) const DUMMY: Self = Self([0x5a; DIGEST_LEN]);
+}
+
+impl ConstantTimeEq for TokenDigest {
+    fn ct_eq(&self, other: &Self) -> Choice {
+        self.0.ct_eq(&other.0)
+    }
+}
+
+impl fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenDigest(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_is_sha256_of_the_token() {
+        // SHA-256("abc"), FIPS 180-2 test vector.
+        let d = TokenDigest::of("abc");
+        assert_eq!(
+            d.as_bytes()[..4],
+            [0xba, 0x78, 0x16, 0xbf],
+            "SHA-256 test vector prefix"
+        );
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let d = TokenDigest::of("secret");
+        let shown = format!("{d:?}");
+        assert_eq!(shown, "TokenDigest(<redacted>)");
+    }
+
+    #[test]
+    fn try_from_slice_rejects_wrong_lengths() {
+        assert!(TokenDigest::try_from_slice(&[0; 31]).is_none());
+        assert!(TokenDigest::try_from_slice(&[0; 33]).is_none());
+        assert!(TokenDigest::try_from_slice(&[0; 32]).is_some());
+    }
+
+    #[test]
+    fn verify_detects_first_and_last_byte_differences() {
+        let d = TokenDigest::of("token");
+        let mut first = *d.as_bytes();
+        first[0] ^= 1;
+        let mut last = *d.as_bytes();
+        last[31] ^= 1;
+        assert!(!bool::from(d.ct_eq(&TokenDigest::from_bytes(first))));
+        assert!(!bool::from(d.ct_eq(&TokenDigest::from_bytes(last))));
+        assert!(d.verify("token"));
+    }
+}

@@ -1,0 +1,343 @@
+//! Token stores: where token records live.
+//!
+//! The verification path needs one method, [`TokenStore::find`], keyed by
+//! the token's non-secret [`TokenId`]. Management (create, list, revoke,
+//! suspend) is the separate [`TokenAdmin`] trait, so a read-only replica or
+//! a remote service can serve verification alone.
+//!
+//! A complete store over a `HashMap` fits in a few lines:
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::sync::RwLock;
+//! use tower_pat::{async_trait, StoreError, TokenId, TokenRecord, TokenStore};
+//!
+//! #[derive(Debug, Default)]
+//! struct MapStore(RwLock<HashMap<TokenId, TokenRecord>>);
+//!
+//! #[async_trait]
+//! impl TokenStore for MapStore {
+//!     async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+//!         Ok(self.0.read().map_err(StoreError::unavailable)?.get(&id).cloned())
+//!     }
+//! }
+//! # let _ = tower_pat::AuthLayer::new(MapStore::default());
+//! ```
+//!
+//! See `examples/custom_store.rs` for one that loads a JSON file.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use crate::{ScopeSet, TokenDigest, TokenId};
+
+mod memory;
+pub use memory::MemoryStore;
+
+/// Who a token belongs to: the store (tenant) that created it. Suspending
+/// an owner disables all its tokens.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OwnerId(Arc<str>);
+
+/// Error for an owner id that is empty, longer than 128 bytes or holds
+/// characters other than visible ASCII.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an owner id is 1 to 128 visible ASCII characters")]
+pub struct InvalidOwnerId;
+
+impl OwnerId {
+    /// Validates and wraps an owner id.
+    pub fn new(id: &str) -> Result<Self, InvalidOwnerId> {
+        if (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(Self(Arc::from(id)))
+        } else {
+            Err(InvalidOwnerId)
+        }
+    }
+
+    /// The id text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for OwnerId {
+    type Err = InvalidOwnerId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl fmt::Display for OwnerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for OwnerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// What a store keeps about one token. Never the plaintext.
+///
+/// Fields are public for reading; build a record with
+/// [`TokenRecord::new`] and the `with_*` methods.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct TokenRecord {
+    /// Non-secret id (the lookup key).
+    pub id: TokenId,
+    /// SHA-256 of the whole token.
+    pub digest: TokenDigest,
+    /// The owning store / tenant.
+    pub owner: OwnerId,
+    /// Human name given at creation.
+    pub name: Arc<str>,
+    /// Granted scopes.
+    pub scopes: ScopeSet,
+    /// Non-secret preview for listings (`nvl_live_a4f2…`).
+    pub preview: Arc<str>,
+    /// Creation time.
+    pub created_at: SystemTime,
+    /// When the token stops working, if ever.
+    pub expires_at: Option<SystemTime>,
+    /// When the token was revoked; revocation is permanent.
+    pub revoked_at: Option<SystemTime>,
+    /// Last successful use, as far as the store has recorded it.
+    pub last_used_at: Option<SystemTime>,
+    /// Whether the owner was suspended when this record was read.
+    pub owner_suspended: bool,
+}
+
+impl TokenRecord {
+    /// A live, non-expiring, non-revoked record.
+    pub fn new(
+        id: TokenId,
+        digest: TokenDigest,
+        owner: OwnerId,
+        name: &str,
+        scopes: ScopeSet,
+        created_at: SystemTime,
+    ) -> Self {
+        Self {
+            id,
+            digest,
+            owner,
+            name: Arc::from(name),
+            scopes,
+            preview: Arc::from(""),
+            created_at,
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+            owner_suspended: false,
+        }
+    }
+
+    /// Sets the non-secret preview.
+    #[must_use]
+    pub fn with_preview(mut self, preview: &str) -> Self {
+        self.preview = Arc::from(preview);
+        self
+    }
+
+    /// Sets the expiry.
+    #[must_use]
+    pub fn with_expires_at(mut self, at: Option<SystemTime>) -> Self {
+        self.expires_at = at;
+        self
+    }
+
+    /// Sets the revocation time.
+    #[must_use]
+    pub fn with_revoked_at(mut self, at: Option<SystemTime>) -> Self {
+        self.revoked_at = at;
+        self
+    }
+
+    /// Sets the last-used time.
+    #[must_use]
+    pub fn with_last_used_at(mut self, at: Option<SystemTime>) -> Self {
+        self.last_used_at = at;
+        self
+    }
+
+    /// Sets whether the owner is suspended.
+    #[must_use]
+    pub fn with_owner_suspended(mut self, suspended: bool) -> Self {
+        self.owner_suspended = suspended;
+        self
+    }
+
+    /// Whether the token has expired at `now` (expiry is exclusive: a token
+    /// expiring at `t` is refused at `t`).
+    pub fn is_expired_at(&self, now: SystemTime) -> bool {
+        self.expires_at.is_some_and(|e| now >= e)
+    }
+}
+
+/// What kind of failure a [`StoreError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The backend could not be reached or failed.
+    Unavailable,
+    /// The call took longer than the configured timeout.
+    Timeout,
+    /// A stored record could not be read back (bad digest length, unknown
+    /// scope…).
+    Corrupt,
+    /// The store panicked while serving the call.
+    Panicked,
+    /// A management call named a token or owner that does not exist.
+    NotFound,
+    /// A management call conflicts with existing data (duplicate id).
+    Conflict,
+}
+
+impl fmt::Display for StoreErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StoreErrorKind::Unavailable => "token store unavailable",
+            StoreErrorKind::Timeout => "token store timed out",
+            StoreErrorKind::Corrupt => "corrupt token record",
+            StoreErrorKind::Panicked => "token store panicked",
+            StoreErrorKind::NotFound => "not found",
+            StoreErrorKind::Conflict => "conflict",
+        })
+    }
+}
+
+/// A store failure. The verification layer turns it into 503 (fail closed).
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}")]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// An error of `kind` with no underlying cause.
+    pub fn new(kind: StoreErrorKind) -> Self {
+        Self { kind, source: None }
+    }
+
+    /// An error of `kind` caused by `source`.
+    pub fn with_source(
+        kind: StoreErrorKind,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            kind,
+            source: Some(source.into()),
+        }
+    }
+
+    /// Shorthand for an [`StoreErrorKind::Unavailable`] error from any cause;
+    /// handy with `map_err`.
+    pub fn unavailable(source: impl fmt::Display) -> Self {
+        Self::with_source(StoreErrorKind::Unavailable, source.to_string())
+    }
+
+    /// Shorthand for a [`StoreErrorKind::Corrupt`] error.
+    pub fn corrupt(what: impl Into<String>) -> Self {
+        Self::with_source(StoreErrorKind::Corrupt, what.into())
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
+
+/// The read side of a token store: one lookup by id, on every request.
+///
+/// Implementations must be cheap to share (`Send + Sync + 'static`; the
+/// layer holds them in an `Arc`). Return `Ok(None)` for an unknown id and
+/// `Err` only for real failures: the layer answers 503 to errors, never
+/// 2xx.
+#[async_trait]
+pub trait TokenStore: Send + Sync + 'static {
+    /// Looks up a token record by id, with `owner_suspended` filled in.
+    async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Hint that `id` was used successfully at `at`. Called on the request
+    /// path, so it must not block or do I/O inline; stores that track
+    /// last use throttle and batch it. The default does nothing.
+    fn record_use(&self, id: TokenId, at: SystemTime) {
+        let _ = (id, at);
+    }
+}
+
+#[async_trait]
+impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
+    async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        (**self).find(id).await
+    }
+
+    fn record_use(&self, id: TokenId, at: SystemTime) {
+        (**self).record_use(id, at)
+    }
+}
+
+/// The management side of a store: what an admin panel needs. Every store
+/// shipped with the crate implements it; [`crate::admin::TokenManager`]
+/// builds minting, rotation and revocation on top of it.
+#[async_trait]
+pub trait TokenAdmin: TokenStore {
+    /// Inserts a new record. Fails with [`StoreErrorKind::Conflict`] if the
+    /// id exists (a revoked record can never be replaced).
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError>;
+
+    /// Lists records, of one owner or of all, newest first.
+    async fn list(&self, owner: Option<&OwnerId>) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Revokes a token, permanently. Returns `true` if this call revoked
+    /// it, `false` if it already was. [`StoreErrorKind::NotFound`] for an
+    /// unknown id.
+    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError>;
+
+    /// Moves a token's expiry to `at` unless it already expires earlier;
+    /// never extends it. [`StoreErrorKind::NotFound`] for an unknown id.
+    async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError>;
+
+    /// Suspends or reinstates an owner; all its tokens are refused while
+    /// suspended.
+    async fn set_owner_suspended(&self, owner: &OwnerId, suspended: bool)
+        -> Result<(), StoreError>;
+
+    /// Whether an owner is suspended.
+    async fn is_owner_suspended(&self, owner: &OwnerId) -> Result<bool, StoreError>;
+}
+
+#[async_trait]
+impl<T: TokenAdmin + ?Sized> TokenAdmin for Arc<T> {
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        (**self).insert(record).await
+    }
+    async fn list(&self, owner: Option<&OwnerId>) -> Result<Vec<TokenRecord>, StoreError> {
+        (**self).list(owner).await
+    }
+    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
+        (**self).revoke(id, at).await
+    }
+    async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError> {
+        (**self).cap_expiry(id, at).await
+    }
+    async fn set_owner_suspended(
+        &self,
+        owner: &OwnerId,
+        suspended: bool,
+    ) -> Result<(), StoreError> {
+        (**self).set_owner_suspended(owner, suspended).await
+    }
+    async fn is_owner_suspended(&self, owner: &OwnerId) -> Result<bool, StoreError> {
+        (**self).is_owner_suspended(owner).await
+    }
+}

@@ -1,0 +1,466 @@
+//! The token format: minting, offline format checks and the plaintext type.
+//!
+//! A token is `{prefix}_{environment}_{72 lowercase hex}`, for example
+//! `nvl_live_…`. The 72 hex characters encode 36 bytes:
+//!
+//! | bytes  | content                                                   |
+//! |--------|-----------------------------------------------------------|
+//! | 0..8   | token id — not secret, the store's lookup key             |
+//! | 8..32  | secret — 192 bits from the operating system's CSPRNG      |
+//! | 32..36 | CRC-32 (IEEE) of bytes 0..32, big-endian                  |
+//!
+//! The checksum lets [`TokenFormat::parse`] reject typos and junk without a
+//! store call, and lets secret scanners recognise a real token. Only the
+//! [`TokenDigest`] (SHA-256 of the whole token) is stored.
+//!
+//! ```
+//! use tower_pat::{TokenDigest, TokenFormat};
+//!
+//! let format = TokenFormat::nuvlyx_live();
+//! let minted = format.mint();
+//! let token = minted.token.expose_secret();
+//! assert!(token.starts_with("nvl_live_"));
+//! assert_eq!(format.parse(token).unwrap(), minted.id);
+//! assert!(minted.digest.verify(token));
+//!
+//! // A single changed character fails the checksum: no store is asked.
+//! let mut typo = token.to_owned();
+//! let last = typo.pop().unwrap();
+//! typo.push(if last == '0' { '1' } else { '0' });
+//! assert!(format.parse(&typo).is_err());
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::TokenDigest;
+
+const ID_LEN: usize = 8;
+const SECRET_LEN: usize = 24;
+const CRC_LEN: usize = 4;
+const BODY_LEN: usize = ID_LEN + SECRET_LEN + CRC_LEN;
+/// Number of hex characters after `{prefix}_{environment}_`.
+pub const BODY_HEX_LEN: usize = BODY_LEN * 2;
+
+/// Which environment a token belongs to; a layer accepts only its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Environment {
+    /// Production tokens (`…_live_…`).
+    Live,
+    /// Test-mode tokens (`…_test_…`).
+    Test,
+}
+
+impl Environment {
+    /// The marker as it appears in a token.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Environment::Live => "live",
+            Environment::Test => "test",
+        }
+    }
+}
+
+/// The non-secret id embedded in every token (8 bytes, shown as 16 hex
+/// characters). Stores are keyed by it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenId([u8; ID_LEN]);
+
+impl TokenId {
+    /// Wraps raw id bytes.
+    pub const fn from_bytes(bytes: [u8; ID_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw id bytes.
+    pub const fn as_bytes(&self) -> &[u8; ID_LEN] {
+        &self.0
+    }
+
+    /// The id as a `u64` (big-endian), convenient as an integer database key.
+    pub const fn to_u64(self) -> u64 {
+        u64::from_be_bytes(self.0)
+    }
+
+    /// Inverse of [`TokenId::to_u64`].
+    pub const fn from_u64(v: u64) -> Self {
+        Self(v.to_be_bytes())
+    }
+}
+
+impl fmt::Display for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; ID_LEN * 2];
+        encode_hex(&self.0, &mut buf);
+        // Hex digits are ASCII.
+        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Debug for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenId({self})")
+    }
+}
+
+/// Error parsing a [`TokenId`] from its 16-character hex form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a token id is 16 lowercase hex characters")]
+pub struct ParseTokenIdError;
+
+impl FromStr for TokenId {
+    type Err = ParseTokenIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; ID_LEN];
+        if s.len() != ID_LEN * 2 || !decode_hex(s.as_bytes(), &mut out) {
+            return Err(ParseTokenIdError);
+        }
+        Ok(Self(out))
+    }
+}
+
+/// The plaintext of a freshly minted token.
+///
+/// It exists once, at minting: show it to its owner and drop it. `Debug`
+/// shows only the non-secret prefix; there is no `Display` and no
+/// `PartialEq`; the memory is zeroized on drop.
+pub struct PlaintextToken(Zeroizing<String>);
+
+impl PlaintextToken {
+    /// The token text, to hand to its owner exactly once.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    /// A non-secret preview (`nvl_live_a4f2…`): the prefix and the first
+    /// four characters of the id, for listings and logs.
+    pub fn preview(&self) -> String {
+        preview_of(&self.0)
+    }
+}
+
+pub(crate) fn preview_of(token: &str) -> String {
+    let keep = token
+        .rfind('_')
+        .map_or(0, |i| i + 1)
+        .saturating_add(4)
+        .min(token.len());
+    let head = token.get(..keep).unwrap_or("");
+    format!("{head}…")
+}
+
+impl fmt::Debug for PlaintextToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PlaintextToken({})", self.preview())
+    }
+}
+
+/// A token straight out of [`TokenFormat::mint`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct MintedToken {
+    /// The plaintext, shown once.
+    pub token: PlaintextToken,
+    /// Its non-secret id.
+    pub id: TokenId,
+    /// SHA-256 of the plaintext: what the store keeps.
+    pub digest: TokenDigest,
+}
+
+/// Why a string is not a well-formed token. Detected offline, before any
+/// store call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// The token does not start with the configured `{prefix}_`.
+    #[error("the token does not start with the expected prefix")]
+    WrongPrefix,
+    /// A token for another environment (a test token on a live layer).
+    #[error("the token belongs to another environment")]
+    WrongEnvironment,
+    /// The part after the environment is not 72 characters long.
+    #[error("the token has the wrong length")]
+    WrongLength,
+    /// The body has characters other than `0-9a-f`.
+    #[error("the token body is not lowercase hexadecimal")]
+    NotHex,
+    /// The CRC-32 does not match: a typo or a made-up token.
+    #[error("the token checksum does not match")]
+    BadChecksum,
+}
+
+/// The token layout a layer accepts and a minter produces: prefix and
+/// environment. Cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFormat {
+    prefix: Cow<'static, str>,
+    environment: Environment,
+}
+
+/// Error building a [`TokenFormat`] with an unusable prefix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a token prefix is 1 to 16 characters of a-z and 0-9")]
+pub struct InvalidPrefix;
+
+impl TokenFormat {
+    /// A format with a custom prefix (1–16 characters of `a-z0-9`).
+    pub fn new(
+        prefix: impl Into<Cow<'static, str>>,
+        environment: Environment,
+    ) -> Result<Self, InvalidPrefix> {
+        let prefix = prefix.into();
+        let ok = (1..=16).contains(&prefix.len())
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if !ok {
+            return Err(InvalidPrefix);
+        }
+        Ok(Self {
+            prefix,
+            environment,
+        })
+    }
+
+    /// The Nuvlyx preset for production: `nvl_live_…`.
+    pub fn nuvlyx_live() -> Self {
+        Self {
+            prefix: Cow::Borrowed("nvl"),
+            environment: Environment::Live,
+        }
+    }
+
+    /// The Nuvlyx preset for test mode: `nvl_test_…`.
+    pub fn nuvlyx_test() -> Self {
+        Self {
+            prefix: Cow::Borrowed("nvl"),
+            environment: Environment::Test,
+        }
+    }
+
+    /// The prefix, without the trailing underscore.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The environment this format accepts and mints.
+    pub fn environment(&self) -> Environment {
+        self.environment
+    }
+
+    /// Total length of a token in this format.
+    pub fn token_len(&self) -> usize {
+        self.prefix.len() + 1 + self.environment.as_str().len() + 1 + BODY_HEX_LEN
+    }
+
+    /// Mints a new token from the operating system's CSPRNG.
+    ///
+    /// # Panics
+    ///
+    /// If the operating system cannot provide random bytes; continuing with
+    /// weak randomness would be worse.
+    pub fn mint(&self) -> MintedToken {
+        let mut raw = Zeroizing::new([0u8; BODY_LEN]);
+        getrandom::fill(&mut raw[..ID_LEN + SECRET_LEN])
+            .expect("the operating system CSPRNG failed; refusing to mint a token");
+        let crc = crc32fast::hash(&raw[..ID_LEN + SECRET_LEN]);
+        raw[ID_LEN + SECRET_LEN..].copy_from_slice(&crc.to_be_bytes());
+
+        let mut text = String::with_capacity(self.token_len());
+        text.push_str(&self.prefix);
+        text.push('_');
+        text.push_str(self.environment.as_str());
+        text.push('_');
+        let mut hex = Zeroizing::new([0u8; BODY_HEX_LEN]);
+        encode_hex(&raw[..], &mut hex[..]);
+        // Hex digits are ASCII.
+        text.push_str(std::str::from_utf8(&hex[..]).expect("hex is ascii"));
+
+        let mut id = [0u8; ID_LEN];
+        id.copy_from_slice(&raw[..ID_LEN]);
+        let digest = TokenDigest::of(&text);
+        MintedToken {
+            token: PlaintextToken(Zeroizing::new(text)),
+            id: TokenId(id),
+            digest,
+        }
+    }
+
+    /// Checks a token's shape and checksum and returns its id. Makes no
+    /// store call and does not allocate.
+    pub fn parse(&self, token: &str) -> Result<TokenId, FormatError> {
+        self.parse_bytes(token.as_bytes())
+    }
+
+    /// [`TokenFormat::parse`] over raw bytes (for example a header value).
+    pub fn parse_bytes(&self, token: &[u8]) -> Result<TokenId, FormatError> {
+        let rest = token
+            .strip_prefix(self.prefix.as_bytes())
+            .and_then(|r| r.strip_prefix(b"_"))
+            .ok_or(FormatError::WrongPrefix)?;
+        let body = match rest.strip_prefix(self.environment.as_str().as_bytes()) {
+            Some(r) => r.strip_prefix(b"_").ok_or(FormatError::WrongPrefix)?,
+            None => {
+                let other_env = [Environment::Live, Environment::Test]
+                    .iter()
+                    .any(|e| rest.starts_with(e.as_str().as_bytes()));
+                return Err(if other_env {
+                    FormatError::WrongEnvironment
+                } else {
+                    FormatError::WrongPrefix
+                });
+            }
+        };
+        if body.len() != BODY_HEX_LEN {
+            return Err(FormatError::WrongLength);
+        }
+        let mut raw = [0u8; BODY_LEN];
+        if !decode_hex(body, &mut raw) {
+            return Err(FormatError::NotHex);
+        }
+        let (payload, crc) = raw.split_at(ID_LEN + SECRET_LEN);
+        let expected = crc32fast::hash(payload).to_be_bytes();
+        let ok = crc == expected;
+        let mut id = [0u8; ID_LEN];
+        id.copy_from_slice(&raw[..ID_LEN]);
+        raw.zeroize();
+        if !ok {
+            return Err(FormatError::BadChecksum);
+        }
+        Ok(TokenId(id))
+    }
+
+    /// A regular expression (POSIX ERE / Rust `regex` syntax) matching
+    /// exactly the tokens of this format, for secret scanners.
+    pub fn regex(&self) -> String {
+        format!(
+            "{}_{}_[0-9a-f]{{{}}}",
+            self.prefix,
+            self.environment.as_str(),
+            BODY_HEX_LEN
+        )
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn encode_hex(src: &[u8], dst: &mut [u8]) {
+    for (i, b) in src.iter().enumerate() {
+        dst[2 * i] = HEX[usize::from(b >> 4)];
+        dst[2 * i + 1] = HEX[usize::from(b & 0x0f)];
+    }
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes lowercase hex; `false` on any other character.
+fn decode_hex(src: &[u8], dst: &mut [u8]) -> bool {
+    if src.len() != dst.len() * 2 {
+        return false;
+    }
+    for (i, pair) in src.chunks_exact(2).enumerate() {
+        match (hex_val(pair[0]), hex_val(pair[1])) {
+            (Some(h), Some(l)) => dst[i] = (h << 4) | l,
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live() -> TokenFormat {
+        TokenFormat::nuvlyx_live()
+    }
+
+    #[test]
+    fn minted_token_has_documented_shape() {
+        let m = live().mint();
+        let t = m.token.expose_secret();
+        assert_eq!(t.len(), 81);
+        assert!(t.starts_with("nvl_live_"));
+        assert!(t[9..].bytes().all(|b| HEX.contains(&b)));
+        assert_eq!(live().parse(t), Ok(m.id));
+    }
+
+    #[test]
+    fn test_token_is_rejected_by_live_format() {
+        let m = TokenFormat::nuvlyx_test().mint();
+        assert_eq!(
+            live().parse(m.token.expose_secret()),
+            Err(FormatError::WrongEnvironment)
+        );
+    }
+
+    #[test]
+    fn wrong_prefix_length_hex_and_checksum_are_told_apart() {
+        let m = live().mint();
+        let t = m.token.expose_secret();
+        assert_eq!(
+            live().parse(&t.replacen("nvl", "abc", 1)),
+            Err(FormatError::WrongPrefix)
+        );
+        assert_eq!(live().parse(&t[..80]), Err(FormatError::WrongLength));
+        assert_eq!(live().parse(&format!("{t}0")), Err(FormatError::WrongLength));
+        assert_eq!(
+            live().parse(&t.to_ascii_uppercase().replacen("NVL_LIVE", "nvl_live", 1)),
+            Err(FormatError::NotHex)
+        );
+        let mut flipped = t.as_bytes().to_vec();
+        flipped[20] = if flipped[20] == b'0' { b'1' } else { b'0' };
+        assert_eq!(
+            live().parse_bytes(&flipped),
+            Err(FormatError::BadChecksum)
+        );
+        assert_eq!(live().parse(""), Err(FormatError::WrongPrefix));
+        assert_eq!(live().parse("nvl_"), Err(FormatError::WrongPrefix));
+        assert_eq!(live().parse("nvl_live"), Err(FormatError::WrongPrefix));
+        assert_eq!(live().parse("nvl_livex"), Err(FormatError::WrongPrefix));
+    }
+
+    #[test]
+    fn plaintext_debug_shows_only_the_preview() {
+        let m = live().mint();
+        let shown = format!("{:?}", m.token);
+        assert!(shown.starts_with("PlaintextToken(nvl_live_"));
+        assert!(shown.len() < 40, "{shown}");
+        assert!(!shown.contains(&m.token.expose_secret()[9..25]));
+    }
+
+    #[test]
+    fn token_id_round_trips_through_text_and_integer() {
+        let id = live().mint().id;
+        assert_eq!(id.to_string().parse::<TokenId>(), Ok(id));
+        assert_eq!(TokenId::from_u64(id.to_u64()), id);
+        assert!("xyz".parse::<TokenId>().is_err());
+    }
+
+    #[test]
+    fn custom_prefix_is_validated() {
+        assert!(TokenFormat::new("acme", Environment::Live).is_ok());
+        assert!(TokenFormat::new("", Environment::Live).is_err());
+        assert!(TokenFormat::new("Acme", Environment::Live).is_err());
+        assert!(TokenFormat::new("a_b", Environment::Live).is_err());
+        let f = TokenFormat::new("acme", Environment::Test).unwrap();
+        let m = f.mint();
+        assert!(m.token.expose_secret().starts_with("acme_test_"));
+        assert_eq!(f.parse(m.token.expose_secret()), Ok(m.id));
+    }
+
+    #[test]
+    fn regex_describes_the_format() {
+        assert_eq!(live().regex(), "nvl_live_[0-9a-f]{72}");
+    }
+}
