@@ -181,9 +181,16 @@ impl<S: TokenAdmin> TokenManager<S> {
         // An id collision (1 in 2^64 per pair) is answered by minting again.
         for _ in 0..3 {
             let minted = self.format.mint();
-            let record = TokenRecord::new(minted.id, minted.digest, owner.clone(), name, scopes.clone(), now)
-                .with_preview(&minted.token.preview())
-                .with_expires_at(expires_at);
+            let record = TokenRecord::new(
+                minted.id,
+                minted.digest,
+                owner.clone(),
+                name,
+                scopes.clone(),
+                now,
+            )
+            .with_preview(&minted.token.preview())
+            .with_expires_at(expires_at);
             match self.store.insert(record.clone()).await {
                 Ok(()) => {
                     return Ok(CreatedToken {
@@ -264,7 +271,10 @@ impl<S: TokenAdmin> TokenManager<S> {
 
     /// Suspends an owner: every token it owns answers 401 until reinstated.
     pub async fn suspend_owner(&self, owner: &str) -> Result<(), AdminError> {
-        Ok(self.store.set_owner_suspended(&OwnerId::new(owner)?, true).await?)
+        Ok(self
+            .store
+            .set_owner_suspended(&OwnerId::new(owner)?, true)
+            .await?)
     }
 
     /// Lifts an owner's suspension.

@@ -233,7 +233,8 @@ pin_project! {
 
 impl<F, B> fmt::Debug for RequireScopesFuture<F, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequireScopesFuture").finish_non_exhaustive()
+        f.debug_struct("RequireScopesFuture")
+            .finish_non_exhaustive()
     }
 }
 

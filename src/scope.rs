@@ -139,9 +139,7 @@ impl ScopeSet {
 
     /// Whether the set holds `scope`.
     pub fn contains(&self, scope: &str) -> bool {
-        self.0
-            .binary_search_by(|s| s.as_str().cmp(scope))
-            .is_ok()
+        self.0.binary_search_by(|s| s.as_str().cmp(scope)).is_ok()
     }
 
     /// Whether every scope of `other` is in `self`.
@@ -339,12 +337,25 @@ mod tests {
 
     #[test]
     fn scope_syntax_is_resource_colon_action() {
-        for ok in ["orders:read", "webhooks:manage", "a:b", "billing.v2:read-all"] {
+        for ok in [
+            "orders:read",
+            "webhooks:manage",
+            "a:b",
+            "billing.v2:read-all",
+        ] {
             assert!(Scope::new(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "orders", ":read", "orders:", "Orders:read", "orders:read:x", "orders read",
-            "1orders:read", "orders:rëad", "orders:\"read\"",
+            "",
+            "orders",
+            ":read",
+            "orders:",
+            "Orders:read",
+            "orders:read:x",
+            "orders read",
+            "1orders:read",
+            "orders:rëad",
+            "orders:\"read\"",
         ] {
             assert!(Scope::new(bad).is_err(), "{bad}");
         }
@@ -358,9 +369,17 @@ mod tests {
         assert_eq!(
             names,
             [
-                "products:read", "products:write", "inventory:read", "inventory:write",
-                "orders:read", "orders:write", "customers:read", "customers:write",
-                "wallet:read", "wallet:write", "webhooks:manage"
+                "products:read",
+                "products:write",
+                "inventory:read",
+                "inventory:write",
+                "orders:read",
+                "orders:write",
+                "customers:read",
+                "customers:write",
+                "wallet:read",
+                "wallet:write",
+                "webhooks:manage"
             ]
         );
         assert_eq!(c.grantable().len(), 10);

@@ -413,17 +413,17 @@ mod tests {
             Err(FormatError::WrongPrefix)
         );
         assert_eq!(live().parse(&t[..80]), Err(FormatError::WrongLength));
-        assert_eq!(live().parse(&format!("{t}0")), Err(FormatError::WrongLength));
+        assert_eq!(
+            live().parse(&format!("{t}0")),
+            Err(FormatError::WrongLength)
+        );
         assert_eq!(
             live().parse(&t.to_ascii_uppercase().replacen("NVL_LIVE", "nvl_live", 1)),
             Err(FormatError::NotHex)
         );
         let mut flipped = t.as_bytes().to_vec();
         flipped[20] = if flipped[20] == b'0' { b'1' } else { b'0' };
-        assert_eq!(
-            live().parse_bytes(&flipped),
-            Err(FormatError::BadChecksum)
-        );
+        assert_eq!(live().parse_bytes(&flipped), Err(FormatError::BadChecksum));
         assert_eq!(live().parse(""), Err(FormatError::WrongPrefix));
         assert_eq!(live().parse("nvl_"), Err(FormatError::WrongPrefix));
         assert_eq!(live().parse("nvl_live"), Err(FormatError::WrongPrefix));

@@ -61,7 +61,9 @@ where
             State::Calling { .. } => "calling",
             State::Rejected { .. } => "rejected",
         };
-        f.debug_struct("ResponseFuture").field("state", &state).finish()
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
     }
 }
 
@@ -125,17 +127,18 @@ where
                 } => {
                     // A panicking store fails this request closed; the
                     // service keeps serving others.
-                    let verdict = match catch_unwind(AssertUnwindSafe(|| lookup.as_mut().poll(cx))) {
+                    let verdict = match catch_unwind(AssertUnwindSafe(|| lookup.as_mut().poll(cx)))
+                    {
                         Ok(Poll::Pending) => return Poll::Pending,
                         Ok(Poll::Ready(v)) => v,
-                        Err(_) => Err(config.rejection(RejectionKind::StoreUnavailable(
-                            StoreErrorKind::Panicked,
-                        ))),
+                        Err(_) => Err(config
+                            .rejection(RejectionKind::StoreUnavailable(StoreErrorKind::Panicked))),
                     };
                     match verdict {
                         Ok(auth) => {
                             crate::trace::authenticated(auth.token_id);
-                            let (Some(mut req), Some(mut svc)) = (request.take(), inner.take()) else {
+                            let (Some(mut req), Some(mut svc)) = (request.take(), inner.take())
+                            else {
                                 panic!("polled after completion");
                             };
                             req.extensions_mut().insert(auth);

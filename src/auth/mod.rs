@@ -59,8 +59,8 @@ use subtle::ConstantTimeEq;
 use tower_layer::Layer;
 use tower_service::Service;
 
-pub use self::future::ResponseFuture;
 pub(crate) use self::future::respond;
+pub use self::future::ResponseFuture;
 pub(crate) use self::parse::bearer_token;
 
 use crate::clock::{Clock, SystemClock};
@@ -228,7 +228,10 @@ impl<R> AuthLayer<R> {
             && realm
                 .bytes()
                 .all(|b| (b == b' ' || b.is_ascii_graphic()) && b != b'"' && b != b'\\');
-        assert!(ok, "invalid realm {realm:?}: use visible ASCII without quotes or backslashes");
+        assert!(
+            ok,
+            "invalid realm {realm:?}: use visible ASCII without quotes or backslashes"
+        );
         self.config_mut().realm = Arc::from(realm);
         self
     }
@@ -384,12 +387,20 @@ impl Config {
     }
 
     /// Store lookup, digest comparison and record checks.
-    async fn verify(self: Arc<Self>, id: TokenId, digest: TokenDigest) -> Result<Authenticated, Rejection> {
+    async fn verify(
+        self: Arc<Self>,
+        id: TokenId,
+        digest: TokenDigest,
+    ) -> Result<Authenticated, Rejection> {
         let checked = self.check(id, digest).await;
         checked.map_err(|kind| self.rejection(kind).with_token_id(Some(id)))
     }
 
-    async fn check(&self, id: TokenId, digest: TokenDigest) -> Result<Authenticated, RejectionKind> {
+    async fn check(
+        &self,
+        id: TokenId,
+        digest: TokenDigest,
+    ) -> Result<Authenticated, RejectionKind> {
         let found = match self.store_timeout {
             Some(t) => match tokio::time::timeout(t, self.store.find(id)).await {
                 Ok(r) => r,
@@ -407,6 +418,8 @@ impl Config {
         // Same work whether or not the id exists: always one comparison.
         let stored = record.as_ref().map_or(TokenDigest::DUMMY, |r| r.digest);
         let matches: bool = stored.ct_eq(&digest).into();
+        #[cfg(test)]
+        COMPARISONS.with(|c| c.set(c.get() + 1));
         let Some(record) = record else {
             return Err(RejectionKind::UnknownToken);
         };
@@ -432,5 +445,46 @@ impl Config {
             expires_at: record.expires_at,
             realm: self.realm.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Digest comparisons made on this thread (tests only).
+    pub(crate) static COMPARISONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::{NewToken, TokenManager};
+    use crate::{MemoryStore, ScopeCatalog};
+
+    async fn comparisons_for(config: &Arc<Config>, token: &str) -> (usize, Option<RejectionKind>) {
+        let id = config.format.parse(token).unwrap();
+        COMPARISONS.with(|c| c.set(0));
+        let r = config.clone().verify(id, TokenDigest::of(token)).await;
+        (COMPARISONS.with(|c| c.get()), r.err().map(|r| r.kind()))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn unknown_id_still_compares_against_a_dummy_digest() {
+        let store = MemoryStore::new();
+        let admin = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+        let known = admin
+            .create(NewToken::new("t", "o", ["orders:read"]))
+            .await
+            .unwrap()
+            .token;
+        let layer = AuthLayer::new(store);
+        let unknown = TokenFormat::nuvlyx_live().mint().token;
+        assert_eq!(
+            comparisons_for(&layer.config, unknown.expose_secret()).await,
+            (1, Some(RejectionKind::UnknownToken))
+        );
+        assert_eq!(
+            comparisons_for(&layer.config, known.expose_secret()).await,
+            (1, None)
+        );
     }
 }

@@ -17,7 +17,10 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&[u8], RejectionKind> 
         return Err(malformed(MalformedReason::MultipleHeaders));
     }
     let bytes = value.as_bytes();
-    if !bytes.iter().all(|&b| b == b' ' || b == b'\t' || b.is_ascii_graphic()) {
+    if !bytes
+        .iter()
+        .all(|&b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+    {
         return Err(malformed(MalformedReason::OpaqueBytes));
     }
     let bytes = trim_ows(bytes);
@@ -56,9 +59,9 @@ fn trim_ows(mut b: &[u8]) -> &[u8] {
 fn is_token68(t: &[u8]) -> bool {
     let body_end = t.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
     body_end > 0
-        && t[..body_end]
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && t[..body_end].iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 #[cfg(test)]
@@ -74,8 +77,19 @@ mod tests {
 
     #[test]
     fn scheme_is_case_insensitive_and_spaces_may_repeat() {
-        for v in [&b"Bearer abc"[..], b"bearer abc", b"BEARER abc", b"BeArEr    abc", b"Bearer abc  "] {
-            assert_eq!(parse(v), Ok(b"abc".to_vec()), "{:?}", String::from_utf8_lossy(v));
+        for v in [
+            &b"Bearer abc"[..],
+            b"bearer abc",
+            b"BEARER abc",
+            b"BeArEr    abc",
+            b"Bearer abc  ",
+        ] {
+            assert_eq!(
+                parse(v),
+                Ok(b"abc".to_vec()),
+                "{:?}",
+                String::from_utf8_lossy(v)
+            );
         }
     }
 
@@ -95,7 +109,12 @@ mod tests {
             (b"Bearer \xff\xfe", OpaqueBytes),
         ];
         for (v, want) in cases {
-            assert_eq!(parse(v), Err(RejectionKind::Malformed(*want)), "{:?}", String::from_utf8_lossy(v));
+            assert_eq!(
+                parse(v),
+                Err(RejectionKind::Malformed(*want)),
+                "{:?}",
+                String::from_utf8_lossy(v)
+            );
         }
         assert_eq!(parse(b"Bearer abc=="), Ok(b"abc==".to_vec()));
     }
@@ -113,6 +132,9 @@ mod tests {
 
     #[test]
     fn no_header_is_missing_credentials() {
-        assert_eq!(bearer_token(&HeaderMap::new()), Err(RejectionKind::MissingCredentials));
+        assert_eq!(
+            bearer_token(&HeaderMap::new()),
+            Err(RejectionKind::MissingCredentials)
+        );
     }
 }

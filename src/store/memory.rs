@@ -81,8 +81,10 @@ impl TokenStore for MemoryStore {
 
     fn record_use(&self, id: TokenId, at: SystemTime) {
         let stale = |r: &TokenRecord| {
-            r.last_used_at
-                .is_none_or(|t| at.duration_since(t).is_ok_and(|d| d >= LAST_USED_RESOLUTION))
+            r.last_used_at.is_none_or(|t| {
+                at.duration_since(t)
+                    .is_ok_and(|d| d >= LAST_USED_RESOLUTION)
+            })
         };
         if !self.read().tokens.get(&id).is_some_and(stale) {
             return;

@@ -1,0 +1,129 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use tower_pat::admin::{NewToken, TokenManager};
+use tower_pat::{
+    async_trait, require_any_scope, require_scopes, AuthLayer, MemoryStore, ScopeCatalog,
+    StoreError, TokenId, TokenRecord, TokenStore,
+};
+
+/// Wraps a store and counts `find` calls.
+#[derive(Debug, Clone, Default)]
+pub struct CountingStore {
+    pub inner: MemoryStore,
+    pub finds: Arc<AtomicUsize>,
+}
+
+impl CountingStore {
+    pub fn finds(&self) -> usize {
+        self.finds.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl TokenStore for CountingStore {
+    async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        self.finds.fetch_add(1, Ordering::SeqCst);
+        self.inner.find(id).await
+    }
+    fn record_use(&self, id: TokenId, at: SystemTime) {
+        self.inner.record_use(id, at)
+    }
+}
+
+pub struct Fixture {
+    pub store: CountingStore,
+    pub admin: TokenManager<MemoryStore>,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let store = CountingStore::default();
+        let admin = TokenManager::new(store.inner.clone(), ScopeCatalog::nuvlyx());
+        Self { store, admin }
+    }
+
+    pub async fn token(&self, scopes: &[&str]) -> (String, TokenId) {
+        let c = self
+            .admin
+            .create(NewToken::new("test token", "demo-store", scopes))
+            .await
+            .unwrap();
+        (c.token.expose_secret().to_owned(), c.record.id)
+    }
+
+    pub fn layer(&self) -> AuthLayer {
+        AuthLayer::new(self.store.clone()).realm("nuvlyx")
+    }
+
+    pub fn app(&self) -> Router {
+        app_with(self.layer())
+    }
+}
+
+/// The routes used across tests: one per kind of requirement.
+pub fn app_with(layer: AuthLayer) -> Router {
+    Router::new()
+        .route(
+            "/orders",
+            get(|| async { "orders" }).route_layer(require_scopes(["orders:read"])),
+        )
+        .route(
+            "/wallet",
+            get(|| async { "wallet" }).route_layer(require_scopes(["wallet:read", "wallet:write"])),
+        )
+        .route(
+            "/catalog",
+            get(|| async { "catalog" })
+                .route_layer(require_any_scope(["products:read", "inventory:read"])),
+        )
+        .route(
+            "/whoami",
+            get(
+                |axum::Extension(who): axum::Extension<tower_pat::Authenticated>| async move {
+                    format!("{} {} {}", who.owner(), who.name(), who.token_id())
+                },
+            ),
+        )
+        .layer(layer)
+}
+
+pub fn https(path: &str) -> http::request::Builder {
+    Request::get(format!("https://api.nuvlyx.test{path}"))
+}
+
+pub fn bearer(path: &str, token: &str) -> Request<Body> {
+    https(path)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+pub async fn send(app: &Router, req: Request<Body>) -> Response<Body> {
+    app.clone().oneshot(req).await.unwrap()
+}
+
+/// Status, headers and body, for byte-for-byte comparisons.
+pub async fn parts(res: Response<Body>) -> (http::StatusCode, http::HeaderMap, Vec<u8>) {
+    let (p, b) = res.into_parts();
+    (
+        p.status,
+        p.headers,
+        b.collect().await.unwrap().to_bytes().to_vec(),
+    )
+}
+
+pub async fn json(res: Response<Body>) -> serde_json::Value {
+    let (_, _, body) = parts(res).await;
+    serde_json::from_slice(&body).unwrap()
+}

@@ -1,0 +1,124 @@
+//! No secret in logs: drive every request path under a TRACE-level
+//! subscriber that captures all output, then search it for any 16-character
+//! window of any token used. (Feature `tracing`.)
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use common::*;
+use http::Request;
+use tower_pat::admin::NewToken;
+use tower_pat::{
+    async_trait, AuthLayer, StoreError, TokenFormat, TokenId, TokenRecord, TokenStore,
+};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[derive(Debug)]
+struct Broken;
+
+#[async_trait]
+impl TokenStore for Broken {
+    async fn find(&self, _: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        Err(StoreError::unavailable("database is down"))
+    }
+}
+
+fn windows(token: &str) -> impl Iterator<Item = &str> {
+    (0..=token.len() - 16).map(move |i| &token[i..i + 16])
+}
+
+/// Every 16-character window of the token that holds at least one secret
+/// character (windows made only of the public `nvl_live_` prefix and the
+/// 16-hex id may legitimately appear: the id is logged on purpose).
+fn secret_windows(token: &str) -> Vec<&str> {
+    let first_secret = token.len() - 56;
+    windows(&token[first_secret - 15..]).collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn trace_output_never_contains_a_token() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let f = Fixture::new();
+    let created = f
+        .admin
+        .create(NewToken::new("bot", "demo-store", ["orders:read"]))
+        .await
+        .unwrap();
+    let valid = created.token.expose_secret().to_owned();
+    let (revoked, rid) = f.token(&["orders:read"]).await;
+    f.admin.revoke(rid).await.unwrap();
+    let unknown = TokenFormat::nuvlyx_live()
+        .mint()
+        .token
+        .expose_secret()
+        .to_owned();
+    let app = f.app();
+
+    // Every path: success, 403, unknown, revoked, malformed, plain HTTP.
+    for (path, token) in [
+        ("/orders", &valid),
+        ("/wallet", &valid),
+        ("/orders", &unknown),
+        ("/orders", &revoked),
+    ] {
+        send(&app, bearer(path, token)).await;
+    }
+    send(&app, bearer("/orders", &format!("{valid}x"))).await;
+    let plain = Request::get("http://api.example/orders")
+        .header("authorization", format!("Bearer {valid}"))
+        .body(Body::empty())
+        .unwrap();
+    send(&app, plain).await;
+    let broken = app_with(AuthLayer::new(Broken));
+    send(&broken, bearer("/orders", &valid)).await;
+
+    // Debug output of the types that hold or carry token data.
+    tracing::info!(minted = ?created, "debug of CreatedToken");
+    tracing::info!(record = ?created.record, digest = ?created.record.digest, "debug of record");
+
+    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    // The capture works: the events are there, with token ids.
+    assert!(log.contains("request rejected"), "{log}");
+    assert!(
+        log.contains("well-formed token received over plain HTTP"),
+        "{log}"
+    );
+    assert!(log.contains("token store failed"), "{log}");
+    assert!(log.contains(&created.record.id.to_string()), "{log}");
+    assert!(log.contains("reason=\"revoked\""), "{log}");
+
+    for token in [&valid, &revoked, &unknown] {
+        for w in secret_windows(token) {
+            assert!(!log.contains(w), "secret window {w} found in log output");
+        }
+    }
+}
