@@ -18,6 +18,9 @@ mod trace;
 pub mod transport;
 
 pub use async_trait::async_trait;
+/// The sqlx version the SQL stores use (their `pool()` returns its types).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sqlx;
 
 pub use crate::auth::{
     Auth, AuthLayer, Authenticated, ResponseFuture, DEFAULT_RETRY_AFTER, DEFAULT_STORE_TIMEOUT,
@@ -27,6 +30,12 @@ pub use crate::digest::{TokenDigest, DIGEST_LEN};
 pub use crate::require::{require_any_scope, require_scopes, RequireScopesLayer};
 pub use crate::response::{Rejection, RejectionKind, Responder, ScopeMatch};
 pub use crate::scope::{CatalogEntry, Scope, ScopeCatalog, ScopeError, ScopeSet};
+#[cfg(feature = "postgres")]
+pub use crate::store::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use crate::store::SqliteStore;
+#[cfg(feature = "cache")]
+pub use crate::store::{CacheConfig, CachedStore};
 pub use crate::store::{
     MemoryStore, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord, TokenStore,
 };

@@ -42,6 +42,11 @@ mod imp {
     pub(crate) fn authenticated(id: TokenId) {
         tracing::trace!(target: "tower_pat", token_id = %id, "request authenticated");
     }
+
+    #[allow(dead_code)]
+    pub(crate) fn store_warning(what: &str, e: &StoreError) {
+        tracing::warn!(target: "tower_pat", error = %e, source = ?std::error::Error::source(e).map(ToString::to_string), "{what}");
+    }
 }
 
 #[cfg(not(feature = "tracing"))]
@@ -58,6 +63,9 @@ mod imp {
     pub(crate) fn store_error(_: TokenId, _: &StoreError) {}
     #[inline(always)]
     pub(crate) fn authenticated(_: TokenId) {}
+    #[allow(dead_code)]
+    #[inline(always)]
+    pub(crate) fn store_warning(_: &str, _: &StoreError) {}
 }
 
 pub(crate) use imp::*;

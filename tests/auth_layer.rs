@@ -651,3 +651,26 @@ async fn successful_use_updates_last_used() {
         .last_used_at
         .is_some());
 }
+
+#[tokio::test]
+async fn record_with_a_scope_outside_the_catalog_fails_closed() {
+    use tower_pat::{OwnerId, ScopeSet, TokenAdmin};
+    let store = MemoryStore::new();
+    let minted = TokenFormat::nuvlyx_live().mint();
+    let record = TokenRecord::new(
+        minted.id,
+        minted.digest,
+        OwnerId::new("demo-store").unwrap(),
+        "hand-edited",
+        ScopeSet::parse(["orders:read", "admin:everything"]).unwrap(),
+        SystemTime::now(),
+    );
+    store.insert(record).await.unwrap();
+    let app = app_with(AuthLayer::new(store).catalog(ScopeCatalog::nuvlyx()));
+    let res = send(&app, bearer("/orders", minted.token.expose_secret())).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        kind(&res),
+        RejectionKind::StoreUnavailable(StoreErrorKind::Corrupt)
+    );
+}

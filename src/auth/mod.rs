@@ -67,7 +67,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::response::{ProblemDetails, Rejection, RejectionKind, Responder};
 use crate::store::{OwnerId, StoreError, StoreErrorKind, TokenStore};
 use crate::transport::TransportPolicy;
-use crate::{ScopeSet, TokenDigest, TokenFormat, TokenId};
+use crate::{ScopeCatalog, ScopeSet, TokenDigest, TokenFormat, TokenId};
 
 /// Who called: attached to the request extensions of every authenticated
 /// request. Cheap to clone.
@@ -138,6 +138,7 @@ pub(crate) struct Config {
     store_timeout: Option<Duration>,
     retry_after: Duration,
     clock: Arc<dyn Clock>,
+    catalog: Option<Arc<ScopeCatalog>>,
 }
 
 impl fmt::Debug for Config {
@@ -186,6 +187,7 @@ impl AuthLayer<ProblemDetails> {
                 store_timeout: Some(DEFAULT_STORE_TIMEOUT),
                 retry_after: DEFAULT_RETRY_AFTER,
                 clock: Arc::new(SystemClock),
+                catalog: None,
             }),
             responder: ProblemDetails,
         }
@@ -205,6 +207,7 @@ impl<R> AuthLayer<R> {
                 store_timeout: c.store_timeout,
                 retry_after: c.retry_after,
                 clock: c.clock.clone(),
+                catalog: c.catalog.clone(),
             });
         }
         Arc::get_mut(&mut self.config).expect("unique after copy")
@@ -269,6 +272,14 @@ impl<R> AuthLayer<R> {
     /// Reads the time from `clock` for expiry checks (tests).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.config_mut().clock = Arc::new(clock);
+        self
+    }
+
+    /// Refuses (503, fail closed) any stored record holding a scope that
+    /// `catalog` does not know: a corrupted or hand-edited row must not
+    /// grant anything.
+    pub fn catalog(mut self, catalog: ScopeCatalog) -> Self {
+        self.config_mut().catalog = Some(Arc::new(catalog));
         self
     }
 
@@ -425,6 +436,13 @@ impl Config {
         };
         if !matches {
             return Err(RejectionKind::SecretMismatch);
+        }
+        if let Some(catalog) = &self.catalog {
+            if let Err(e) = catalog.check_known(&record.scopes) {
+                let e = StoreError::with_source(StoreErrorKind::Corrupt, e);
+                crate::trace::store_error(id, &e);
+                return Err(RejectionKind::StoreUnavailable(StoreErrorKind::Corrupt));
+            }
         }
         let now = self.clock.now();
         if record.revoked_at.is_some() {

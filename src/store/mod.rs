@@ -341,3 +341,41 @@ impl<T: TokenAdmin + ?Sized> TokenAdmin for Arc<T> {
         (**self).is_owner_suspended(owner).await
     }
 }
+
+/// A change that caches must hear about: announced by stores that other
+/// processes share, consumed by [`Invalidate`] implementations such as the
+/// `CachedStore` handle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Change {
+    /// One token changed (revoked, expiry shortened, created).
+    Token(TokenId),
+    /// An owner was suspended or reinstated.
+    Owner(OwnerId),
+    /// Anything may have changed (a change feed was interrupted).
+    All,
+}
+
+/// Receives [`Change`]s, for example to drop cached records.
+pub trait Invalidate: Send + Sync + 'static {
+    /// Forgets whatever `change` makes stale.
+    fn invalidate(&self, change: &Change);
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod sql;
+
+#[cfg(feature = "sqlite")]
+mod sqlite;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+
+#[cfg(feature = "cache")]
+mod cached;
+#[cfg(feature = "cache")]
+pub use cached::{CacheConfig, CacheInvalidator, CachedStore};

@@ -1,0 +1,352 @@
+//! [`CachedStore`]: a bounded, single-flight, revocation-safe cache in front
+//! of any [`TokenStore`] (feature `cache`).
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use moka::future::Cache;
+
+use super::{
+    Change, Invalidate, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord, TokenStore,
+};
+use crate::TokenId;
+
+/// Sizes and lifetimes of a [`CachedStore`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct CacheConfig {
+    /// Most records kept (default 100 000).
+    pub max_entries: u64,
+    /// How long a record is served from the cache (default 10 s). This is
+    /// the staleness bound for changes made by another process when no
+    /// change feed reaches this cache.
+    pub ttl: Duration,
+    /// Most "unknown id" answers kept (default 10 000): a flood of random
+    /// ids cannot grow memory past this.
+    pub max_negative_entries: u64,
+    /// How long an "unknown id" answer is kept (default 5 s).
+    pub negative_ttl: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: 100_000,
+            ttl: Duration::from_secs(10),
+            max_negative_entries: 10_000,
+            negative_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+impl CacheConfig {
+    /// Sets [`CacheConfig::max_entries`].
+    #[must_use]
+    pub fn max_entries(mut self, n: u64) -> Self {
+        self.max_entries = n;
+        self
+    }
+
+    /// Sets [`CacheConfig::ttl`].
+    #[must_use]
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Sets [`CacheConfig::max_negative_entries`].
+    #[must_use]
+    pub fn max_negative_entries(mut self, n: u64) -> Self {
+        self.max_negative_entries = n;
+        self
+    }
+
+    /// Sets [`CacheConfig::negative_ttl`].
+    #[must_use]
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+}
+
+/// A cached record and the change epoch at which its fetch started.
+#[derive(Debug)]
+struct Entry {
+    record: TokenRecord,
+    epoch: u64,
+}
+
+/// Why a fill produced no entry (shared between coalesced callers).
+#[derive(Debug)]
+enum Miss {
+    Absent(u64),
+    Failed(StoreErrorKind, String),
+}
+
+/// Epochs of recent invalidations per key, forgotten after `keep`.
+#[derive(Debug)]
+struct Floors<K> {
+    map: RwLock<HashMap<K, (u64, Instant)>>,
+    keep: Duration,
+}
+
+impl<K: Hash + Eq + Clone> Floors<K> {
+    fn new(keep: Duration) -> Self {
+        Self {
+            map: RwLock::new(HashMap::new()),
+            keep,
+        }
+    }
+
+    fn get(&self, k: &K) -> u64 {
+        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
+        if map.is_empty() {
+            return 0;
+        }
+        map.get(k).map_or(0, |(e, _)| *e)
+    }
+
+    fn raise(&self, k: K, epoch: u64) {
+        let now = Instant::now();
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        map.retain(|_, (_, at)| now.duration_since(*at) < self.keep);
+        map.insert(k, (epoch, now));
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    positive: Cache<TokenId, Arc<Entry>>,
+    negative: Cache<TokenId, u64>,
+    epoch: AtomicU64,
+    all_floor: AtomicU64,
+    tokens: Floors<TokenId>,
+    owners: Floors<OwnerId>,
+}
+
+impl State {
+    /// Whether an entry fetched at `epoch` postdates every invalidation
+    /// that concerns it.
+    fn is_fresh(&self, record: &TokenRecord, epoch: u64) -> bool {
+        epoch >= self.all_floor.load(Ordering::SeqCst)
+            && epoch >= self.tokens.get(&record.id)
+            && epoch >= self.owners.get(&record.owner)
+    }
+
+    fn negative_is_fresh(&self, id: &TokenId, epoch: u64) -> bool {
+        epoch >= self.all_floor.load(Ordering::SeqCst) && epoch >= self.tokens.get(id)
+    }
+
+    fn bump(&self) -> u64 {
+        self.epoch.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    fn invalidate(&self, change: &Change) {
+        let epoch = self.bump();
+        match change {
+            // Entries older than the floor are never served again and are
+            // dropped on their next lookup.
+            Change::Token(id) => self.tokens.raise(*id, epoch),
+            Change::Owner(owner) => self.owners.raise(owner.clone(), epoch),
+            _ => {
+                self.all_floor.store(epoch, Ordering::SeqCst);
+                self.positive.invalidate_all();
+                self.negative.invalidate_all();
+            }
+        }
+    }
+}
+
+/// A cache in front of any [`TokenStore`]: bounded ([moka]), with a TTL,
+/// negative entries for unknown ids (bounded separately), and single-flight
+/// fills — many concurrent requests for one cold token make one store call.
+///
+/// Changes made **through** the cached store (revoke, suspend, rotate…)
+/// take effect on this instance immediately, and a fill that was in flight
+/// while such a change happened can never put the old record back: every
+/// fill remembers the change epoch at which it started, and a record older
+/// than the last change that concerns it is not served. Changes made by
+/// other processes arrive through [`CachedStore::invalidator`] (wire it to
+/// `PostgresStore::listen` or `SqliteStore::watch_changes`); without a feed
+/// they are seen after at most [`CacheConfig::ttl`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use tower_pat::store::{CacheConfig, CachedStore};
+/// use tower_pat::{AuthLayer, MemoryStore};
+///
+/// let cached = CachedStore::with_config(MemoryStore::new(), CacheConfig::default());
+/// let layer = AuthLayer::new(cached.clone());
+/// # let _ = layer;
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct CachedStore<S> {
+    inner: Arc<S>,
+    state: Arc<State>,
+}
+
+impl<S> Clone for CachedStore<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// Handle that drops cached entries when told of a [`Change`]; cheap to
+/// clone, holds no reference to the inner store.
+#[derive(Debug, Clone)]
+pub struct CacheInvalidator(Arc<State>);
+
+impl Invalidate for CacheInvalidator {
+    fn invalidate(&self, change: &Change) {
+        self.0.invalidate(change);
+    }
+}
+
+impl<S: TokenStore> CachedStore<S> {
+    /// A cache with the default [`CacheConfig`].
+    pub fn new(inner: S) -> Self {
+        Self::with_config(inner, CacheConfig::default())
+    }
+
+    /// A cache with `config`.
+    pub fn with_config(inner: S, config: CacheConfig) -> Self {
+        let keep = config.ttl.max(config.negative_ttl) + Duration::from_secs(60);
+        Self {
+            inner: Arc::new(inner),
+            state: Arc::new(State {
+                positive: Cache::builder()
+                    .max_capacity(config.max_entries)
+                    .time_to_live(config.ttl)
+                    .build(),
+                negative: Cache::builder()
+                    .max_capacity(config.max_negative_entries)
+                    .time_to_live(config.negative_ttl)
+                    .build(),
+                epoch: AtomicU64::new(0),
+                all_floor: AtomicU64::new(0),
+                tokens: Floors::new(keep),
+                owners: Floors::new(keep),
+            }),
+        }
+    }
+
+    /// The store behind the cache.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// A handle for change feeds from other processes.
+    pub fn invalidator(&self) -> CacheInvalidator {
+        CacheInvalidator(self.state.clone())
+    }
+
+    /// Approximate numbers of (records, unknown-id answers) held.
+    pub async fn entry_counts(&self) -> (u64, u64) {
+        self.state.positive.run_pending_tasks().await;
+        self.state.negative.run_pending_tasks().await;
+        (
+            self.state.positive.entry_count(),
+            self.state.negative.entry_count(),
+        )
+    }
+}
+
+#[async_trait]
+impl<S: TokenStore> TokenStore for CachedStore<S> {
+    async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        let state = &self.state;
+        if let Some(e) = state.positive.get(&id).await {
+            if state.is_fresh(&e.record, e.epoch) {
+                return Ok(Some(e.record.clone()));
+            }
+            state.positive.invalidate(&id).await;
+        }
+        if let Some(epoch) = state.negative.get(&id).await {
+            if state.negative_is_fresh(&id, epoch) {
+                return Ok(None);
+            }
+            state.negative.invalidate(&id).await;
+        }
+        let inner = self.inner.clone();
+        let fill = state
+            .positive
+            .try_get_with(id, async {
+                let epoch = state.epoch.load(Ordering::SeqCst);
+                match inner.find(id).await {
+                    Ok(Some(record)) => Ok(Arc::new(Entry { record, epoch })),
+                    Ok(None) => Err(Miss::Absent(epoch)),
+                    Err(e) => Err(Miss::Failed(e.kind(), e.to_string())),
+                }
+            })
+            .await;
+        match fill {
+            Ok(e) if state.is_fresh(&e.record, e.epoch) => Ok(Some(e.record.clone())),
+            // Raced with a change: never serve what was read before it.
+            Ok(_) => {
+                state.positive.invalidate(&id).await;
+                self.inner.find(id).await
+            }
+            Err(miss) => match &*miss {
+                Miss::Absent(epoch) => {
+                    if state.negative_is_fresh(&id, *epoch) {
+                        state.negative.insert(id, *epoch).await;
+                    }
+                    Ok(None)
+                }
+                Miss::Failed(kind, msg) => Err(StoreError::with_source(*kind, msg.clone())),
+            },
+        }
+    }
+
+    fn record_use(&self, id: TokenId, at: SystemTime) {
+        self.inner.record_use(id, at);
+    }
+}
+
+#[async_trait]
+impl<S: TokenAdmin> TokenAdmin for CachedStore<S> {
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        let id = record.id;
+        self.inner.insert(record).await?;
+        self.state.invalidate(&Change::Token(id));
+        Ok(())
+    }
+
+    async fn list(&self, owner: Option<&OwnerId>) -> Result<Vec<TokenRecord>, StoreError> {
+        self.inner.list(owner).await
+    }
+
+    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
+        let result = self.inner.revoke(id, at).await;
+        self.state.invalidate(&Change::Token(id));
+        result
+    }
+
+    async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError> {
+        let result = self.inner.cap_expiry(id, at).await;
+        self.state.invalidate(&Change::Token(id));
+        result
+    }
+
+    async fn set_owner_suspended(
+        &self,
+        owner: &OwnerId,
+        suspended: bool,
+    ) -> Result<(), StoreError> {
+        let result = self.inner.set_owner_suspended(owner, suspended).await;
+        self.state.invalidate(&Change::Owner(owner.clone()));
+        result
+    }
+
+    async fn is_owner_suspended(&self, owner: &OwnerId) -> Result<bool, StoreError> {
+        self.inner.is_owner_suspended(owner).await
+    }
+}

@@ -1,0 +1,463 @@
+//! Pieces shared by the sqlx stores: row decoding, time encoding and the
+//! throttled, batched last-used tracker.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::memory::LAST_USED_RESOLUTION;
+use super::{Change, OwnerId, StoreError, TokenRecord};
+use crate::{ScopeSet, TokenDigest, TokenId};
+
+/// The columns every lookup and listing selects, in this order.
+pub(crate) const COLUMNS: &str = "t.id, t.digest, t.owner, t.name, t.scopes, t.preview, \
+     t.created_at, t.expires_at, t.revoked_at, t.last_used_at";
+
+/// A row as stored, before validation.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct RawRecord {
+    id: i64,
+    digest: Vec<u8>,
+    owner: String,
+    name: String,
+    scopes: String,
+    preview: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    last_used_at: Option<i64>,
+    owner_suspended: bool,
+}
+
+impl RawRecord {
+    /// Validates a row; anything unexpected is [`StoreError::corrupt`].
+    pub(crate) fn into_record(self) -> Result<TokenRecord, StoreError> {
+        let id = db_to_id(self.id);
+        let digest = TokenDigest::try_from_slice(&self.digest)
+            .ok_or_else(|| StoreError::corrupt(format!("token {id}: digest is not 32 bytes")))?;
+        let owner = OwnerId::new(&self.owner)
+            .map_err(|_| StoreError::corrupt(format!("token {id}: invalid owner")))?;
+        let scopes = ScopeSet::parse(self.scopes.split_ascii_whitespace())
+            .map_err(|e| StoreError::corrupt(format!("token {id}: {e}")))?;
+        Ok(TokenRecord::new(
+            id,
+            digest,
+            owner,
+            &self.name,
+            scopes,
+            from_micros(self.created_at),
+        )
+        .with_preview(&self.preview)
+        .with_expires_at(self.expires_at.map(from_micros))
+        .with_revoked_at(self.revoked_at.map(from_micros))
+        .with_last_used_at(self.last_used_at.map(from_micros))
+        .with_owner_suspended(self.owner_suspended))
+    }
+}
+
+/// Token ids are stored as signed 64-bit integers (the bits of the u64).
+pub(crate) fn id_to_db(id: TokenId) -> i64 {
+    i64::from_be_bytes(*id.as_bytes())
+}
+
+pub(crate) fn db_to_id(v: i64) -> TokenId {
+    TokenId::from_bytes(v.to_be_bytes())
+}
+
+pub(crate) fn to_micros(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+pub(crate) fn from_micros(v: i64) -> SystemTime {
+    let d = Duration::from_micros(v.unsigned_abs());
+    if v >= 0 {
+        UNIX_EPOCH + d
+    } else {
+        UNIX_EPOCH - d
+    }
+}
+
+pub(crate) fn scopes_to_db(s: &ScopeSet) -> String {
+    s.to_space_separated()
+}
+
+pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
+    use super::StoreErrorKind;
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::with_source(StoreErrorKind::Conflict, e)
+        }
+        _ => StoreError::with_source(StoreErrorKind::Unavailable, e),
+    }
+}
+
+/// Collects successful uses in memory and hands them out in batches, at most
+/// one per token per [`LAST_USED_RESOLUTION`]: no database write on the
+/// request path.
+#[derive(Debug, Default)]
+pub(crate) struct UseTracker {
+    pending: Mutex<HashMap<TokenId, SystemTime>>,
+    written: Mutex<HashMap<TokenId, SystemTime>>,
+}
+
+impl UseTracker {
+    pub(crate) fn note(&self, id: TokenId, at: SystemTime) {
+        {
+            let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(last) = written.get(&id) {
+                if at
+                    .duration_since(*last)
+                    .is_ok_and(|d| d < LAST_USED_RESOLUTION)
+                    || at < *last
+                {
+                    return;
+                }
+            }
+            written.insert(id, at);
+        }
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, at);
+    }
+
+    pub(crate) fn take(&self) -> Vec<(TokenId, SystemTime)> {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        p.drain().collect()
+    }
+}
+
+/// Something that can write pending last-use times.
+pub(crate) trait Flush: Send + Sync + 'static {
+    fn flush(&self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Spawns the background task flushing last-use times every `every`. It
+/// stops when the store is dropped.
+pub(crate) fn spawn_flusher<T: Flush>(store: Weak<T>, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(s) = store.upgrade() else { break };
+            s.flush().await;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_times_round_trip() {
+        for v in [0u64, 1, u64::MAX, 1 << 63] {
+            let id = TokenId::from_u64(v);
+            assert_eq!(db_to_id(id_to_db(id)), id);
+        }
+        let t = UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
+        assert_eq!(from_micros(to_micros(t)), t);
+        let before = UNIX_EPOCH - Duration::from_secs(5);
+        assert_eq!(from_micros(to_micros(before)), before);
+    }
+
+    #[test]
+    fn uses_are_throttled_per_token() {
+        let t = UseTracker::default();
+        let id = TokenId::from_u64(7);
+        let now = SystemTime::now();
+        t.note(id, now);
+        t.note(id, now + Duration::from_secs(10));
+        assert_eq!(t.take(), vec![(id, now)]);
+        t.note(id, now + Duration::from_secs(30));
+        assert!(t.take().is_empty());
+        t.note(id, now + Duration::from_secs(61));
+        assert_eq!(t.take().len(), 1);
+    }
+
+    #[test]
+    fn corrupt_rows_are_errors_not_panics() {
+        let raw = |digest: Vec<u8>, scopes: &str| RawRecord {
+            id: 1,
+            digest,
+            owner: "o".into(),
+            name: "n".into(),
+            scopes: scopes.into(),
+            preview: String::new(),
+            created_at: 0,
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+            owner_suspended: false,
+        };
+        use super::super::StoreErrorKind::Corrupt;
+        assert_eq!(
+            raw(vec![0; 31], "a:b").into_record().unwrap_err().kind(),
+            Corrupt
+        );
+        assert_eq!(
+            raw(vec![0; 32], "NOT A SCOPE")
+                .into_record()
+                .unwrap_err()
+                .kind(),
+            Corrupt
+        );
+        assert!(raw(vec![0; 32], "a:b c:d").into_record().is_ok());
+    }
+}
+
+/// Decodes a change-feed entry; anything unreadable invalidates everything.
+pub(crate) fn parse_change(kind: &str, key: &str) -> Change {
+    let change = match kind {
+        "token" => key.parse::<TokenId>().ok().map(Change::Token),
+        "owner" => OwnerId::new(key).ok().map(Change::Owner),
+        _ => None,
+    };
+    change.unwrap_or(Change::All)
+}
+
+/// SQL shared by the stores, written with `$n` placeholders (SQLite gets
+/// `?n`, the same numbered-parameter meaning).
+pub(crate) mod q {
+    pub(crate) const INSERT: &str = "INSERT INTO tower_pat_tokens \
+        (id, digest, owner, name, scopes, preview, created_at, expires_at, revoked_at, last_used_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    pub(crate) const REVOKE: &str =
+        "UPDATE tower_pat_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+    pub(crate) const EXISTS: &str = "SELECT COUNT(*) FROM tower_pat_tokens WHERE id = $1";
+    pub(crate) const CAP_EXPIRY: &str = "UPDATE tower_pat_tokens SET expires_at = \
+        CASE WHEN expires_at IS NULL OR expires_at > $2 THEN $2 ELSE expires_at END WHERE id = $1";
+    pub(crate) const SET_SUSPENDED: &str = "INSERT INTO tower_pat_owners (owner, suspended) \
+        VALUES ($1, $2) ON CONFLICT (owner) DO UPDATE SET suspended = excluded.suspended";
+    pub(crate) const IS_SUSPENDED: &str =
+        "SELECT COUNT(*) FROM tower_pat_owners WHERE owner = $1 AND suspended";
+    pub(crate) const TOUCH: &str = "UPDATE tower_pat_tokens SET last_used_at = $2 \
+        WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
+}
+
+/// Lookup and listing queries for a table layout; built once per store.
+#[derive(Debug)]
+pub(crate) struct Queries {
+    pub(crate) find: String,
+    pub(crate) list_all: String,
+    pub(crate) list_owner: String,
+}
+
+impl Queries {
+    pub(crate) fn new(placeholder: char) -> Self {
+        let base = format!(
+            "SELECT {COLUMNS}, COALESCE(o.suspended, FALSE) AS owner_suspended \
+             FROM tower_pat_tokens t LEFT JOIN tower_pat_owners o ON o.owner = t.owner"
+        );
+        let p = |s: String| s.replace('$', &placeholder.to_string());
+        Self {
+            find: p(format!("{base} WHERE t.id = $1")),
+            list_all: format!("{base} ORDER BY t.created_at DESC, t.id"),
+            list_owner: p(format!(
+                "{base} WHERE t.owner = $1 ORDER BY t.created_at DESC, t.id"
+            )),
+        }
+    }
+}
+
+/// Implements [`TokenStore`](super::TokenStore) and
+/// [`TokenAdmin`](super::TokenAdmin) for a sqlx store whose `shared` field
+/// has `pool`, `queries`, `uses`, and whose type has `sql(&'static str)`
+/// (placeholder translation) and `announce(Change)`.
+macro_rules! sqlx_store_impl {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::TokenStore for $store {
+            async fn find(
+                &self,
+                id: $crate::TokenId,
+            ) -> Result<Option<$crate::store::TokenRecord>, $crate::store::StoreError> {
+                let row: Option<$crate::store::sql::RawRecord> =
+                    sqlx::query_as(&self.shared.queries.find)
+                        .bind($crate::store::sql::id_to_db(id))
+                        .fetch_optional(&self.shared.pool)
+                        .await
+                        .map_err($crate::store::sql::db_error)?;
+                row.map($crate::store::sql::RawRecord::into_record)
+                    .transpose()
+            }
+
+            fn record_use(&self, id: $crate::TokenId, at: std::time::SystemTime) {
+                self.shared.uses.note(id, at);
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::TokenAdmin for $store {
+            async fn insert(
+                &self,
+                r: $crate::store::TokenRecord,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::sql::*;
+                sqlx::query(&Self::sql(q::INSERT))
+                    .bind(id_to_db(r.id))
+                    .bind(r.digest.as_bytes().to_vec())
+                    .bind(r.owner.as_str())
+                    .bind(&*r.name)
+                    .bind(scopes_to_db(&r.scopes))
+                    .bind(&*r.preview)
+                    .bind(to_micros(r.created_at))
+                    .bind(r.expires_at.map(to_micros))
+                    .bind(r.revoked_at.map(to_micros))
+                    .bind(r.last_used_at.map(to_micros))
+                    .execute(&self.shared.pool)
+                    .await
+                    .map_err(db_error)?;
+                self.announce($crate::store::Change::Token(r.id)).await;
+                Ok(())
+            }
+
+            async fn list(
+                &self,
+                owner: Option<&$crate::store::OwnerId>,
+            ) -> Result<Vec<$crate::store::TokenRecord>, $crate::store::StoreError> {
+                use $crate::store::sql::*;
+                let rows: Vec<RawRecord> = match owner {
+                    None => {
+                        sqlx::query_as(&self.shared.queries.list_all)
+                            .fetch_all(&self.shared.pool)
+                            .await
+                    }
+                    Some(o) => {
+                        sqlx::query_as(&self.shared.queries.list_owner)
+                            .bind(o.as_str())
+                            .fetch_all(&self.shared.pool)
+                            .await
+                    }
+                }
+                .map_err(db_error)?;
+                rows.into_iter().map(RawRecord::into_record).collect()
+            }
+
+            async fn revoke(
+                &self,
+                id: $crate::TokenId,
+                at: std::time::SystemTime,
+            ) -> Result<bool, $crate::store::StoreError> {
+                use $crate::store::sql::*;
+                let done = sqlx::query(&Self::sql(q::REVOKE))
+                    .bind(id_to_db(id))
+                    .bind(to_micros(at))
+                    .execute(&self.shared.pool)
+                    .await
+                    .map_err(db_error)?
+                    .rows_affected();
+                if done == 1 {
+                    self.announce($crate::store::Change::Token(id)).await;
+                    return Ok(true);
+                }
+                let exists: i64 = sqlx::query_scalar(&Self::sql(q::EXISTS))
+                    .bind(id_to_db(id))
+                    .fetch_one(&self.shared.pool)
+                    .await
+                    .map_err(db_error)?;
+                if exists == 0 {
+                    Err($crate::store::StoreError::new(
+                        $crate::store::StoreErrorKind::NotFound,
+                    ))
+                } else {
+                    Ok(false)
+                }
+            }
+
+            async fn cap_expiry(
+                &self,
+                id: $crate::TokenId,
+                at: std::time::SystemTime,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::sql::*;
+                let done = sqlx::query(&Self::sql(q::CAP_EXPIRY))
+                    .bind(id_to_db(id))
+                    .bind(to_micros(at))
+                    .execute(&self.shared.pool)
+                    .await
+                    .map_err(db_error)?
+                    .rows_affected();
+                if done == 0 {
+                    return Err($crate::store::StoreError::new(
+                        $crate::store::StoreErrorKind::NotFound,
+                    ));
+                }
+                self.announce($crate::store::Change::Token(id)).await;
+                Ok(())
+            }
+
+            async fn set_owner_suspended(
+                &self,
+                owner: &$crate::store::OwnerId,
+                suspended: bool,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::sql::*;
+                sqlx::query(&Self::sql(q::SET_SUSPENDED))
+                    .bind(owner.as_str())
+                    .bind(suspended)
+                    .execute(&self.shared.pool)
+                    .await
+                    .map_err(db_error)?;
+                self.announce($crate::store::Change::Owner(owner.clone()))
+                    .await;
+                Ok(())
+            }
+
+            async fn is_owner_suspended(
+                &self,
+                owner: &$crate::store::OwnerId,
+            ) -> Result<bool, $crate::store::StoreError> {
+                use $crate::store::sql::*;
+                let n: i64 = sqlx::query_scalar(&Self::sql(q::IS_SUSPENDED))
+                    .bind(owner.as_str())
+                    .fetch_one(&self.shared.pool)
+                    .await
+                    .map_err(db_error)?;
+                Ok(n > 0)
+            }
+        }
+
+        impl $store {
+            /// Writes pending last-use times now (they are otherwise written
+            /// in the background, at most once a minute per token).
+            pub async fn flush_last_used(&self) -> Result<(), $crate::store::StoreError> {
+                self.shared.flush_uses().await
+            }
+        }
+
+        impl $crate::store::sql::Flush for Shared {
+            async fn flush(&self) {
+                if let Err(_e) = self.flush_uses().await {
+                    $crate::trace::store_warning("writing last-used times failed", &_e);
+                }
+            }
+        }
+
+        impl Shared {
+            async fn flush_uses(&self) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::sql::*;
+                let batch = self.uses.take();
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                for (id, at) in batch {
+                    sqlx::query(&<$store>::sql(q::TOUCH))
+                        .bind(id_to_db(id))
+                        .bind(to_micros(at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                }
+                tx.commit().await.map_err(db_error)
+            }
+        }
+    };
+}
+pub(crate) use sqlx_store_impl;

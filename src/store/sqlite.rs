@@ -1,0 +1,178 @@
+//! [`SqliteStore`]: tokens in a SQLite file (feature `sqlite`).
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use super::sql::{db_error, spawn_flusher, to_micros, Queries, UseTracker};
+use super::{Change, Invalidate, StoreError};
+
+/// How often pending last-use times are written.
+const FLUSH_EVERY: Duration = Duration::from_secs(10);
+/// How long change-feed rows are kept for other processes to read.
+const KEEP_CHANGES: Duration = Duration::from_secs(24 * 3600);
+
+/// A token store in a SQLite database (sqlx, bundled SQLite).
+///
+/// Opening applies the embedded migrations (a no-op when already applied).
+/// Files use WAL journaling and a busy timeout, so a second process — a CLI
+/// minting or revoking tokens — can write while a server reads. Revocations,
+/// suspensions and expiry changes are also appended to a change table that
+/// [`SqliteStore::watch_changes`] polls to keep other processes' caches
+/// honest.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use tower_pat::admin::{NewToken, TokenManager};
+/// use tower_pat::{AuthLayer, ScopeCatalog, SqliteStore};
+///
+/// let store = SqliteStore::in_memory().await.unwrap();
+/// let tokens = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+/// tokens.create(NewToken::new("bot", "demo-store", ["orders:read"])).await.unwrap();
+/// let layer = AuthLayer::new(store);
+/// # let _ = layer;
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    pool: SqlitePool,
+    queries: Queries,
+    uses: UseTracker,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(db_error)?;
+        Self::from_pool(pool).await
+    }
+
+    /// A private in-memory database (one connection, kept open).
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new().in_memory(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(db_error)?;
+        Self::from_pool(pool).await
+    }
+
+    /// Uses an existing pool, applying the migrations.
+    pub async fn from_pool(pool: SqlitePool) -> Result<Self, StoreError> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::unavailable(format!("migrating the token store: {e}")))?;
+        let shared = Arc::new(Shared {
+            pool,
+            queries: Queries::new('?'),
+            uses: UseTracker::default(),
+        });
+        spawn_flusher(Arc::downgrade(&shared), FLUSH_EVERY);
+        Ok(Self { shared })
+    }
+
+    /// The connection pool (for raw queries, tests, backups).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.shared.pool
+    }
+
+    fn sql(q: &'static str) -> Cow<'static, str> {
+        Cow::Owned(q.replace('$', "?"))
+    }
+
+    /// Records a change for other processes; failures only delay their
+    /// caches by up to the cache TTL, so they are logged, not returned.
+    async fn announce(&self, change: Change) {
+        let (kind, key) = match &change {
+            Change::Token(id) => ("token", id.to_string()),
+            Change::Owner(o) => ("owner", o.to_string()),
+            _ => return,
+        };
+        let now = to_micros(SystemTime::now());
+        let keep = i64::try_from(KEEP_CHANGES.as_micros()).unwrap_or(i64::MAX);
+        let result = async {
+            sqlx::query("INSERT INTO tower_pat_changes (kind, key, at) VALUES (?1, ?2, ?3)")
+                .bind(kind)
+                .bind(key)
+                .bind(now)
+                .execute(&self.shared.pool)
+                .await?;
+            sqlx::query("DELETE FROM tower_pat_changes WHERE at < ?1")
+                .bind(now.saturating_sub(keep))
+                .execute(&self.shared.pool)
+                .await
+        }
+        .await;
+        if let Err(_e) = result {
+            crate::trace::store_warning(
+                "recording a change for other processes failed",
+                &db_error(_e),
+            );
+        }
+    }
+
+    /// Polls the change table every `every` and passes each change made by
+    /// any process (revocation, suspension, expiry) to `target` — typically
+    /// a `CachedStore`'s invalidator. Changes made after this call returns
+    /// are seen. Stops when the store is dropped.
+    pub async fn watch_changes(
+        &self,
+        target: impl Invalidate,
+        every: Duration,
+    ) -> Result<(), StoreError> {
+        let start: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM tower_pat_changes")
+            .fetch_one(&self.shared.pool)
+            .await
+            .map_err(db_error)?;
+        let weak = Arc::downgrade(&self.shared);
+        tokio::spawn(async move {
+            let mut last = start.unwrap_or(0);
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(shared) = weak.upgrade() else { break };
+                let rows: Result<Vec<(i64, String, String)>, _> = sqlx::query_as(
+                    "SELECT seq, kind, key FROM tower_pat_changes WHERE seq > ?1 ORDER BY seq",
+                )
+                .bind(last)
+                .fetch_all(&shared.pool)
+                .await;
+                // On error the rows stay in the table and are read next time.
+                let Ok(rows) = rows else { continue };
+                for (seq, kind, key) in rows {
+                    target.invalidate(&super::sql::parse_change(&kind, &key));
+                    last = seq;
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+super::sql::sqlx_store_impl!(SqliteStore);

@@ -1,0 +1,238 @@
+//! `CachedStore`: bounded, single-flight, revocation-safe (feature `cache`).
+
+mod conformance;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Notify;
+use tower_pat::admin::{NewToken, TokenManager};
+use tower_pat::store::{CacheConfig, CachedStore, Change, Invalidate};
+use tower_pat::{
+    async_trait, MemoryStore, ScopeCatalog, StoreError, TokenAdmin, TokenFormat, TokenId,
+    TokenRecord, TokenStore,
+};
+
+struct CachedMemory;
+
+#[async_trait]
+impl conformance::Harness for CachedMemory {
+    type Store = CachedStore<MemoryStore>;
+    async fn make() -> Option<Self::Store> {
+        Some(CachedStore::new(MemoryStore::new()))
+    }
+    async fn dump(store: &Self::Store) -> Vec<u8> {
+        format!("{:?}", store.list(None).await.unwrap()).into_bytes()
+    }
+    async fn flush(store: &Self::Store) {
+        // Last use is written to the inner store; drop cached copies to read it.
+        store.invalidator().invalidate(&Change::All);
+    }
+}
+
+conformance_tests!(CachedMemory);
+
+/// Counts calls; optionally holds each `find` at a gate after reading.
+#[derive(Clone, Default)]
+struct Probe {
+    inner: MemoryStore,
+    finds: Arc<AtomicUsize>,
+    delay: Option<Duration>,
+    gate: Option<(Arc<Notify>, Arc<Notify>)>,
+}
+
+#[async_trait]
+impl TokenStore for Probe {
+    async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        self.finds.fetch_add(1, Ordering::SeqCst);
+        let read = self.inner.find(id).await;
+        if let Some(d) = self.delay {
+            tokio::time::sleep(d).await;
+        }
+        if let Some((reached, release)) = &self.gate {
+            reached.notify_one();
+            release.notified().await;
+        }
+        read
+    }
+}
+
+#[async_trait]
+impl TokenAdmin for Probe {
+    async fn insert(&self, r: TokenRecord) -> Result<(), StoreError> {
+        self.inner.insert(r).await
+    }
+    async fn list(&self, o: Option<&tower_pat::OwnerId>) -> Result<Vec<TokenRecord>, StoreError> {
+        self.inner.list(o).await
+    }
+    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
+        self.inner.revoke(id, at).await
+    }
+    async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError> {
+        self.inner.cap_expiry(id, at).await
+    }
+    async fn set_owner_suspended(&self, o: &tower_pat::OwnerId, s: bool) -> Result<(), StoreError> {
+        self.inner.set_owner_suspended(o, s).await
+    }
+    async fn is_owner_suspended(&self, o: &tower_pat::OwnerId) -> Result<bool, StoreError> {
+        self.inner.is_owner_suspended(o).await
+    }
+}
+
+async fn mint(store: &MemoryStore) -> TokenId {
+    TokenManager::new(store.clone(), ScopeCatalog::nuvlyx())
+        .create(NewToken::new("t", "o", ["orders:read"]))
+        .await
+        .unwrap()
+        .record
+        .id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_cold_requests_make_one_store_call() {
+    let probe = Probe {
+        delay: Some(Duration::from_millis(50)),
+        ..Probe::default()
+    };
+    let id = mint(&probe.inner).await;
+    let cache = CachedStore::new(probe.clone());
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let cache = cache.clone();
+        tasks.push(tokio::spawn(async move {
+            cache.find(id).await.unwrap().is_some()
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap());
+    }
+    assert_eq!(probe.finds.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_hits_do_not_reach_the_store_and_unknown_ids_are_cached_negatively() {
+    let probe = Probe::default();
+    let id = mint(&probe.inner).await;
+    let cache = CachedStore::new(probe.clone());
+    for _ in 0..10 {
+        cache.find(id).await.unwrap().unwrap();
+    }
+    let unknown = TokenFormat::nuvlyx_live().mint().id;
+    for _ in 0..10 {
+        assert!(cache.find(unknown).await.unwrap().is_none());
+    }
+    assert_eq!(probe.finds.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_through_the_cache_is_refused_immediately() {
+    let probe = Probe::default();
+    let id = mint(&probe.inner).await;
+    let cache = CachedStore::new(probe.clone());
+    assert!(cache.find(id).await.unwrap().unwrap().revoked_at.is_none());
+    cache.revoke(id, SystemTime::now()).await.unwrap();
+    assert!(cache.find(id).await.unwrap().unwrap().revoked_at.is_some());
+    cache
+        .set_owner_suspended(&"o".parse().unwrap(), true)
+        .await
+        .unwrap();
+    assert!(cache.find(id).await.unwrap().unwrap().owner_suspended);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_in_flight_during_revocation_cannot_resurrect_the_token() {
+    let reached = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    let probe = Probe {
+        gate: Some((reached.clone(), release.clone())),
+        ..Probe::default()
+    };
+    let id = mint(&probe.inner).await;
+    let cache = CachedStore::new(probe.clone());
+
+    // 1. A cold lookup reads the live record and is held before returning.
+    let racing = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.find(id).await.unwrap().unwrap() }
+    });
+    reached.notified().await;
+    // 2. Meanwhile the token is revoked through the cache.
+    cache.revoke(id, SystemTime::now()).await.unwrap();
+    // 3. The held lookup completes with the stale (live) record it read...
+    release.notify_one();
+    // ...the re-read it triggers passes the gate too.
+    let releaser = tokio::spawn({
+        let (reached, release) = (reached.clone(), release.clone());
+        async move {
+            loop {
+                reached.notified().await;
+                release.notify_one();
+            }
+        }
+    });
+    let seen = racing.await.unwrap();
+    assert!(
+        seen.revoked_at.is_some(),
+        "the racing lookup returned the pre-revocation record"
+    );
+    // 4. And nothing stale was left in the cache.
+    assert!(cache.find(id).await.unwrap().unwrap().revoked_at.is_some());
+    releaser.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_invalidation_drops_entries() {
+    let probe = Probe::default();
+    let id = mint(&probe.inner).await;
+    let cache = CachedStore::new(probe.clone());
+    cache.find(id).await.unwrap();
+    // Revoked behind the cache's back (another process), then announced.
+    probe.inner.revoke(id, SystemTime::now()).await.unwrap();
+    assert!(
+        cache.find(id).await.unwrap().unwrap().revoked_at.is_none(),
+        "still cached"
+    );
+    cache.invalidator().invalidate(&Change::Token(id));
+    assert!(cache.find(id).await.unwrap().unwrap().revoked_at.is_some());
+    probe
+        .inner
+        .set_owner_suspended(&"o".parse().unwrap(), true)
+        .await
+        .unwrap();
+    cache.invalidator().invalidate(&Change::All);
+    assert!(cache.find(id).await.unwrap().unwrap().owner_suspended);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_expire_after_the_ttl() {
+    let probe = Probe::default();
+    let id = mint(&probe.inner).await;
+    let cache = CachedStore::with_config(
+        probe.clone(),
+        CacheConfig::default().ttl(Duration::from_millis(200)),
+    );
+    cache.find(id).await.unwrap();
+    probe.inner.revoke(id, SystemTime::now()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(cache.find(id).await.unwrap().unwrap().revoked_at.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unknown_ids_stays_within_the_negative_bound() {
+    let probe = Probe::default();
+    let cache = CachedStore::with_config(
+        probe.clone(),
+        CacheConfig::default().max_negative_entries(1_000),
+    );
+    for _ in 0..20_000 {
+        let id = TokenId::from_u64(rand_u64());
+        assert!(cache.find(id).await.unwrap().is_none());
+    }
+    let (_, negative) = cache.entry_counts().await;
+    assert!(negative <= 1_000, "negative entries: {negative}");
+}
+
+fn rand_u64() -> u64 {
+    TokenFormat::nuvlyx_live().mint().id.to_u64()
+}

@@ -1,0 +1,22 @@
+//! `MemoryStore` (and `CachedStore` over it) pass the conformance suite.
+
+mod conformance;
+
+use tower_pat::{async_trait, MemoryStore};
+
+struct Memory;
+
+#[async_trait]
+impl conformance::Harness for Memory {
+    type Store = MemoryStore;
+    async fn make() -> Option<MemoryStore> {
+        Some(MemoryStore::new())
+    }
+    async fn dump(store: &MemoryStore) -> Vec<u8> {
+        use tower_pat::TokenAdmin;
+        format!("{:?}", store.list(None).await.unwrap()).into_bytes()
+    }
+    async fn flush(_: &MemoryStore) {}
+}
+
+conformance_tests!(Memory);

@@ -1,0 +1,358 @@
+//! `PostgresStore` against the real server: the conformance suite, two
+//! instances sharing one database, LISTEN/NOTIFY invalidation.
+//!
+//! Opt-in: set `DATABASE_URL` (for example
+//! `postgres://root@127.0.0.1:5432/test`). Each test works in its own schema.
+
+mod conformance;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tower_pat::admin::{NewToken, TokenManager};
+use tower_pat::sqlx;
+use tower_pat::store::CachedStore;
+use tower_pat::{async_trait, PostgresStore, ScopeCatalog, StoreErrorKind, TokenStore};
+
+static N: AtomicUsize = AtomicUsize::new(0);
+
+fn url() -> Option<String> {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+}
+
+/// A fresh schema name, unique within this run.
+fn schema() -> String {
+    format!(
+        "tp_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+async fn fresh_store(schema: &str) -> Option<PostgresStore> {
+    let url = url()?;
+    let admin = PostgresStore::connect(&url).await.expect("connect");
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .execute(admin.pool())
+        .await
+        .unwrap();
+    Some(
+        PostgresStore::connect_in_schema(&url, schema)
+            .await
+            .expect("connect in schema"),
+    )
+}
+
+struct Postgres;
+
+#[async_trait]
+impl conformance::Harness for Postgres {
+    type Store = PostgresStore;
+    async fn make() -> Option<PostgresStore> {
+        fresh_store(&schema()).await
+    }
+    async fn dump(store: &PostgresStore) -> Vec<u8> {
+        let text: String = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT string_agg(row_to_json(t)::text, E'\\n') FROM tower_pat_tokens t), '') \
+             || COALESCE((SELECT string_agg(row_to_json(o)::text, E'\\n') FROM tower_pat_owners o), '')",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        text.into_bytes()
+    }
+    async fn flush(store: &PostgresStore) {
+        store.flush_last_used().await.unwrap();
+    }
+}
+
+conformance_tests!(Postgres);
+
+fn require_db() -> bool {
+    if url().is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("TOWER_PAT_REQUIRE_DB").is_none(),
+        "DATABASE_URL is required"
+    );
+    eprintln!("skipped: DATABASE_URL not set");
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_twice_is_a_noop_and_two_instances_share_tokens() {
+    if !require_db() {
+        return;
+    }
+    let s = schema();
+    let a = fresh_store(&s).await.unwrap();
+    let b = PostgresStore::connect_in_schema(&url().unwrap(), &s)
+        .await
+        .unwrap();
+    let m = TokenManager::new(a, ScopeCatalog::nuvlyx());
+    let c = m
+        .create(NewToken::new("t", "o", ["orders:read"]))
+        .await
+        .unwrap();
+    let r = b.find(c.record.id).await.unwrap().unwrap();
+    assert!(r.digest.verify(c.token.expose_secret()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_on_one_instance_is_refused_by_another_within_one_second() {
+    if !require_db() {
+        return;
+    }
+    let s = schema();
+    // Two independent pools, as two servers would have.
+    let server_a = fresh_store(&s).await.unwrap();
+    let server_b = PostgresStore::connect_in_schema(&url().unwrap(), &s)
+        .await
+        .unwrap();
+    let cache_a = CachedStore::new(server_a.clone());
+    let cache_b = CachedStore::new(server_b.clone());
+    server_b.listen(cache_b.invalidator()).await.unwrap();
+
+    let m = TokenManager::new(cache_a.clone(), ScopeCatalog::nuvlyx());
+    let c = m
+        .create(NewToken::new("t", "demo", ["orders:read"]))
+        .await
+        .unwrap();
+    // Warm B's cache, then revoke on A.
+    assert!(cache_b
+        .find(c.record.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_none());
+    let started = Instant::now();
+    m.revoke(c.record.id).await.unwrap();
+    loop {
+        if cache_b
+            .find(c.record.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "instance B still serves the revoked token"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!(
+        "revocation reached the other instance in {:?}",
+        started.elapsed()
+    );
+
+    // Suspension travels the same way.
+    let d = m
+        .create(NewToken::new("u", "demo", ["orders:read"]))
+        .await
+        .unwrap();
+    assert!(
+        !cache_b
+            .find(d.record.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .owner_suspended
+    );
+    m.suspend_owner("demo").await.unwrap();
+    let started = Instant::now();
+    while !cache_b
+        .find(d.record.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .owner_suspended
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "suspension not seen"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_recovers_after_its_connection_is_killed() {
+    if !require_db() {
+        return;
+    }
+    let s = schema();
+    let server_a = fresh_store(&s).await.unwrap();
+    let server_b = PostgresStore::connect_in_schema(&url().unwrap(), &s)
+        .await
+        .unwrap();
+    let cache_b = CachedStore::new(server_b.clone());
+    server_b.listen(cache_b.invalidator()).await.unwrap();
+    let m = TokenManager::new(server_a.clone(), ScopeCatalog::nuvlyx());
+    let c = m
+        .create(NewToken::new("t", "demo", ["orders:read"]))
+        .await
+        .unwrap();
+    assert!(cache_b.find(c.record.id).await.unwrap().is_some());
+
+    // Kill the backend that is LISTENing on this schema's channel.
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE query LIKE $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(format!("LISTEN \"tower_pat:{s}\"%"))
+    .fetch_all(server_a.pool())
+    .await
+    .unwrap();
+    assert!(!killed.is_empty(), "no LISTEN connection found");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    m.revoke(c.record.id).await.unwrap();
+    let started = Instant::now();
+    while cache_b
+        .find(c.record.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_none()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "listener did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_rows_fail_closed() {
+    if !require_db() {
+        return;
+    }
+    let store = fresh_store(&schema()).await.unwrap();
+    let m = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+    let c = m
+        .create(NewToken::new("t", "o", ["orders:read"]))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE tower_pat_tokens SET scopes = 'orders:read NOT-A-SCOPE' WHERE id = $1")
+        .bind(i64::from_be_bytes(*c.record.id.as_bytes()))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find(c.record.id).await.unwrap_err().kind(),
+        StoreErrorKind::Corrupt
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_database_is_a_store_error_within_the_timeout() {
+    if !require_db() {
+        return;
+    }
+    // A port with nothing listening: connection refused quickly, never a hang.
+    let started = Instant::now();
+    let err = PostgresStore::connect("postgres://root@127.0.0.1:1/test")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// A TCP relay to PostgreSQL that can be cut, to take "the database" down.
+struct Relay {
+    port: u16,
+    tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let t = tasks.clone();
+        let accept = tokio::spawn(async move {
+            loop {
+                let (mut client, _) = listener.accept().await.unwrap();
+                let conn = tokio::spawn(async move {
+                    let mut server = tokio::net::TcpStream::connect("127.0.0.1:5432")
+                        .await
+                        .unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+                t.lock().unwrap().push(conn.abort_handle());
+            }
+        });
+        tasks.lock().unwrap().push(accept.abort_handle());
+        Relay { port, tasks }
+    }
+
+    fn cut(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_is_503_with_retry_after_within_the_timeout() {
+    use axum::body::Body;
+    use tower::ServiceExt;
+    if !require_db() {
+        return;
+    }
+    let relay = Relay::start().await;
+    let via_relay = url()
+        .unwrap()
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", relay.port));
+    assert_ne!(
+        via_relay,
+        url().unwrap(),
+        "DATABASE_URL must name 127.0.0.1:5432 for this test"
+    );
+    let store = PostgresStore::connect_in_schema(&via_relay, &schema())
+        .await
+        .unwrap();
+    let m = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+    let c = m
+        .create(NewToken::new("t", "o", ["orders:read"]))
+        .await
+        .unwrap();
+    let timeout = Duration::from_millis(500);
+    let app = axum::Router::new()
+        .route("/orders", axum::routing::get(|| async { "ok" }))
+        .layer(tower_pat::AuthLayer::new(store).store_timeout(Some(timeout)));
+    let req = || {
+        http::Request::get("https://api.test/orders")
+            .header(
+                "authorization",
+                format!("Bearer {}", c.token.expose_secret()),
+            )
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(app.clone().oneshot(req()).await.unwrap().status(), 200);
+
+    relay.cut();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let res = app.clone().oneshot(req()).await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()["retry-after"], "1");
+        assert!(
+            took < timeout + Duration::from_millis(50),
+            "answered after {took:?}"
+        );
+    }
+}
