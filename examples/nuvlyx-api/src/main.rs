@@ -1,0 +1,463 @@
+//! `nuvlyx-api`: the Nuvlyx store API protected by tower-pat, and its token
+//! administration CLI.
+//!
+//! `cargo run -p nuvlyx-api` serves HTTPS on 127.0.0.1:8443 with a
+//! self-signed certificate and an embedded SQLite token store, both kept in
+//! `./nuvlyx-data/`, and prints a demo token with a ready `curl` line on
+//! first start. `nuvlyx-api tokens …` and `nuvlyx-api owners …` administer
+//! the same store while the server runs.
+
+mod api;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Extension;
+use axum_server::tls_rustls::RustlsConfig;
+use clap::{Args, Parser, Subcommand};
+use tower_pat::admin::{NewToken, TokenManager};
+use tower_pat::transport::TlsConnection;
+use tower_pat::{
+    AuthLayer, CachedStore, PostgresStore, ScopeCatalog, SqliteStore, TokenAdmin, TokenId,
+    TokenRecord,
+};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nuvlyx-api",
+    version,
+    about = "The Nuvlyx store API, protected by tower-pat"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the API over HTTPS (the default).
+    Serve(ServeArgs),
+    /// Create, list, revoke and rotate tokens.
+    #[command(subcommand)]
+    Tokens(TokensCmd),
+    /// Suspend or reinstate a store (owner): all its tokens answer 401 while suspended.
+    #[command(subcommand)]
+    Owners(OwnersCmd),
+}
+
+#[derive(Args, Debug, Clone)]
+struct StoreArgs {
+    /// Directory for the certificate and the SQLite token store.
+    #[arg(long, default_value = "./nuvlyx-data")]
+    data_dir: PathBuf,
+    /// Use a PostgreSQL token store instead (several instances can share it).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// PostgreSQL schema holding the tables.
+    #[arg(long, default_value = "public", hide = true)]
+    database_schema: String,
+}
+
+#[derive(Args, Debug, Clone)]
+struct ServeArgs {
+    /// HTTPS listen address.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    addr: SocketAddr,
+    /// Also listen for plain HTTP here, answering every request with the
+    /// HTTPS-required rejection (never a redirect).
+    #[arg(long)]
+    http_addr: Option<SocketAddr>,
+    /// Mount an unprotected twin of `GET orders` at /unprotected/orders (load tests).
+    #[arg(long, hide = true)]
+    unprotected_twin: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum TokensCmd {
+    /// Create a token; prints the plaintext alone on stdout (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes, e.g. orders:read,products:read
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Lifetime: 30s, 15m, 24h, 30d…
+        #[arg(long, value_parser = api::parse_duration)]
+        expires_in: Option<Duration>,
+        #[arg(long, default_value = "demo-store")]
+        owner: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long)]
+        owner: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a token at once and for good (by id or full token).
+    Revoke {
+        id_or_token: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Rotate a token: prints the new token alone on stdout; the old one
+    /// keeps working for the grace period.
+    Rotate {
+        id_or_token: String,
+        #[arg(long, value_parser = api::parse_duration, default_value = "1h")]
+        grace: Duration,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum OwnersCmd {
+    /// Suspend a store: its tokens answer 401.
+    Suspend {
+        owner: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Lift a suspension.
+    Reinstate {
+        owner: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+type Store = Arc<dyn TokenAdmin>;
+
+/// Opens the configured store. For serving, the store sits behind a cache
+/// wired to the change feed, so CLI revocations apply within ~250 ms.
+async fn open_store(args: &StoreArgs, serving: bool) -> Result<Store, String> {
+    match &args.database_url {
+        Some(url) => {
+            let pg = PostgresStore::connect_in_schema(url, &args.database_schema)
+                .await
+                .map_err(|e| format!("PostgreSQL: {e}: {:?}", std::error::Error::source(&e)))?;
+            if !serving {
+                return Ok(Arc::new(pg));
+            }
+            let cached = CachedStore::new(pg.clone());
+            pg.listen(cached.invalidator())
+                .await
+                .map_err(|e| format!("LISTEN: {e}"))?;
+            Ok(Arc::new(cached))
+        }
+        None => {
+            std::fs::create_dir_all(&args.data_dir)
+                .map_err(|e| format!("creating {}: {e}", args.data_dir.display()))?;
+            let sqlite = SqliteStore::open(args.data_dir.join("tokens.db"))
+                .await
+                .map_err(|e| format!("opening the token store: {e}"))?;
+            if !serving {
+                return Ok(Arc::new(sqlite));
+            }
+            let cached = CachedStore::new(sqlite.clone());
+            sqlite
+                .watch_changes(cached.invalidator(), Duration::from_millis(250))
+                .await
+                .map_err(|e| format!("watching changes: {e}"))?;
+            Ok(Arc::new(cached))
+        }
+    }
+}
+
+fn manager(store: Store) -> TokenManager<Store> {
+    TokenManager::new(store, ScopeCatalog::nuvlyx())
+}
+
+/// Loads `cert.pem`/`key.pem` from the data directory, generating a
+/// self-signed pair for localhost on first start.
+fn load_or_create_cert(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .map_err(|e| format!("generating a certificate: {e}"))?;
+    std::fs::write(&cert, generated.cert.pem()).map_err(|e| e.to_string())?;
+    write_private(&key, generated.signing_key.serialize_pem().as_bytes())?;
+    eprintln!("generated a self-signed certificate: {}", cert.display());
+    Ok((cert, key))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).map_err(|e| e.to_string())?;
+    f.write_all(bytes).map_err(|e| e.to_string())
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let store = open_store(&args.store, true).await?;
+    let tokens = manager(store.clone());
+
+    // First start: a demo token holding every grantable scope, shown once.
+    if tokens
+        .list(None)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_empty()
+    {
+        let scopes: Vec<String> = tokens
+            .catalog()
+            .grantable()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let created = tokens
+            .create(NewToken::new("demo token", "demo-store", scopes))
+            .await
+            .map_err(|e| e.to_string())?;
+        let cert = args.store.data_dir.join("cert.pem");
+        println!(
+            "Demo token (shown once, keep it): {}",
+            created.token.expose_secret()
+        );
+        println!(
+            "Try:\n  curl --cacert {} -H \"Authorization: Bearer {}\" https://{}/api/v1/external/orders",
+            cert.display(),
+            created.token.expose_secret(),
+            display_addr(args.addr)
+        );
+    }
+
+    let (cert, key) = load_or_create_cert(&args.store.data_dir)?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = RustlsConfig::from_pem_file(&cert, &key)
+        .await
+        .map_err(|e| format!("loading {}: {e}", cert.display()))?;
+
+    let auth = AuthLayer::new(store.clone())
+        .realm("nuvlyx")
+        .catalog(ScopeCatalog::nuvlyx());
+    let app = api::app(auth.clone(), args.unprotected_twin).layer(Extension(TlsConnection));
+
+    if let Some(http_addr) = args.http_addr {
+        let listener = tokio::net::TcpListener::bind(http_addr)
+            .await
+            .map_err(|e| format!("binding {http_addr}: {e}"))?;
+        let plain = api::plain_http_app(auth);
+        eprintln!("plain HTTP on http://{http_addr} (every request is refused: HTTPS required)");
+        tokio::spawn(async move { axum::serve(listener, plain).await });
+    }
+
+    eprintln!(
+        "serving https://{} (tokens in {})",
+        display_addr(args.addr),
+        store_label(&args.store)
+    );
+    axum_server::bind_rustls(args.addr, tls)
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+        .await
+        .map_err(|e| format!("serving on {}: {e}", args.addr))
+}
+
+fn display_addr(addr: SocketAddr) -> String {
+    if addr.ip().is_loopback() && addr.is_ipv4() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}
+
+fn store_label(args: &StoreArgs) -> String {
+    match &args.database_url {
+        Some(_) => "PostgreSQL".into(),
+        None => args.data_dir.join("tokens.db").display().to_string(),
+    }
+}
+
+/// Accepts a 16-hex token id or a full token.
+async fn resolve(tokens: &TokenManager<Store>, id_or_token: &str) -> Result<TokenId, String> {
+    if let Ok(id) = id_or_token.parse::<TokenId>() {
+        return Ok(id);
+    }
+    tokens.resolve(id_or_token).await.map_err(|e| match e {
+        tower_pat::admin::AdminError::UnknownToken(_) => {
+            format!("unknown token {}", preview(id_or_token))
+        }
+        other => format!("{other} ({})", preview(id_or_token)),
+    })
+}
+
+/// What may be echoed back of something that might be a secret.
+fn preview(s: &str) -> String {
+    let keep: String = s.chars().take(13).collect();
+    if s.chars().count() > 13 {
+        format!("{keep}…")
+    } else {
+        keep
+    }
+}
+
+fn fmt_time(t: Option<SystemTime>) -> String {
+    t.map_or_else(
+        || "-".into(),
+        |t| humantime::format_rfc3339_seconds(t).to_string(),
+    )
+}
+
+fn status_of(r: &TokenRecord, now: SystemTime) -> &'static str {
+    if r.revoked_at.is_some() {
+        "revoked"
+    } else if r.is_expired_at(now) {
+        "expired"
+    } else if r.owner_suspended {
+        "suspended"
+    } else {
+        "active"
+    }
+}
+
+async fn tokens_cmd(cmd: TokensCmd) -> Result<(), String> {
+    match cmd {
+        TokensCmd::Create {
+            name,
+            scopes,
+            expires_in,
+            owner,
+            store,
+        } => {
+            let tokens = manager(open_store(&store, false).await?);
+            let mut req = NewToken::new(&name, &owner, &scopes);
+            req.expires_in = expires_in;
+            let created = tokens.create(req).await.map_err(|e| e.to_string())?;
+            eprintln!(
+                "created token {} \"{}\" for {} with scopes {} (shown once: store it now)",
+                created.record.id,
+                created.record.name,
+                created.record.owner,
+                created.record.scopes.to_space_separated()
+            );
+            println!("{}", created.token.expose_secret());
+        }
+        TokensCmd::List { owner, store } => {
+            let tokens = manager(open_store(&store, false).await?);
+            let list = tokens
+                .list(owner.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            let now = SystemTime::now();
+            println!(
+                "{:<16}  {:<15}  {:<20}  {:<12}  {:<9}  {:<20}  {:<20}  {:<20}  SCOPES",
+                "ID", "PREVIEW", "NAME", "OWNER", "STATUS", "CREATED", "EXPIRES", "LAST USED"
+            );
+            for r in &list {
+                println!(
+                    "{:<16}  {:<15}  {:<20}  {:<12}  {:<9}  {:<20}  {:<20}  {:<20}  {}",
+                    r.id.to_string(),
+                    &*r.preview,
+                    &*r.name,
+                    r.owner.as_str(),
+                    status_of(r, now),
+                    fmt_time(Some(r.created_at)),
+                    fmt_time(r.expires_at),
+                    fmt_time(r.last_used_at),
+                    r.scopes.to_space_separated()
+                );
+            }
+            eprintln!("{} token(s)", list.len());
+        }
+        TokensCmd::Revoke { id_or_token, store } => {
+            let tokens = manager(open_store(&store, false).await?);
+            let id = resolve(&tokens, &id_or_token).await?;
+            match tokens.revoke(id).await.map_err(|e| match e {
+                tower_pat::admin::AdminError::UnknownToken(id) => format!("unknown token {id}"),
+                other => other.to_string(),
+            })? {
+                true => println!("revoked token {id}: it is refused from now on (irreversible)"),
+                false => println!("token {id} was already revoked"),
+            }
+        }
+        TokensCmd::Rotate {
+            id_or_token,
+            grace,
+            store,
+        } => {
+            let tokens = manager(open_store(&store, false).await?);
+            let id = resolve(&tokens, &id_or_token).await?;
+            let created = tokens.rotate(id, grace).await.map_err(|e| match e {
+                tower_pat::admin::AdminError::UnknownToken(id) => {
+                    format!("unknown, revoked or expired token {id}")
+                }
+                other => other.to_string(),
+            })?;
+            eprintln!(
+                "rotated {id} -> {}; the old token works for {} more",
+                created.record.id,
+                humantime::format_duration(grace)
+            );
+            println!("{}", created.token.expose_secret());
+        }
+    }
+    Ok(())
+}
+
+async fn owners_cmd(cmd: OwnersCmd) -> Result<(), String> {
+    let (owner, store, suspend) = match cmd {
+        OwnersCmd::Suspend { owner, store } => (owner, store, true),
+        OwnersCmd::Reinstate { owner, store } => (owner, store, false),
+    };
+    let tokens = manager(open_store(&store, false).await?);
+    if suspend {
+        tokens
+            .suspend_owner(&owner)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!("suspended {owner}: its tokens answer 401 until reinstated");
+    } else {
+        tokens
+            .reinstate_owner(&owner)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!("reinstated {owner}");
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Tokens(cmd)) => tokens_cmd(cmd).await,
+        Some(Command::Owners(cmd)) => owners_cmd(cmd).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,530 @@
+//! The demo as a newcomer meets it: the real binary, real TLS, the token
+//! CLI working while the server runs, and the seed's three client snippets
+//! (curl, Node `fetch`, Python `requests`).
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_nuvlyx-api");
+static N: AtomicUsize = AtomicUsize::new(0);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn data_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "nuvlyx-demo-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+struct Demo {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+    http_port: u16,
+    stdout: Vec<String>,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Demo {
+    fn start(dir: &Path) -> Demo {
+        let (port, http_port) = (free_port(), free_port());
+        let mut child = Command::new(BIN)
+            .args(["--data-dir", dir.to_str().unwrap()])
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let stdout = rx.try_iter().collect();
+        Demo {
+            child,
+            dir: dir.to_owned(),
+            port,
+            http_port,
+            stdout,
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    fn ca(&self) -> String {
+        self.dir.join("cert.pem").display().to_string()
+    }
+
+    fn demo_token(&self) -> String {
+        self.stdout
+            .iter()
+            .find_map(|l| l.strip_prefix("Demo token (shown once, keep it): "))
+            .expect("demo token printed on first start")
+            .to_owned()
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .args(["--data-dir", self.dir.to_str().unwrap()]);
+        cmd.output().unwrap()
+    }
+
+    /// `tokens create`; returns the token printed on stdout.
+    fn create(&self, name: &str, scopes: &str) -> String {
+        let out = self.cli(&["tokens", "create", "--name", name, "--scopes", scopes]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "stdout must hold the token alone: {stdout:?}"
+        );
+        lines[0].to_owned()
+    }
+
+    fn curl(&self, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-sS",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-X",
+            method,
+            "--cacert",
+            &self.ca(),
+        ]);
+        if let Some(t) = token {
+            cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+        }
+        let out = cmd.arg(format!("{}{path}", self.base())).output().unwrap();
+        let head = String::from_utf8_lossy(&out.stdout).to_string();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, head)
+    }
+
+    fn wait_for_status(&self, path: &str, token: &str, want: u16) -> Duration {
+        let started = Instant::now();
+        loop {
+            if self.curl("GET", path, Some(token)).0 == want {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "never answered {want}"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("clients")
+}
+
+/// Runs the three seed snippets with `token`; returns their status codes.
+fn run_seed_clients(demo: &Demo, token: &str) -> [u16; 3] {
+    let env = |cmd: &mut Command| {
+        cmd.env("NUVLYX_BASE_URL", demo.base())
+            .env("NUVLYX_TOKEN", token)
+            .env("NUVLYX_CA", demo.ca())
+            .env("NODE_EXTRA_CA_CERTS", demo.ca())
+            .env("REQUESTS_CA_BUNDLE", demo.ca());
+    };
+    let status = |mut cmd: Command, what: &str| -> u16 {
+        env(&mut cmd);
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("running {what}: {e}"));
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|_| panic!("{what}: {text}"))
+    };
+    let mut curl = Command::new("bash");
+    curl.arg(clients_dir().join("orders.sh"));
+    let mut node = Command::new("node");
+    node.arg(clients_dir().join("orders.mjs"));
+    let mut python = Command::new("python3");
+    python.arg(clients_dir().join("orders.py"));
+    [
+        status(curl, "curl"),
+        status(node, "node"),
+        status(python, "python"),
+    ]
+}
+
+#[test]
+fn seed_client_snippets_get_200_401_403() {
+    let demo = Demo::start(&data_dir());
+    let valid = demo.demo_token();
+    let no_orders = demo.create("catalog bot", "products:read");
+    assert_eq!(run_seed_clients(&demo, &valid), [200, 200, 200]);
+    assert_eq!(run_seed_clients(&demo, ""), [401, 401, 401]);
+    assert_eq!(run_seed_clients(&demo, &no_orders), [403, 403, 403]);
+}
+
+#[test]
+fn first_start_prints_a_working_curl_line_and_later_starts_reuse_everything() {
+    let dir = data_dir();
+    let demo = Demo::start(&dir);
+    let token = demo.demo_token();
+    let curl_line = demo
+        .stdout
+        .iter()
+        .find(|l| l.trim_start().starts_with("curl "))
+        .unwrap()
+        .clone();
+    assert!(curl_line.contains(&token) && curl_line.contains("/api/v1/external/orders"));
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&token)).0,
+        200
+    );
+    let cert = std::fs::read(dir.join("cert.pem")).unwrap();
+    drop(demo);
+
+    let again = Demo::start(&dir);
+    assert!(
+        again.stdout.iter().all(|l| !l.contains("nvl_live_")),
+        "no new token on restart"
+    );
+    assert_eq!(std::fs::read(dir.join("cert.pem")).unwrap(), cert);
+    assert_eq!(
+        again.curl("GET", "/api/v1/external/orders", Some(&token)).0,
+        200
+    );
+}
+
+#[test]
+fn every_route_answers_by_its_scope() {
+    let demo = Demo::start(&data_dir());
+    let all = demo.demo_token();
+    let routes = [
+        ("GET", "/api/v1/external/products", "products:read"),
+        ("POST", "/api/v1/external/products", "products:write"),
+        ("GET", "/api/v1/external/inventory", "inventory:read"),
+        (
+            "POST",
+            "/api/v1/external/inventory/licenses",
+            "inventory:write",
+        ),
+        ("GET", "/api/v1/external/orders", "orders:read"),
+        ("POST", "/api/v1/external/orders", "orders:write"),
+        ("GET", "/api/v1/external/customers", "customers:read"),
+        ("GET", "/api/v1/external/wallet", "wallet:read"),
+        ("POST", "/api/v1/external/wallet/topups", "wallet:write"),
+        ("GET", "/api/v1/external/webhooks", "webhooks:manage"),
+        ("POST", "/api/v1/external/webhooks", "webhooks:manage"),
+    ];
+    for (method, path, scope) in routes {
+        assert_eq!(
+            demo.curl(method, path, Some(&all)).0,
+            200,
+            "{method} {path}"
+        );
+        let other = if scope == "orders:read" {
+            "wallet:read"
+        } else {
+            "orders:read"
+        };
+        let limited = demo.create("limited", other);
+        let (status, head) = demo.curl(method, path, Some(&limited));
+        assert_eq!(status, 403, "{method} {path}");
+        assert!(head.contains(&format!("scope=\"{scope}\"")), "{head}");
+    }
+    // customers:write is coming soon: even the all-scopes token is refused.
+    let (status, head) = demo.curl("POST", "/api/v1/external/customers", Some(&all));
+    assert_eq!(status, 403);
+    assert!(head.contains("scope=\"customers:write\""));
+    assert_eq!(demo.curl("GET", "/api/v1/external/nope", Some(&all)).0, 404);
+}
+
+#[test]
+fn plain_http_listener_refuses_without_redirect() {
+    let demo = Demo::start(&data_dir());
+    let out = Command::new("curl")
+        .args(["-sS", "-D", "-", "-o", "/dev/null"])
+        .args([
+            "-H",
+            &format!("Authorization: Bearer {}", demo.demo_token()),
+        ])
+        .arg(format!(
+            "http://127.0.0.1:{}/api/v1/external/orders",
+            demo.http_port
+        ))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(head.starts_with("http/1.1 403"), "{head}");
+    assert!(!head.contains("location:"));
+}
+
+#[test]
+fn cli_revocation_applies_to_the_running_server_at_once() {
+    let demo = Demo::start(&data_dir());
+    let token = demo.create("leaky", "orders:read");
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&token)).0,
+        200
+    );
+    // The seed: "revoke immediately if you suspect a token leaked" — by full token.
+    let out = demo.cli(&["tokens", "revoke", &token]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("irreversible"));
+    let took = demo.wait_for_status("/api/v1/external/orders", &token, 401);
+    eprintln!("revocation applied after {took:?}");
+    // Revoking again is harmless; an unknown token is an error.
+    assert!(demo.cli(&["tokens", "revoke", &token]).status.success());
+    let unknown = demo.cli(&["tokens", "revoke", "0123456789abcdef"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown token"));
+}
+
+#[test]
+fn cli_rotation_gives_a_new_token_and_keeps_the_old_for_the_grace() {
+    let demo = Demo::start(&data_dir());
+    let old = demo.create("rotating", "orders:read");
+    let out = demo.cli(&["tokens", "rotate", &old, "--grace", "1h"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let new = stdout.trim();
+    assert_eq!(stdout.lines().count(), 1);
+    assert_ne!(new, old);
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(new)).0,
+        200
+    );
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&old)).0,
+        200
+    );
+    let id = &new["nvl_live_".len().."nvl_live_".len() + 16];
+    let zero = demo.cli(&["tokens", "rotate", id, "--grace", "1s"]);
+    assert!(zero.status.success());
+    std::thread::sleep(Duration::from_millis(1100));
+    demo.wait_for_status("/api/v1/external/orders", new, 401);
+}
+
+#[test]
+fn cli_owner_suspension_and_reinstatement() {
+    let demo = Demo::start(&data_dir());
+    let token = demo.create("shop bot", "orders:read");
+    assert!(demo
+        .cli(&["owners", "suspend", "demo-store"])
+        .status
+        .success());
+    demo.wait_for_status("/api/v1/external/orders", &token, 401);
+    assert!(demo
+        .cli(&["owners", "reinstate", "demo-store"])
+        .status
+        .success());
+    demo.wait_for_status("/api/v1/external/orders", &token, 200);
+}
+
+#[test]
+fn cli_refuses_bad_input_and_writes_nothing() {
+    let demo = Demo::start(&data_dir());
+    let before = demo.cli(&["tokens", "list"]);
+    let cases: [&[&str]; 4] = [
+        &["tokens", "create", "--name", "x", "--scopes", "orders:nope"],
+        &[
+            "tokens",
+            "create",
+            "--name",
+            "x",
+            "--scopes",
+            "customers:write",
+        ],
+        &[
+            "tokens",
+            "create",
+            "--name",
+            "x",
+            "--scopes",
+            "orders:read",
+            "--expires-in",
+            "soon",
+        ],
+        &["tokens", "rotate", "nvl_live_not_a_token"],
+    ];
+    for args in cases {
+        let out = demo.cli(args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+    assert_eq!(demo.cli(&["tokens", "list"]).stdout, before.stdout);
+}
+
+#[test]
+fn token_list_never_shows_a_secret() {
+    let demo = Demo::start(&data_dir());
+    let token = demo.create("listed", "orders:read,wallet:read");
+    let out = demo.cli(&["tokens", "list", "--owner", "demo-store"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("listed") && text.contains("orders:read wallet:read"));
+    assert!(text.contains(&token[..13]), "preview shown");
+    for start in 10..=token.len() - 16 {
+        assert!(
+            !text.contains(&token[start..start + 16]),
+            "secret window in listing"
+        );
+    }
+}
+
+/// Two instances on one PostgreSQL database: a revocation made with the CLI
+/// is refused by both within a second. Opt-in: needs `DATABASE_URL`.
+#[test]
+fn two_instances_on_postgres_share_revocations() {
+    let Some(url) = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+    else {
+        assert!(
+            std::env::var_os("TOWER_PAT_REQUIRE_DB").is_none(),
+            "DATABASE_URL is required"
+        );
+        eprintln!("skipped: DATABASE_URL not set");
+        return;
+    };
+    let schema = format!(
+        "demo_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    let start = |dir: &Path| -> (Child, u16) {
+        let port = free_port();
+        let child = Command::new(BIN)
+            .args([
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--database-url", &url, "--database-schema", &schema])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (child, port)
+    };
+    let dir = data_dir();
+    let (mut a, port_a) = start(&dir);
+    let (mut b, port_b) = start(&dir);
+    let cli = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .args([
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--database-url",
+                &url,
+                "--database-schema",
+                &schema,
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = cli(&[
+        "tokens",
+        "create",
+        "--name",
+        "pg bot",
+        "--scopes",
+        "orders:read",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let status = |port: u16| -> u16 {
+        let out = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(dir.join("cert.pem"))
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .arg(format!("https://127.0.0.1:{port}/api/v1/external/orders"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+    };
+    assert_eq!((status(port_a), status(port_b)), (200, 200));
+    assert!(cli(&["tokens", "revoke", &token]).status.success());
+    let started = Instant::now();
+    while (status(port_a), status(port_b)) != (401, 401) {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "revocation not seen by both instances"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = (a.kill(), b.kill(), a.wait(), b.wait());
+}
