@@ -9,6 +9,8 @@ mod auth;
 pub mod axum;
 mod clock;
 mod digest;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod require;
 pub mod response;
 mod scope;

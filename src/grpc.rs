@@ -1,0 +1,86 @@
+//! gRPC status mapping (feature `grpc`): rejections answered the way gRPC
+//! clients (tonic, grpc-go…) understand them.
+//!
+//! gRPC clients expect HTTP 200 with a `grpc-status` header, not a bare 401
+//! or 403. [`GrpcStatus`] is a responder producing a trailers-only gRPC
+//! response:
+//!
+//! | rejection | `grpc-status` |
+//! |---|---|
+//! | missing / invalid / revoked / expired token, suspended owner | 16 `UNAUTHENTICATED` |
+//! | missing scope, plain HTTP | 7 `PERMISSION_DENIED` |
+//! | store unavailable | 14 `UNAVAILABLE` |
+//!
+//! ```
+//! use tower_pat::grpc::GrpcStatus;
+//! use tower_pat::{AuthLayer, MemoryStore};
+//!
+//! // With tonic: Server::builder().layer(auth).add_service(...)
+//! let auth = AuthLayer::new(MemoryStore::new()).responder(GrpcStatus);
+//! # let _ = auth;
+//! ```
+
+use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+
+use crate::response::{Rejection, RejectionKind, Responder};
+
+/// gRPC `UNAUTHENTICATED`.
+pub const UNAUTHENTICATED: u16 = 16;
+/// gRPC `PERMISSION_DENIED`.
+pub const PERMISSION_DENIED: u16 = 7;
+/// gRPC `UNAVAILABLE`.
+pub const UNAVAILABLE: u16 = 14;
+
+/// The gRPC status code for a rejection.
+pub fn grpc_code(rejection: &Rejection) -> u16 {
+    match rejection.kind() {
+        RejectionKind::InsufficientScope | RejectionKind::InsecureTransport => PERMISSION_DENIED,
+        RejectionKind::StoreUnavailable(_) => UNAVAILABLE,
+        _ => UNAUTHENTICATED,
+    }
+}
+
+/// Responder for gRPC services: HTTP 200, `content-type: application/grpc`,
+/// `grpc-status` and a percent-encoded `grpc-message`, empty body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrpcStatus;
+
+impl<B: Default> Responder<B> for GrpcStatus {
+    fn respond(&self, rejection: &Rejection) -> Response<B> {
+        let mut res = Response::new(B::default());
+        *res.status_mut() = StatusCode::OK;
+        let h = res.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        h.insert("grpc-status", HeaderValue::from(grpc_code(rejection)));
+        let message = percent_encode(&rejection.problem().detail);
+        if let Ok(v) = HeaderValue::from_str(&message) {
+            h.insert("grpc-message", v);
+        }
+        if let Some(v) = rejection.www_authenticate() {
+            h.insert(WWW_AUTHENTICATE, v);
+        }
+        res
+    }
+}
+
+/// gRPC's `Percent-Encoded` form of `grpc-message`.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (0x20..=0x7e).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn grpc_message_is_percent_encoded() {
+        assert_eq!(super::percent_encode("a%b é"), "a%25b %C3%A9");
+    }
+}
