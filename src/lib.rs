@@ -25,7 +25,8 @@ pub use async_trait::async_trait;
 pub use sqlx;
 
 pub use crate::auth::{
-    Auth, AuthLayer, Authenticated, ResponseFuture, DEFAULT_RETRY_AFTER, DEFAULT_STORE_TIMEOUT,
+    bearer_token, Auth, AuthLayer, Authenticated, ResponseFuture, DEFAULT_RETRY_AFTER,
+    DEFAULT_STORE_TIMEOUT,
 };
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::digest::{TokenDigest, DIGEST_LEN};

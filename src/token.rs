@@ -153,6 +153,9 @@ pub(crate) fn preview_of(token: &str) -> String {
     format!("{head}…")
 }
 
+// `Zeroizing` wipes the text when the token is dropped.
+impl zeroize::ZeroizeOnDrop for PlaintextToken {}
+
 impl fmt::Debug for PlaintextToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PlaintextToken({})", self.preview())

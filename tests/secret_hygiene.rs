@@ -122,3 +122,60 @@ async fn trace_output_never_contains_a_token() {
         }
     }
 }
+
+/// Runs one authenticated request through tower-http's `TraceLayer` (with
+/// request headers in the span) and returns everything logged.
+async fn traced_request(mark_sensitive: bool) -> (String, String) {
+    use http::header::AUTHORIZATION;
+    use tower::ServiceExt;
+    use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+    use tower_http::trace::{DefaultMakeSpan, DefaultOnRequest, TraceLayer};
+
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let f = Fixture::new();
+    let (token, _) = f.token(&["orders:read"]).await;
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(
+            DefaultMakeSpan::new()
+                .include_headers(true)
+                .level(tracing::Level::INFO),
+        )
+        .on_request(DefaultOnRequest::new().level(tracing::Level::INFO));
+    let app = f.app().layer(trace);
+    let app = if mark_sensitive {
+        app.layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION]))
+    } else {
+        app
+    };
+    let res = app.oneshot(bearer("/orders", &token)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    (log, token)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn authorization_marked_sensitive_stays_out_of_trace_layer_logs() {
+    let (log, token) = traced_request(true).await;
+    assert!(log.contains("authorization"), "headers are logged: {log}");
+    assert!(log.contains("Sensitive"), "{log}");
+    for w in secret_windows(&token) {
+        assert!(!log.contains(w), "token in TraceLayer output: {log}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn without_the_sensitive_marker_trace_layer_would_log_the_token() {
+    // The control: proves the capture above can see a leak.
+    let (log, token) = traced_request(false).await;
+    assert!(
+        log.contains(&token[20..36]),
+        "expected the leak to be visible: {log}"
+    );
+}

@@ -61,7 +61,7 @@ use tower_service::Service;
 
 pub(crate) use self::future::respond;
 pub use self::future::ResponseFuture;
-pub(crate) use self::parse::bearer_token;
+pub use self::parse::bearer_token;
 
 use crate::clock::{Clock, SystemClock};
 use crate::response::{ProblemDetails, Rejection, RejectionKind, Responder};

@@ -5,12 +5,24 @@ use http::HeaderMap;
 
 use crate::response::{MalformedReason, RejectionKind};
 
-/// Extracts the bearer token bytes from the request headers.
+/// Extracts the bearer token from request headers, as the layer does.
 ///
 /// Exactly one `Authorization` header; scheme `Bearer` in any case; one or
 /// more spaces; a non-empty `token68`; trailing spaces and tabs are
-/// tolerated (optional whitespace around field values). Never panics.
-pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&[u8], RejectionKind> {
+/// tolerated (optional whitespace around field values). Never panics. The
+/// token is not checked against any format: pass it to
+/// [`crate::TokenFormat::parse_bytes`] for that.
+///
+/// ```
+/// use http::HeaderMap;
+/// use tower_pat::{bearer_token, RejectionKind};
+///
+/// let mut headers = HeaderMap::new();
+/// assert_eq!(bearer_token(&headers), Err(RejectionKind::MissingCredentials));
+/// headers.insert("authorization", "bearer abc".parse().unwrap());
+/// assert_eq!(bearer_token(&headers), Ok(&b"abc"[..]));
+/// ```
+pub fn bearer_token(headers: &HeaderMap) -> Result<&[u8], RejectionKind> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next().ok_or(RejectionKind::MissingCredentials)?;
     if values.next().is_some() {
