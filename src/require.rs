@@ -43,7 +43,6 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -52,7 +51,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::auth::Authenticated;
-use crate::response::{ProblemDetails, Rejection, RejectionKind, Responder, ScopeMatch};
+use crate::response::{ProblemDetails, Realm, Rejection, RejectionKind, Responder, ScopeMatch};
 use crate::{ScopeError, ScopeSet};
 
 /// Requires every scope in `scopes`; 403 `insufficient_scope` otherwise.
@@ -186,7 +185,7 @@ where
         let rejection = match req.extensions().get::<Authenticated>() {
             None => Some(Rejection::new(
                 RejectionKind::NotAuthenticated,
-                Arc::from(DEFAULT_REALM),
+                Realm::new(DEFAULT_REALM),
             )),
             Some(auth) => {
                 let ok = match self.mode {

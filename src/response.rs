@@ -117,13 +117,40 @@ pub enum ScopeMatch {
     Any,
 }
 
+/// The realm of the challenges, with the two fixed `WWW-Authenticate`
+/// values built once per layer.
+#[derive(Debug)]
+pub(crate) struct Realm {
+    name: Box<str>,
+    missing: HeaderValue,
+    invalid: HeaderValue,
+}
+
+impl Realm {
+    /// `name` must be validated already (visible ASCII, no quote or backslash).
+    pub(crate) fn new(name: &str) -> Arc<Self> {
+        let header = |text: String| {
+            HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+        };
+        Arc::new(Self {
+            name: name.into(),
+            missing: header(format!("Bearer realm=\"{name}\"")),
+            invalid: header(format!("Bearer realm=\"{name}\", error=\"invalid_token\"")),
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// A refused request: the reason and everything needed to answer it.
 ///
 /// Found in the extensions of every response the crate produces.
 #[derive(Clone)]
 pub struct Rejection {
     kind: RejectionKind,
-    realm: Arc<str>,
+    realm: Arc<Realm>,
     token_id: Option<TokenId>,
     required: Option<(ScopeSet, ScopeMatch)>,
     retry_after: Option<Duration>,
@@ -140,7 +167,7 @@ impl fmt::Debug for Rejection {
 }
 
 impl Rejection {
-    pub(crate) fn new(kind: RejectionKind, realm: Arc<str>) -> Self {
+    pub(crate) fn new(kind: RejectionKind, realm: Arc<Realm>) -> Self {
         Self {
             kind,
             realm,
@@ -183,7 +210,7 @@ impl Rejection {
 
     /// The realm of the `WWW-Authenticate` challenge.
     pub fn realm(&self) -> &str {
-        &self.realm
+        self.realm.name()
     }
 
     /// The status code to answer with.
@@ -211,10 +238,10 @@ impl Rejection {
 
     /// The `WWW-Authenticate` challenge, for 401 and insufficient-scope 403.
     pub fn www_authenticate(&self) -> Option<HeaderValue> {
-        let realm = &self.realm;
+        let realm = self.realm.name();
         let text = match self.kind {
             RejectionKind::MissingCredentials | RejectionKind::NotAuthenticated => {
-                format!("Bearer realm=\"{realm}\"")
+                return Some(self.realm.missing.clone());
             }
             RejectionKind::InsufficientScope => {
                 let scope = self
@@ -225,7 +252,7 @@ impl Rejection {
                 format!("Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{scope}\"")
             }
             RejectionKind::InsecureTransport | RejectionKind::StoreUnavailable(_) => return None,
-            _ => format!("Bearer realm=\"{realm}\", error=\"invalid_token\""),
+            _ => return Some(self.realm.invalid.clone()),
         };
         // The realm is validated when the layer is built and scopes are
         // visible ASCII by construction.

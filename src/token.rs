@@ -358,26 +358,33 @@ fn encode_hex(src: &[u8], dst: &mut [u8]) {
     }
 }
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    }
-}
-
-/// Decodes lowercase hex; `false` on any other character.
+/// Decodes lowercase hex without branching on the characters, so the time
+/// taken does not depend on which digits a token holds; `false` if any
+/// character is not `0-9a-f` (checked after the whole input is read).
 fn decode_hex(src: &[u8], dst: &mut [u8]) -> bool {
     if src.len() != dst.len() * 2 {
         return false;
     }
+    let mut bad = 0u8;
     for (i, pair) in src.chunks_exact(2).enumerate() {
-        match (hex_val(pair[0]), hex_val(pair[1])) {
-            (Some(h), Some(l)) => dst[i] = (h << 4) | l,
-            _ => return false,
-        }
+        let (h, hb) = hex_nibble(pair[0]);
+        let (l, lb) = hex_nibble(pair[1]);
+        dst[i] = (h << 4) | l;
+        bad |= hb | lb;
     }
-    true
+    bad == 0
+}
+
+/// (value, 0) for `0-9a-f`, (garbage, 1) otherwise; branch-free.
+#[inline(always)]
+fn hex_nibble(c: u8) -> (u8, u8) {
+    let d = c.wrapping_sub(b'0');
+    let l = c.wrapping_sub(b'a');
+    // 0xff when d < 10 (resp. l < 6), computed without comparisons.
+    let is_digit = ((u16::from(d).wrapping_sub(10) >> 8) & 1) as u8 * 0xff;
+    let is_letter = ((u16::from(l).wrapping_sub(6) >> 8) & 1) as u8 * 0xff;
+    let value = (d & is_digit) | (l.wrapping_add(10) & is_letter);
+    (value & 0x0f, (!(is_digit | is_letter)) & 1)
 }
 
 #[cfg(test)]
@@ -460,6 +467,18 @@ mod tests {
         let m = f.mint();
         assert!(m.token.expose_secret().starts_with("acme_test_"));
         assert_eq!(f.parse(m.token.expose_secret()), Ok(m.id));
+    }
+
+    #[test]
+    fn hex_nibbles_match_the_obvious_definition() {
+        for c in 0..=255u8 {
+            let (v, bad) = hex_nibble(c);
+            match c {
+                b'0'..=b'9' => assert_eq!((v, bad), (c - b'0', 0)),
+                b'a'..=b'f' => assert_eq!((v, bad), (c - b'a' + 10, 0)),
+                _ => assert_eq!(bad, 1, "{c}"),
+            }
+        }
     }
 
     #[test]

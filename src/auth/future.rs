@@ -88,6 +88,12 @@ where
         }
     }
 
+    pub(super) fn calling(future: S::Future) -> Self {
+        Self {
+            state: State::Calling { future },
+        }
+    }
+
     pub(super) fn verifying(
         lookup: Lookup,
         request: Request<ReqBody>,

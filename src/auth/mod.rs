@@ -64,8 +64,8 @@ pub use self::future::ResponseFuture;
 pub use self::parse::bearer_token;
 
 use crate::clock::{Clock, SystemClock};
-use crate::response::{ProblemDetails, Rejection, RejectionKind, Responder};
-use crate::store::{OwnerId, StoreError, StoreErrorKind, TokenStore};
+use crate::response::{ProblemDetails, Realm, Rejection, RejectionKind, Responder};
+use crate::store::{OwnerId, StoreError, StoreErrorKind, TokenRecord, TokenStore};
 use crate::transport::TransportPolicy;
 use crate::{ScopeCatalog, ScopeSet, TokenDigest, TokenFormat, TokenId};
 
@@ -78,7 +78,7 @@ pub struct Authenticated {
     name: Arc<str>,
     scopes: ScopeSet,
     expires_at: Option<SystemTime>,
-    pub(crate) realm: Arc<str>,
+    pub(crate) realm: Arc<Realm>,
 }
 
 impl Authenticated {
@@ -125,6 +125,9 @@ impl fmt::Debug for Authenticated {
     }
 }
 
+/// Stores keep last-use times to this resolution.
+const LAST_USE_RESOLUTION: Duration = Duration::from_secs(60);
+
 /// Default store timeout.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default `Retry-After` on 503.
@@ -133,7 +136,7 @@ pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 pub(crate) struct Config {
     store: Arc<dyn TokenStore>,
     format: TokenFormat,
-    realm: Arc<str>,
+    realm: Arc<Realm>,
     transport: TransportPolicy,
     store_timeout: Option<Duration>,
     retry_after: Duration,
@@ -182,7 +185,7 @@ impl AuthLayer<ProblemDetails> {
             config: Arc::new(Config {
                 store: Arc::new(store),
                 format: TokenFormat::nuvlyx_live(),
-                realm: Arc::from("api"),
+                realm: Realm::new("api"),
                 transport: TransportPolicy::default(),
                 store_timeout: Some(DEFAULT_STORE_TIMEOUT),
                 retry_after: DEFAULT_RETRY_AFTER,
@@ -235,7 +238,7 @@ impl<R> AuthLayer<R> {
             ok,
             "invalid realm {realm:?}: use visible ASCII without quotes or backslashes"
         );
-        self.config_mut().realm = Arc::from(realm);
+        self.config_mut().realm = Realm::new(realm);
         self
     }
 
@@ -381,6 +384,24 @@ where
         };
         let digest = TokenDigest::of(token);
 
+        // Stores that can answer from memory skip the timer and the
+        // allocation of an asynchronous lookup.
+        let now = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            config.store.try_find_now(id)
+        }))
+        .unwrap_or_else(|_| Some(Err(StoreError::new(StoreErrorKind::Panicked))));
+        if let Some(found) = now {
+            return match config.judge(id, digest, found) {
+                Ok(auth) => {
+                    crate::trace::authenticated(id);
+                    let mut req = req;
+                    req.extensions_mut().insert(auth);
+                    ResponseFuture::calling(self.inner.call(req))
+                }
+                Err(kind) => reject(kind, Some(id)),
+            };
+        }
+
         let lookup = Box::pin(config.clone().verify(id, digest));
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
@@ -419,6 +440,16 @@ impl Config {
             },
             None => self.store.find(id).await,
         };
+        self.judge(id, digest, found)
+    }
+
+    /// Everything after the lookup: digest comparison and record checks.
+    fn judge(
+        &self,
+        id: TokenId,
+        digest: TokenDigest,
+        found: Result<Option<TokenRecord>, StoreError>,
+    ) -> Result<Authenticated, RejectionKind> {
         let record = match found {
             Ok(r) => r,
             Err(e) => {
@@ -454,7 +485,14 @@ impl Config {
         if record.owner_suspended {
             return Err(RejectionKind::OwnerSuspended);
         }
-        self.store.record_use(id, now);
+        // Last use is kept to the minute: skip the hint when the record
+        // already says the token was used within the last minute.
+        let recent = record
+            .last_used_at
+            .is_some_and(|t| now.duration_since(t).is_ok_and(|d| d < LAST_USE_RESOLUTION));
+        if !recent {
+            self.store.record_use(id, now);
+        }
         Ok(Authenticated {
             token_id: id,
             owner: record.owner,

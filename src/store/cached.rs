@@ -3,12 +3,14 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use moka::future::Cache;
+use moka::sync::Cache;
+use tokio::sync::OnceCell;
 
 use super::{
     Change, Invalidate, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord, TokenStore,
@@ -78,7 +80,26 @@ impl CacheConfig {
 struct Entry {
     record: TokenRecord,
     epoch: u64,
+    /// Last use forwarded to the inner store (µs since the epoch), so the
+    /// layer can skip the hint while it is recent.
+    last_use: AtomicU64,
 }
+
+impl Entry {
+    fn record(&self) -> TokenRecord {
+        let mut r = self.record.clone();
+        let forwarded = self.last_use.load(Ordering::Relaxed);
+        if forwarded > 0 {
+            let t = SystemTime::UNIX_EPOCH + Duration::from_micros(forwarded);
+            if r.last_used_at.is_none_or(|l| l < t) {
+                r.last_used_at = Some(t);
+            }
+        }
+        r
+    }
+}
+
+type Fill = Arc<OnceCell<Result<Arc<Entry>, Arc<Miss>>>>;
 
 /// Why a fill produced no entry (shared between coalesced callers).
 #[derive(Debug)]
@@ -91,6 +112,9 @@ enum Miss {
 #[derive(Debug)]
 struct Floors<K> {
     map: RwLock<HashMap<K, (u64, Instant)>>,
+    /// Entries in `map`; lets lookups skip the lock in the common case of
+    /// no recent invalidation.
+    len: AtomicUsize,
     keep: Duration,
 }
 
@@ -98,15 +122,19 @@ impl<K: Hash + Eq + Clone> Floors<K> {
     fn new(keep: Duration) -> Self {
         Self {
             map: RwLock::new(HashMap::new()),
+            len: AtomicUsize::new(0),
             keep,
         }
     }
 
     fn get(&self, k: &K) -> u64 {
-        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
-        if map.is_empty() {
+        // `raise` stores the length after inserting, and callers read the
+        // epoch counter (SeqCst) after raising, so a zero here means no
+        // floor concerns an entry fetched before the latest change.
+        if self.len.load(Ordering::SeqCst) == 0 {
             return 0;
         }
+        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
         map.get(k).map_or(0, |(e, _)| *e)
     }
 
@@ -115,6 +143,7 @@ impl<K: Hash + Eq + Clone> Floors<K> {
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
         map.retain(|_, (_, at)| now.duration_since(*at) < self.keep);
         map.insert(k, (epoch, now));
+        self.len.store(map.len(), Ordering::SeqCst);
     }
 }
 
@@ -122,6 +151,8 @@ impl<K: Hash + Eq + Clone> Floors<K> {
 struct State {
     positive: Cache<TokenId, Arc<Entry>>,
     negative: Cache<TokenId, u64>,
+    /// Fills in flight, one per id (single flight).
+    fills: Mutex<HashMap<TokenId, Fill>>,
     epoch: AtomicU64,
     all_floor: AtomicU64,
     tokens: Floors<TokenId>,
@@ -230,6 +261,7 @@ impl<S: TokenStore> CachedStore<S> {
                     .max_capacity(config.max_negative_entries)
                     .time_to_live(config.negative_ttl)
                     .build(),
+                fills: Mutex::new(HashMap::new()),
                 epoch: AtomicU64::new(0),
                 all_floor: AtomicU64::new(0),
                 tokens: Floors::new(keep),
@@ -250,8 +282,8 @@ impl<S: TokenStore> CachedStore<S> {
 
     /// Approximate numbers of (records, unknown-id answers) held.
     pub async fn entry_counts(&self) -> (u64, u64) {
-        self.state.positive.run_pending_tasks().await;
-        self.state.negative.run_pending_tasks().await;
+        self.state.positive.run_pending_tasks();
+        self.state.negative.run_pending_tasks();
         (
             self.state.positive.entry_count(),
             self.state.negative.entry_count(),
@@ -259,55 +291,104 @@ impl<S: TokenStore> CachedStore<S> {
     }
 }
 
+impl<S: TokenStore> CachedStore<S> {
+    /// A fresh cached answer, if there is one.
+    fn cached(&self, id: TokenId) -> Option<Option<TokenRecord>> {
+        let state = &self.state;
+        if let Some(e) = state.positive.get(&id) {
+            if state.is_fresh(&e.record, e.epoch) {
+                return Some(Some(e.record()));
+            }
+            state.positive.invalidate(&id);
+        }
+        if let Some(epoch) = state.negative.get(&id) {
+            if state.negative_is_fresh(&id, epoch) {
+                return Some(None);
+            }
+            state.negative.invalidate(&id);
+        }
+        None
+    }
+
+    /// One fill per id at a time; concurrent callers wait for it.
+    async fn fill(&self, id: TokenId) -> Result<Arc<Entry>, Arc<Miss>> {
+        let state = &self.state;
+        let cell: Fill = state
+            .fills
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(id)
+            .or_default()
+            .clone();
+        let result = cell
+            .get_or_init(|| async {
+                let epoch = state.epoch.load(Ordering::SeqCst);
+                let result = match self.inner.find(id).await {
+                    Ok(Some(record)) => Ok(Arc::new(Entry {
+                        record,
+                        epoch,
+                        last_use: AtomicU64::new(0),
+                    })),
+                    Ok(None) => Err(Arc::new(Miss::Absent(epoch))),
+                    Err(e) => Err(Arc::new(Miss::Failed(e.kind(), e.to_string()))),
+                };
+                match &result {
+                    Ok(entry) if state.is_fresh(&entry.record, epoch) => {
+                        state.positive.insert(id, entry.clone());
+                    }
+                    Err(miss) => {
+                        if let Miss::Absent(epoch) = **miss {
+                            if state.negative_is_fresh(&id, epoch) {
+                                state.negative.insert(id, epoch);
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                }
+                result
+            })
+            .await
+            .clone();
+        let mut fills = state.fills.lock().unwrap_or_else(PoisonError::into_inner);
+        if fills.get(&id).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            fills.remove(&id);
+        }
+        result
+    }
+}
+
 #[async_trait]
 impl<S: TokenStore> TokenStore for CachedStore<S> {
     async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        let state = &self.state;
-        if let Some(e) = state.positive.get(&id).await {
-            if state.is_fresh(&e.record, e.epoch) {
-                return Ok(Some(e.record.clone()));
-            }
-            state.positive.invalidate(&id).await;
+        if let Some(answer) = self.cached(id) {
+            return Ok(answer);
         }
-        if let Some(epoch) = state.negative.get(&id).await {
-            if state.negative_is_fresh(&id, epoch) {
-                return Ok(None);
-            }
-            state.negative.invalidate(&id).await;
-        }
-        let inner = self.inner.clone();
-        let fill = state
-            .positive
-            .try_get_with(id, async {
-                let epoch = state.epoch.load(Ordering::SeqCst);
-                match inner.find(id).await {
-                    Ok(Some(record)) => Ok(Arc::new(Entry { record, epoch })),
-                    Ok(None) => Err(Miss::Absent(epoch)),
-                    Err(e) => Err(Miss::Failed(e.kind(), e.to_string())),
-                }
-            })
-            .await;
-        match fill {
-            Ok(e) if state.is_fresh(&e.record, e.epoch) => Ok(Some(e.record.clone())),
+        match self.fill(id).await {
+            Ok(e) if self.state.is_fresh(&e.record, e.epoch) => Ok(Some(e.record())),
             // Raced with a change: never serve what was read before it.
             Ok(_) => {
-                state.positive.invalidate(&id).await;
+                self.state.positive.invalidate(&id);
                 self.inner.find(id).await
             }
             Err(miss) => match &*miss {
-                Miss::Absent(epoch) => {
-                    if state.negative_is_fresh(&id, *epoch) {
-                        state.negative.insert(id, *epoch).await;
-                    }
-                    Ok(None)
-                }
+                Miss::Absent(_) => Ok(None),
                 Miss::Failed(kind, msg) => Err(StoreError::with_source(*kind, msg.clone())),
             },
         }
     }
 
+    fn try_find_now(&self, id: TokenId) -> Option<Result<Option<TokenRecord>, StoreError>> {
+        self.cached(id).map(Ok)
+    }
+
     fn record_use(&self, id: TokenId, at: SystemTime) {
         self.inner.record_use(id, at);
+        if let Some(e) = self.state.positive.get(&id) {
+            let micros = at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+            e.last_use.fetch_max(micros, Ordering::Relaxed);
+        }
     }
 }
 

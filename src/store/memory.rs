@@ -68,15 +68,25 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    fn lookup(&self, id: TokenId) -> Option<TokenRecord> {
+        let inner = self.read();
+        inner.tokens.get(&id).map(|r| {
+            let mut r = r.clone();
+            r.owner_suspended = !inner.suspended.is_empty() && inner.suspended.contains(&r.owner);
+            r
+        })
+    }
+}
+
 #[async_trait]
 impl TokenStore for MemoryStore {
     async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        let inner = self.read();
-        Ok(inner.tokens.get(&id).map(|r| {
-            let mut r = r.clone();
-            r.owner_suspended = inner.suspended.contains(&r.owner);
-            r
-        }))
+        Ok(self.lookup(id))
+    }
+
+    fn try_find_now(&self, id: TokenId) -> Option<Result<Option<TokenRecord>, StoreError>> {
+        Some(Ok(self.lookup(id)))
     }
 
     fn record_use(&self, id: TokenId, at: SystemTime) {

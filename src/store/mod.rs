@@ -267,6 +267,16 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Looks up a token record by id, with `owner_suspended` filled in.
     async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError>;
 
+    /// Answers at once when the record is at hand (in memory), without
+    /// waiting: `Some(result)` as [`TokenStore::find`] would return it, or
+    /// `None` to have the layer call `find`. The layer uses it to skip the
+    /// timer and the boxed future of an asynchronous lookup; stores that do
+    /// I/O keep the default (`None`). Must not block.
+    fn try_find_now(&self, id: TokenId) -> Option<Result<Option<TokenRecord>, StoreError>> {
+        let _ = id;
+        None
+    }
+
     /// Hint that `id` was used successfully at `at`. Called on the request
     /// path, so it must not block or do I/O inline; stores that track
     /// last use throttle and batch it. The default does nothing.
@@ -279,6 +289,10 @@ pub trait TokenStore: Send + Sync + 'static {
 impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
         (**self).find(id).await
+    }
+
+    fn try_find_now(&self, id: TokenId) -> Option<Result<Option<TokenRecord>, StoreError>> {
+        (**self).try_find_now(id)
     }
 
     fn record_use(&self, id: TokenId, at: SystemTime) {

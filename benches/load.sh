@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# End-to-end load test of the demo API on loopback with wrk: a protected GET
+# route (auth + scope check) against its unprotected twin, in one run,
+# alternating the two so that machine noise hits both alike.
+#
+# Usage: benches/load.sh [sqlite|postgres]   (DURATION=10s CONNECTIONS=32 ROUNDS=3)
+# postgres needs DATABASE_URL. Only loopback addresses are used.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-sqlite}"
+duration="${DURATION:-10s}"
+conns="${CONNECTIONS:-32}"
+rounds="${ROUNDS:-3}"
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+cargo build --release -q -p nuvlyx-api
+bin=target/release/nuvlyx-api
+dir=$(mktemp -d)
+port=$((20000 + RANDOM % 20000))
+db_args=()
+if [ "$mode" = postgres ]; then
+  : "${DATABASE_URL:?set DATABASE_URL for the postgres mode}"
+  schema="load_$$"
+  db_args=(--database-url "$DATABASE_URL" --database-schema "$schema")
+fi
+RUST_LOG=warn "$bin" --data-dir "$dir" --addr "127.0.0.1:$port" --unprotected-twin "${db_args[@]}" >"$dir/out" 2>"$dir/err" &
+server=$!
+trap 'kill $server 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+token=$("$bin" tokens create --data-dir "$dir" "${db_args[@]}" --name load --scopes orders:read 2>/dev/null)
+base="https://127.0.0.1:$port"
+
+run() { # path -> "req/s p99 non2xx"
+  local out
+  out=$(wrk -t1 -c"$conns" -d"$duration" --latency -H "Authorization: Bearer $token" "$base$1")
+  local rps p99 bad
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  bad=$(awk '/Non-2xx/ {print $5}' <<<"$out"); bad=${bad:-0}
+  echo "$rps $p99 $bad"
+}
+
+echo "mode=$mode connections=$conns duration=$duration rounds=$rounds ($(nproc) cores, server and wrk on one machine)"
+printf '%-6s %-28s %12s %10s %8s\n' round route req/s p99 non-2xx
+sum_p=0; sum_u=0
+for r in $(seq 1 "$rounds"); do
+  read -r up p99u badu < <(run /unprotected/orders)
+  read -r pp p99p badp < <(run /api/v1/external/orders)
+  printf '%-6s %-28s %12s %10s %8s\n' "$r" "unprotected twin" "$up" "$p99u" "$badu"
+  printf '%-6s %-28s %12s %10s %8s\n' "$r" "protected (auth + scope)" "$pp" "$p99p" "$badp"
+  [ "$badp" = 0 ] || { echo "FAIL: $badp non-2xx answers to valid requests"; exit 1; }
+  sum_p=$(awk -v a="$sum_p" -v b="$pp" 'BEGIN{print a+b}')
+  sum_u=$(awk -v a="$sum_u" -v b="$up" 'BEGIN{print a+b}')
+done
+awk -v p="$sum_p" -v u="$sum_u" 'BEGIN{printf "protected / unprotected throughput: %.1f%%\n", 100*p/u}'

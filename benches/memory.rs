@@ -1,0 +1,98 @@
+//! Memory: bytes per stored and per cached token, and heap growth under a
+//! flood of distinct invalid tokens through `CachedStore`, measured with a
+//! counting global allocator.
+//!
+//! Run: `cargo bench --bench memory --all-features` (`MEMORY_FLOOD=N` to
+//! change the flood size, default 1,000,000).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use tower_pat::admin::{NewToken, TokenManager};
+use tower_pat::store::{CacheConfig, CachedStore};
+use tower_pat::{MemoryStore, ScopeCatalog, TokenFormat, TokenStore};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator and only counts bytes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        const N: usize = 10_000;
+        let scopes = ["orders:read", "products:read", "wallet:read"];
+
+        // Bytes per MemoryStore entry.
+        let store = MemoryStore::new();
+        let admin = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+        let before = live();
+        let mut ids = Vec::with_capacity(N);
+        for i in 0..N {
+            let c = admin.create(NewToken::new(&format!("token {i:05}"), "demo-store", scopes)).await.unwrap();
+            ids.push(c.record.id);
+        }
+        let per_entry = (live() - before) as f64 / N as f64;
+        println!("MemoryStore: {per_entry:.0} bytes per token (3 scopes, 11-char name), {N} tokens");
+
+        // Bytes per cached entry (the cache over the store above).
+        let cache = CachedStore::new(store.clone());
+        let before = live();
+        for id in &ids {
+            cache.find(*id).await.unwrap().unwrap();
+        }
+        let (positive, _) = cache.entry_counts().await;
+        let per_cached = (live() - before) as f64 / positive as f64;
+        println!("CachedStore: {per_cached:.0} bytes per cached token ({positive} cached)");
+
+        // Flood of distinct, well-formed, unknown tokens.
+        let flood: usize = std::env::var("MEMORY_FLOOD").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+        let bound = 10_000u64;
+        let cache = CachedStore::with_config(MemoryStore::new(), CacheConfig::default().max_negative_entries(bound));
+        let format = TokenFormat::nuvlyx_live();
+        let base = live();
+        let mut after_bound = 0;
+        for i in 0..flood {
+            let id = format.mint().id;
+            assert!(cache.find(id).await.unwrap().is_none());
+            if i + 1 == bound as usize {
+                cache.entry_counts().await;
+                after_bound = live() - base;
+            }
+        }
+        let (_, negative) = cache.entry_counts().await;
+        let grown = live() - base;
+        println!(
+            "Flood: {flood} unknown tokens -> {negative} negative entries (bound {bound}); heap growth {:.2} MiB after {bound}, {:.2} MiB after {flood}",
+            after_bound as f64 / 1048576.0,
+            grown as f64 / 1048576.0
+        );
+        assert!(negative <= bound, "negative entries exceed the bound");
+    });
+}
