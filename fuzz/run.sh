@@ -10,9 +10,14 @@ scratch="${FUZZ_CORPUS_DIR:-$(mktemp -d)}"
 for target in parse_header layer; do
   mkdir -p "$scratch/$target"
   echo "== $target: $runs runs"
+  log="$scratch/$target.log"
+  status=0
   cargo fuzz run -s none "$target" "$scratch/$target" "seeds/$target" -- \
-    -runs="$runs" -max_len=256 -print_final_stats=1 2>&1 \
-    | grep -E "^Done|stat::number_of_executed_units|stat::average_exec_per_sec|ERROR|panicked" || true
-  # cargo fuzz exits non-zero on a crash; pipefail would hide it behind grep.
-  test "${PIPESTATUS[0]}" -eq 0
+    -runs="$runs" -max_len=256 -print_final_stats=1 >"$log" 2>&1 || status=$?
+  grep -E "^Done|stat::number_of_executed_units|stat::average_exec_per_sec|ERROR|panicked" "$log" || true
+  if [ "$status" -ne 0 ]; then
+    tail -40 "$log"
+    echo "fuzz target $target failed (exit $status)"
+    exit 1
+  fi
 done
