@@ -102,20 +102,26 @@ async fn opening_twice_is_a_noop_and_two_instances_share_tokens() {
     assert!(r.digest.verify(c.token.expose_secret()));
 }
 
+/// Two instances on one schema with independent pools, as two servers
+/// would have: A's store, and B's cache listening for A's changes.
+async fn two_instances() -> (PostgresStore, CachedStore<PostgresStore>, String) {
+    let s = schema();
+    let server_a = fresh_store(&s).await.unwrap();
+    let server_b = PostgresStore::connect_in_schema(&url().unwrap(), &s)
+        .await
+        .unwrap();
+    let cache_b = CachedStore::new(server_b.clone());
+    server_b.listen(cache_b.invalidator()).await.unwrap();
+    (server_a, cache_b, s)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_on_one_instance_is_refused_by_another_within_one_second() {
     if !require_db() {
         return;
     }
-    let s = schema();
-    // Two independent pools, as two servers would have.
-    let server_a = fresh_store(&s).await.unwrap();
-    let server_b = PostgresStore::connect_in_schema(&url().unwrap(), &s)
-        .await
-        .unwrap();
+    let (server_a, cache_b, _) = two_instances().await;
     let cache_a = CachedStore::new(server_a.clone());
-    let cache_b = CachedStore::new(server_b.clone());
-    server_b.listen(cache_b.invalidator()).await.unwrap();
 
     let m = TokenManager::new(cache_a.clone(), ScopeCatalog::nuvlyx());
     let c = m
@@ -189,13 +195,7 @@ async fn listener_recovers_after_its_connection_is_killed() {
     if !require_db() {
         return;
     }
-    let s = schema();
-    let server_a = fresh_store(&s).await.unwrap();
-    let server_b = PostgresStore::connect_in_schema(&url().unwrap(), &s)
-        .await
-        .unwrap();
-    let cache_b = CachedStore::new(server_b.clone());
-    server_b.listen(cache_b.invalidator()).await.unwrap();
+    let (server_a, cache_b, s) = two_instances().await;
     let m = TokenManager::new(server_a.clone(), ScopeCatalog::nuvlyx());
     let c = m
         .create(NewToken::new("t", "demo", ["orders:read"]))
