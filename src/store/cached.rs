@@ -9,13 +9,18 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use moka::sync::Cache;
+use quick_cache::sync::Cache;
 use tokio::sync::OnceCell;
 
 use super::{
     Change, Invalidate, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord, TokenStore,
 };
 use crate::TokenId;
+
+/// Item capacity for the cache (at least 1).
+fn capacity(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX).max(1)
+}
 
 /// Sizes and lifetimes of a [`CachedStore`].
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +85,8 @@ impl CacheConfig {
 struct Entry {
     record: TokenRecord,
     epoch: u64,
+    /// When it was cached (for the TTL).
+    inserted: Instant,
     /// Last use forwarded to the inner store (µs since the epoch), so the
     /// layer can skip the hint while it is recent.
     last_use: AtomicU64,
@@ -150,7 +157,10 @@ impl<K: Hash + Eq + Clone> Floors<K> {
 #[derive(Debug)]
 struct State {
     positive: Cache<TokenId, Arc<Entry>>,
-    negative: Cache<TokenId, u64>,
+    /// Unknown ids: (epoch at fetch start, when cached).
+    negative: Cache<TokenId, (u64, Instant)>,
+    ttl: Duration,
+    negative_ttl: Duration,
     /// Fills in flight, one per id (single flight).
     fills: Mutex<HashMap<TokenId, Fill>>,
     epoch: AtomicU64,
@@ -185,14 +195,15 @@ impl State {
             Change::Owner(owner) => self.owners.raise(owner.clone(), epoch),
             _ => {
                 self.all_floor.store(epoch, Ordering::SeqCst);
-                self.positive.invalidate_all();
-                self.negative.invalidate_all();
+                self.positive.clear();
+                self.negative.clear();
             }
         }
     }
 }
 
-/// A cache in front of any [`TokenStore`]: bounded ([moka]), with a TTL,
+/// A cache in front of any [`TokenStore`]: bounded (`quick_cache`, CLOCK-Pro
+/// eviction), with a TTL,
 /// negative entries for unknown ids (bounded separately), and single-flight
 /// fills — many concurrent requests for one cold token make one store call.
 ///
@@ -253,14 +264,10 @@ impl<S: TokenStore> CachedStore<S> {
         Self {
             inner: Arc::new(inner),
             state: Arc::new(State {
-                positive: Cache::builder()
-                    .max_capacity(config.max_entries)
-                    .time_to_live(config.ttl)
-                    .build(),
-                negative: Cache::builder()
-                    .max_capacity(config.max_negative_entries)
-                    .time_to_live(config.negative_ttl)
-                    .build(),
+                positive: Cache::new(capacity(config.max_entries)),
+                negative: Cache::new(capacity(config.max_negative_entries)),
+                ttl: config.ttl,
+                negative_ttl: config.negative_ttl,
                 fills: Mutex::new(HashMap::new()),
                 epoch: AtomicU64::new(0),
                 all_floor: AtomicU64::new(0),
@@ -282,11 +289,9 @@ impl<S: TokenStore> CachedStore<S> {
 
     /// Approximate numbers of (records, unknown-id answers) held.
     pub async fn entry_counts(&self) -> (u64, u64) {
-        self.state.positive.run_pending_tasks();
-        self.state.negative.run_pending_tasks();
         (
-            self.state.positive.entry_count(),
-            self.state.negative.entry_count(),
+            self.state.positive.len() as u64,
+            self.state.negative.len() as u64,
         )
     }
 }
@@ -296,16 +301,16 @@ impl<S: TokenStore> CachedStore<S> {
     fn cached(&self, id: TokenId) -> Option<Option<TokenRecord>> {
         let state = &self.state;
         if let Some(e) = state.positive.get(&id) {
-            if state.is_fresh(&e.record, e.epoch) {
+            if e.inserted.elapsed() < state.ttl && state.is_fresh(&e.record, e.epoch) {
                 return Some(Some(e.record()));
             }
-            state.positive.invalidate(&id);
+            state.positive.remove(&id);
         }
-        if let Some(epoch) = state.negative.get(&id) {
-            if state.negative_is_fresh(&id, epoch) {
+        if let Some((epoch, inserted)) = state.negative.get(&id) {
+            if inserted.elapsed() < state.negative_ttl && state.negative_is_fresh(&id, epoch) {
                 return Some(None);
             }
-            state.negative.invalidate(&id);
+            state.negative.remove(&id);
         }
         None
     }
@@ -327,6 +332,7 @@ impl<S: TokenStore> CachedStore<S> {
                     Ok(Some(record)) => Ok(Arc::new(Entry {
                         record,
                         epoch,
+                        inserted: Instant::now(),
                         last_use: AtomicU64::new(0),
                     })),
                     Ok(None) => Err(Arc::new(Miss::Absent(epoch))),
@@ -339,7 +345,7 @@ impl<S: TokenStore> CachedStore<S> {
                     Err(miss) => {
                         if let Miss::Absent(epoch) = **miss {
                             if state.negative_is_fresh(&id, epoch) {
-                                state.negative.insert(id, epoch);
+                                state.negative.insert(id, (epoch, Instant::now()));
                             }
                         }
                     }
@@ -367,7 +373,7 @@ impl<S: TokenStore> TokenStore for CachedStore<S> {
             Ok(e) if self.state.is_fresh(&e.record, e.epoch) => Ok(Some(e.record())),
             // Raced with a change: never serve what was read before it.
             Ok(_) => {
-                self.state.positive.invalidate(&id);
+                self.state.positive.remove(&id);
                 self.inner.find(id).await
             }
             Err(miss) => match &*miss {
