@@ -12,12 +12,22 @@
 //! | store unavailable | 14 `UNAVAILABLE` |
 //!
 //! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use http::{Request, Response, StatusCode};
+//! use tower::{service_fn, Layer, ServiceExt};
 //! use tower_pat::grpc::GrpcStatus;
 //! use tower_pat::{AuthLayer, MemoryStore};
 //!
 //! // With tonic: Server::builder().layer(auth).add_service(...)
 //! let auth = AuthLayer::new(MemoryStore::new()).responder(GrpcStatus);
-//! # let _ = auth;
+//! let svc = auth.layer(service_fn(|_: Request<()>| async {
+//!     Ok::<_, std::convert::Infallible>(Response::new(()))
+//! }));
+//! let req = Request::post("https://api.example/demo.Orders/List").body(()).unwrap();
+//! let res = svc.oneshot(req).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::OK); // gRPC errors travel in headers
+//! assert_eq!(res.headers()["grpc-status"], "16"); // UNAUTHENTICATED
+//! # }
 //! ```
 
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};

@@ -19,14 +19,31 @@
 //! keeps the status and headers right for you:
 //!
 //! ```
-//! use http::Response;
-//! use tower_pat::{AuthLayer, MemoryStore, Rejection};
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use http::{Request, Response, StatusCode};
+//! use tower::{service_fn, Layer, ServiceExt};
+//! use tower_pat::{AuthLayer, MemoryStore, Rejection, RejectionKind};
 //!
 //! let layer = AuthLayer::new(MemoryStore::new()).responder(|r: &Rejection| {
 //!     let body = format!(r#"{{"ok":false,"code":{}}}"#, r.status().as_u16());
 //!     r.response(body)
 //! });
-//! # let _ = layer;
+//! let svc = layer.layer(service_fn(|_: Request<()>| async {
+//!     Ok::<_, std::convert::Infallible>(Response::new(String::from("orders")))
+//! }));
+//!
+//! let req = Request::get("https://api.example/orders")
+//!     .header("authorization", "Bearer nvl_live_not-a-real-token")
+//!     .body(())
+//!     .unwrap();
+//! let res = svc.oneshot(req).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="api", error="invalid_token""#);
+//! assert_eq!(res.body(), r#"{"ok":false,"code":401}"#);
+//! // The precise reason stays on the server side.
+//! let reason = res.extensions().get::<Rejection>().unwrap().kind();
+//! assert!(matches!(reason, RejectionKind::InvalidFormat(_)));
+//! # }
 //! ```
 
 use std::fmt;

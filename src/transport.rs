@@ -12,16 +12,30 @@
 //!    `Forwarded: proto=https` or `X-Forwarded-Proto: https` says so. The
 //!    headers are ignored from anyone else, so a client cannot spoof them.
 //!
-//! Under axum, mark the router you serve on the TLS listener:
+//! Under axum, mark the router you serve on the TLS listener; the same router
+//! served without the marker refuses the request:
 //!
 //! ```
-//! use axum::{routing::get, Extension, Router};
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use axum::{body::Body, routing::get, Extension, Router};
+//! use http::{Request, StatusCode};
+//! use tower::ServiceExt;
 //! use tower_pat::transport::TlsConnection;
+//! use tower_pat::{AuthLayer, MemoryStore};
 //!
-//! let https_app: Router = Router::new()
+//! let app: Router = Router::new()
 //!     .route("/", get(|| async { "ok" }))
-//!     .layer(Extension(TlsConnection));
-//! # let _ = https_app;
+//!     .layer(AuthLayer::new(MemoryStore::new()));
+//! let https_app = app.clone().layer(Extension(TlsConnection)); // on the TLS listener
+//!
+//! let req = || Request::get("/").body(Body::empty()).unwrap();
+//! // Over TLS: the token is checked (none here, so 401).
+//! assert_eq!(https_app.oneshot(req()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+//! // Not known to be TLS: refused before any token check, never redirected.
+//! let plain = app.oneshot(req()).await.unwrap();
+//! assert_eq!(plain.status(), StatusCode::FORBIDDEN);
+//! assert!(plain.headers().get("location").is_none());
+//! # }
 //! ```
 //!
 //! With bare hyper, insert it per connection in the service you hand to
