@@ -67,7 +67,7 @@ fn main() {
         for id in &ids {
             cache.find(*id).await.unwrap().unwrap();
         }
-        let (positive, _) = cache.entry_counts().await;
+        let (positive, _) = cache.entry_counts();
         let per_cached = (live() - before) as f64 / positive as f64;
         println!("CachedStore: {per_cached:.0} bytes per cached token ({positive} cached)");
 
@@ -82,11 +82,10 @@ fn main() {
             let id = format.mint().id;
             assert!(cache.find(id).await.unwrap().is_none());
             if i + 1 == bound as usize {
-                cache.entry_counts().await;
                 after_bound = live() - base;
             }
         }
-        let (_, negative) = cache.entry_counts().await;
+        let (_, negative) = cache.entry_counts();
         let grown = live() - base;
         println!(
             "Flood: {flood} unknown tokens -> {negative} negative entries (bound {bound}); heap growth {:.2} MiB after {bound}, {:.2} MiB after {flood}",

@@ -51,7 +51,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::auth::Authenticated;
-use crate::response::{ProblemDetails, Realm, Rejection, RejectionKind, Responder, ScopeMatch};
+use crate::response::{
+    ProblemDetails, Realm, Rejection, RejectionKind, Responder, ScopeMatch, DEFAULT_REALM,
+};
 use crate::{ScopeError, ScopeSet};
 
 /// Requires every scope in `scopes`; 403 `insufficient_scope` otherwise.
@@ -165,8 +167,6 @@ impl<S, R> RequireScopes<S, R> {
         self.inner
     }
 }
-
-const DEFAULT_REALM: &str = "api";
 
 impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopes<S, R>
 where

@@ -134,6 +134,9 @@ pub enum ScopeMatch {
     Any,
 }
 
+/// The realm used unless `AuthLayer::realm` sets another.
+pub(crate) const DEFAULT_REALM: &str = "api";
+
 /// The realm of the challenges, with the two fixed `WWW-Authenticate`
 /// values built once per layer.
 #[derive(Debug)]

@@ -64,8 +64,8 @@ pub use self::future::ResponseFuture;
 pub use self::parse::bearer_token;
 
 use crate::clock::{Clock, SystemClock};
-use crate::response::{ProblemDetails, Realm, Rejection, RejectionKind, Responder};
-use crate::store::{OwnerId, StoreError, StoreErrorKind, TokenRecord, TokenStore};
+use crate::response::{ProblemDetails, Realm, Rejection, RejectionKind, Responder, DEFAULT_REALM};
+use crate::store::{used_recently, OwnerId, StoreError, StoreErrorKind, TokenRecord, TokenStore};
 use crate::transport::TransportPolicy;
 use crate::{ScopeCatalog, ScopeSet, TokenDigest, TokenFormat, TokenId};
 
@@ -125,9 +125,6 @@ impl fmt::Debug for Authenticated {
     }
 }
 
-/// Stores keep last-use times to this resolution.
-const LAST_USE_RESOLUTION: Duration = Duration::from_secs(60);
-
 /// Default store timeout.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default `Retry-After` on 503.
@@ -185,7 +182,7 @@ impl AuthLayer<ProblemDetails> {
             config: Arc::new(Config {
                 store: Arc::new(store),
                 format: TokenFormat::nuvlyx_live(),
-                realm: Realm::new("api"),
+                realm: Realm::new(DEFAULT_REALM),
                 transport: TransportPolicy::default(),
                 store_timeout: Some(DEFAULT_STORE_TIMEOUT),
                 retry_after: DEFAULT_RETRY_AFTER,
@@ -487,10 +484,7 @@ impl Config {
         }
         // Last use is kept to the minute: skip the hint when the record
         // already says the token was used within the last minute.
-        let recent = record
-            .last_used_at
-            .is_some_and(|t| now.duration_since(t).is_ok_and(|d| d < LAST_USE_RESOLUTION));
-        if !recent {
+        if !record.last_used_at.is_some_and(|t| used_recently(t, now)) {
             self.store.record_use(id, now);
         }
         Ok(Authenticated {

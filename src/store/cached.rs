@@ -287,8 +287,8 @@ impl<S: TokenStore> CachedStore<S> {
         CacheInvalidator(self.state.clone())
     }
 
-    /// Approximate numbers of (records, unknown-id answers) held.
-    pub async fn entry_counts(&self) -> (u64, u64) {
+    /// Numbers of (records, unknown-id answers) held.
+    pub fn entry_counts(&self) -> (u64, u64) {
         (
             self.state.positive.len() as u64,
             self.state.negative.len() as u64,

@@ -2,15 +2,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::{OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord, TokenStore};
+use super::{
+    used_recently, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord, TokenStore,
+};
 use crate::TokenId;
-
-/// How often at most a token's last-use time is updated.
-pub(crate) const LAST_USED_RESOLUTION: Duration = Duration::from_secs(60);
 
 /// An in-process store: a hash map behind a read-write lock. Lookups take
 /// only the read lock. Nothing survives a restart; use the SQLite or
@@ -90,17 +89,10 @@ impl TokenStore for MemoryStore {
     }
 
     fn record_use(&self, id: TokenId, at: SystemTime) {
-        let stale = |r: &TokenRecord| {
-            r.last_used_at.is_none_or(|t| {
-                at.duration_since(t)
-                    .is_ok_and(|d| d >= LAST_USED_RESOLUTION)
-            })
-        };
-        if !self.read().tokens.get(&id).is_some_and(stale) {
-            return;
-        }
+        // The layer only calls this when the record's last use is older
+        // than the resolution, so the write lock is taken rarely.
         if let Some(r) = self.write().tokens.get_mut(&id) {
-            if stale(r) {
+            if !r.last_used_at.is_some_and(|t| used_recently(t, at)) {
                 r.last_used_at = Some(at);
             }
         }

@@ -28,7 +28,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
@@ -354,6 +354,17 @@ impl<T: TokenAdmin + ?Sized> TokenAdmin for Arc<T> {
     async fn is_owner_suspended(&self, owner: &OwnerId) -> Result<bool, StoreError> {
         (**self).is_owner_suspended(owner).await
     }
+}
+
+/// Last-use times are kept to this resolution: a token's last use is
+/// written at most once per period.
+pub(crate) const LAST_USE_RESOLUTION: Duration = Duration::from_secs(60);
+
+/// Whether a use at `at` falls within the resolution of one recorded at
+/// `last` (a `last` later than `at`, after a clock step back, counts too).
+pub(crate) fn used_recently(last: SystemTime, at: SystemTime) -> bool {
+    at.duration_since(last)
+        .map_or(true, |d| d < LAST_USE_RESOLUTION)
 }
 
 /// A change that caches must hear about: announced by stores that other

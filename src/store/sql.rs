@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::memory::LAST_USED_RESOLUTION;
-use super::{Change, OwnerId, StoreError, TokenRecord};
+use super::{used_recently, Change, OwnerId, StoreError, TokenRecord};
 use crate::{ScopeSet, TokenDigest, TokenId};
 
 /// The columns every lookup and listing selects, in this order.
@@ -95,7 +94,7 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
 }
 
 /// Collects successful uses in memory and hands them out in batches, at most
-/// one per token per [`LAST_USED_RESOLUTION`]: no database write on the
+/// one per token per minute (`LAST_USE_RESOLUTION`): no database write on the
 /// request path.
 #[derive(Debug, Default)]
 pub(crate) struct UseTracker {
@@ -107,14 +106,11 @@ impl UseTracker {
     pub(crate) fn note(&self, id: TokenId, at: SystemTime) {
         {
             let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(last) = written.get(&id) {
-                if at
-                    .duration_since(*last)
-                    .is_ok_and(|d| d < LAST_USED_RESOLUTION)
-                    || at < *last
-                {
-                    return;
-                }
+            if written
+                .get(&id)
+                .is_some_and(|last| used_recently(*last, at))
+            {
+                return;
             }
             written.insert(id, at);
         }
