@@ -57,15 +57,20 @@ fn secret_windows(token: &str) -> Vec<&str> {
     windows(&token[first_secret - 15..]).collect()
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn trace_output_never_contains_a_token() {
+/// Captures every event at TRACE level on this thread until the guard drops.
+fn capture_everything() -> (Capture, tracing::subscriber::DefaultGuard) {
     let capture = Capture::default();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_writer(capture.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (capture, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn trace_output_never_contains_a_token() {
+    let (capture, _guard) = capture_everything();
 
     let f = Fixture::new();
     let created = f
@@ -131,13 +136,7 @@ async fn traced_request(mark_sensitive: bool) -> (String, String) {
     use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
     use tower_http::trace::{DefaultMakeSpan, DefaultOnRequest, TraceLayer};
 
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = capture_everything();
 
     let f = Fixture::new();
     let (token, _) = f.token(&["orders:read"]).await;

@@ -21,6 +21,18 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Waits until the server accepts connections on `port` (30 s at most).
+fn wait_for_listener(port: u16) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn data_dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!(
         "nuvlyx-demo-test-{}-{}",
@@ -64,14 +76,7 @@ impl Demo {
                 let _ = tx.send(line);
             }
         });
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_listener(port);
         std::thread::sleep(Duration::from_millis(100));
         let stdout = rx.try_iter().collect();
         Demo {
@@ -465,14 +470,7 @@ fn two_instances_on_postgres_share_revocations() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_listener(port);
         (child, port)
     };
     let dir = data_dir();
