@@ -371,13 +371,9 @@ where
             return reject(RejectionKind::InsecureTransport, exposed);
         }
 
-        let token = match bearer_token(req.headers()) {
-            Ok(t) => t,
+        let (token, id) = match parse::token_and_id(req.headers(), &config.format) {
+            Ok(found) => found,
             Err(kind) => return reject(kind, None),
-        };
-        let id = match config.format.parse_bytes(token) {
-            Ok(id) => id,
-            Err(e) => return reject(RejectionKind::InvalidFormat(e), None),
         };
         let digest = TokenDigest::of(token);
 

@@ -4,6 +4,46 @@ use http::header::AUTHORIZATION;
 use http::HeaderMap;
 
 use crate::response::{MalformedReason, RejectionKind};
+use crate::{TokenFormat, TokenId};
+
+/// What the layer reads from the headers: the token and its id, or why
+/// the request is refused. The same answer as [`bearer_token`] followed by
+/// [`TokenFormat::parse_bytes`] (property-tested below), faster for the
+/// common case.
+///
+/// The common case is exactly one `Authorization` header of the form
+/// `Bearer <token>` (scheme in any case, one space). A token of the layer's
+/// format is made of `a-z`, `0-9` and `_`, so the byte-class scans of
+/// [`bearer_token`] cannot fail on it: a token that parses is taken at once.
+/// Anything else goes through [`bearer_token`], which names the failure,
+/// and is parsed once (the parse already made is reused when
+/// [`bearer_token`] yields the same bytes).
+pub(crate) fn token_and_id<'h>(
+    headers: &'h HeaderMap,
+    format: &TokenFormat,
+) -> Result<(&'h [u8], TokenId), RejectionKind> {
+    let value = authorization(headers)?;
+    let early = canonical_bearer(value).map(|t| (t, format.parse_bytes(t)));
+    if let Some((token, Ok(id))) = early {
+        return Ok((token, id));
+    }
+    let token = bearer_in(value)?;
+    let parsed = match early {
+        Some((t, parsed)) if std::ptr::eq(t, token) => parsed,
+        _ => format.parse_bytes(token),
+    };
+    match parsed {
+        Ok(id) => Ok((token, id)),
+        Err(e) => Err(RejectionKind::InvalidFormat(e)),
+    }
+}
+
+/// The bytes after `Bearer ` when the header value has that shape; no
+/// check of those bytes.
+fn canonical_bearer(bytes: &[u8]) -> Option<&[u8]> {
+    let ok = bytes.len() > 7 && bytes[..6].eq_ignore_ascii_case(b"bearer") && bytes[6] == b' ';
+    ok.then(|| &bytes[7..])
+}
 
 /// Extracts the bearer token from request headers, as the layer does.
 ///
@@ -23,12 +63,21 @@ use crate::response::{MalformedReason, RejectionKind};
 /// assert_eq!(bearer_token(&headers), Ok(&b"abc"[..]));
 /// ```
 pub fn bearer_token(headers: &HeaderMap) -> Result<&[u8], RejectionKind> {
+    bearer_in(authorization(headers)?)
+}
+
+/// The one `Authorization` header value.
+fn authorization(headers: &HeaderMap) -> Result<&[u8], RejectionKind> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next().ok_or(RejectionKind::MissingCredentials)?;
     if values.next().is_some() {
         return Err(malformed(MalformedReason::MultipleHeaders));
     }
-    let bytes = value.as_bytes();
+    Ok(value.as_bytes())
+}
+
+/// [`bearer_token`] on the one header value.
+fn bearer_in(bytes: &[u8]) -> Result<&[u8], RejectionKind> {
     if !none_flagged(bytes, not_visible) {
         return Err(malformed(MalformedReason::OpaqueBytes));
     }
@@ -97,6 +146,98 @@ fn is_token68(t: &[u8]) -> bool {
 mod tests {
     use super::*;
     use http::HeaderValue;
+    use proptest::prelude::*;
+
+    fn headers(values: &[Vec<u8>]) -> Option<HeaderMap> {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(AUTHORIZATION, HeaderValue::from_bytes(v).ok()?);
+        }
+        Some(h)
+    }
+
+    /// Header values near the valid form: a scheme variant, separators, a
+    /// real token with edits, and arbitrary bytes around it.
+    fn near_valid() -> impl Strategy<Value = Vec<u8>> {
+        let token = TokenFormat::nuvlyx_live()
+            .mint()
+            .token
+            .expose_secret()
+            .to_owned();
+        let scheme = prop_oneof![
+            Just(b"Bearer".to_vec()),
+            Just(b"bEaReR".to_vec()),
+            Just(b"Basic".to_vec()),
+            prop::collection::vec(any::<u8>(), 0..8),
+        ];
+        let sep = prop_oneof![
+            Just(b" ".to_vec()),
+            Just(b"  ".to_vec()),
+            Just(b"\t".to_vec()),
+            Just(b"".to_vec()),
+            prop::collection::vec(prop::sample::select(vec![b' ', b'\t', b'=', b',']), 0..4),
+        ];
+        let edit = (0..token.len() + 1, any::<u8>(), 0..4u8).prop_map(move |(at, byte, how)| {
+            let mut t = token.clone().into_bytes();
+            match how {
+                0 => {}
+                1 if at < t.len() => t[at] = byte,
+                2 => t.insert(at, byte),
+                _ => t.truncate(at),
+            }
+            t
+        });
+        let tail = prop_oneof![
+            Just(Vec::new()),
+            Just(b" ".to_vec()),
+            Just(b"=".to_vec()),
+            prop::collection::vec(any::<u8>(), 0..3),
+        ];
+        (scheme, sep, edit, tail).prop_map(|(a, b, c, d)| [a, b, c, d].concat())
+    }
+
+    fn general_path<'h>(
+        h: &'h HeaderMap,
+        format: &TokenFormat,
+    ) -> Result<(&'h [u8], TokenId), RejectionKind> {
+        let token = bearer_token(h)?;
+        let id = format
+            .parse_bytes(token)
+            .map_err(RejectionKind::InvalidFormat)?;
+        Ok((token, id))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+        #[test]
+        fn the_layer_reads_headers_exactly_as_the_general_path(
+            values in prop::collection::vec(near_valid(), 1..3),
+        ) {
+            let Some(h) = headers(&values) else { return Ok(()) };
+            let format = TokenFormat::nuvlyx_live();
+            prop_assert_eq!(token_and_id(&h, &format), general_path(&h, &format));
+        }
+    }
+
+    #[test]
+    fn the_canonical_form_is_read_in_one_step() {
+        let format = TokenFormat::nuvlyx_live();
+        let token = format.mint().token;
+        let id = format.parse(token.expose_secret()).unwrap();
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            let v = format!("{scheme} {}", token.expose_secret()).into_bytes();
+            let h = headers(&[v]).unwrap();
+            assert!(canonical_bearer(authorization(&h).unwrap()).is_some());
+            assert_eq!(token_and_id(&h, &format).map(|(_, i)| i), Ok(id));
+        }
+        let h = headers(&[format!("Bearer {}", token.expose_secret()).into_bytes()]).unwrap();
+        let other = TokenFormat::nuvlyx_test();
+        assert_eq!(
+            token_and_id(&h, &other).map(|(_, i)| i),
+            general_path(&h, &other).map(|(_, i)| i)
+        );
+        assert!(token_and_id(&h, &other).is_err());
+    }
 
     fn parse(v: &[u8]) -> Result<Vec<u8>, RejectionKind> {
         let mut h = HeaderMap::new();
