@@ -3,14 +3,14 @@
 # route (auth + scope check) against its unprotected twin, in one run,
 # alternating the two so that machine noise hits both alike.
 #
-# Usage: benches/load.sh [sqlite|postgres]   (DURATION=10s CONNECTIONS=32 ROUNDS=3)
+# Usage: benches/load.sh [sqlite|postgres]   (DURATION=5s CONNECTIONS=32 ROUNDS=6)
 # postgres needs DATABASE_URL. Only loopback addresses are used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-sqlite}"
-duration="${DURATION:-10s}"
+duration="${DURATION:-5s}"
 conns="${CONNECTIONS:-32}"
-rounds="${ROUNDS:-3}"
+rounds="${ROUNDS:-6}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release -q -p nuvlyx-api
 bin=target/release/nuvlyx-api
@@ -41,14 +41,25 @@ run() { # path -> "req/s p99 non2xx"
 
 echo "mode=$mode connections=$conns duration=$duration rounds=$rounds ($(nproc) cores, server and wrk on one machine)"
 printf '%-6s %-28s %12s %10s %8s\n' round route req/s p99 non-2xx
-sum_p=0; sum_u=0
+# Odd rounds measure the twin first, even rounds the protected route first,
+# so a drift in machine speed during the run hits both routes alike.
+ratios=(); sum_p=0; sum_u=0
 for r in $(seq 1 "$rounds"); do
-  read -r up p99u badu < <(run /unprotected/orders)
-  read -r pp p99p badp < <(run /api/v1/external/orders)
+  if [ $((r % 2)) = 1 ]; then
+    read -r up p99u badu < <(run /unprotected/orders)
+    read -r pp p99p badp < <(run /api/v1/external/orders)
+  else
+    read -r pp p99p badp < <(run /api/v1/external/orders)
+    read -r up p99u badu < <(run /unprotected/orders)
+  fi
   printf '%-6s %-28s %12s %10s %8s\n' "$r" "unprotected twin" "$up" "$p99u" "$badu"
   printf '%-6s %-28s %12s %10s %8s\n' "$r" "protected (auth + scope)" "$pp" "$p99p" "$badp"
   [ "$badp" = 0 ] || { echo "FAIL: $badp non-2xx answers to valid requests"; exit 1; }
+  ratios+=("$(awk -v p="$pp" -v u="$up" 'BEGIN{printf "%.4f", p/u}')")
   sum_p=$(awk -v a="$sum_p" -v b="$pp" 'BEGIN{print a+b}')
   sum_u=$(awk -v a="$sum_u" -v b="$up" 'BEGIN{print a+b}')
 done
-awk -v p="$sum_p" -v u="$sum_u" 'BEGIN{printf "protected / unprotected throughput: %.1f%%\n", 100*p/u}'
+median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", 100*m}')
+echo "per-round protected / unprotected: $(printf '%s\n' "${ratios[@]}" | awk '{printf "%s%.1f%%", (NR>1?" ":""), 100*$1}')"
+echo "median of the rounds: ${median}%"
+awk -v p="$sum_p" -v u="$sum_u" 'BEGIN{printf "protected / unprotected throughput (all requests): %.1f%%\n", 100*p/u}'

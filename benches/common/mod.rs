@@ -1,0 +1,234 @@
+//! The per-request cases shared by `per_request` (criterion) and
+//! `overhead` (interleaved rounds): the same services, tokens and requests
+//! in both, so their figures describe the same work.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::{Request, Response, StatusCode};
+use tokio::runtime::Runtime;
+use tower::{service_fn, Layer, Service, ServiceBuilder, ServiceExt};
+use tower_pat::admin::{NewToken, TokenManager};
+use tower_pat::response::EmptyBody;
+use tower_pat::store::CachedStore;
+use tower_pat::{
+    require_scopes, AuthLayer, MemoryStore, ScopeCatalog, SqliteStore, TokenDigest, TokenFormat,
+};
+
+pub type Req = Request<()>;
+pub type Res = Response<()>;
+
+/// One measured case: `run` sends one request (or hashes one token) and
+/// gives the answer's status.
+pub struct Case<'a> {
+    pub name: &'static str,
+    pub run: Box<dyn FnMut() -> StatusCode + 'a>,
+}
+
+/// Names of the cases every ratio is taken against.
+pub const BARE: &str = "bare service";
+pub const SHA256: &str = "sha256 of the token (floor)";
+
+fn bare() -> impl Service<Req, Response = Res, Error = Infallible, Future = impl Send> + Clone {
+    service_fn(|_: Req| async { Ok::<_, Infallible>(Response::new(())) })
+}
+
+/// Built the same way, inside the timed loop, for every case.
+pub fn request(token: &str) -> Req {
+    Request::get("https://api.nuvlyx.test/api/v1/external/orders")
+        .header("authorization", format!("Bearer {token}"))
+        .body(())
+        .unwrap()
+}
+
+fn case<'a, S>(
+    rt: &'a Runtime,
+    name: &'static str,
+    svc: S,
+    token: &str,
+    want: StatusCode,
+) -> Case<'a>
+where
+    S: Service<Req, Response = Res, Error = Infallible> + Clone + 'a,
+{
+    let token = token.to_owned();
+    let run = move || {
+        rt.block_on(svc.clone().oneshot(request(black_box(&token))))
+            .unwrap()
+            .status()
+    };
+    // Check the case does what it says before timing it.
+    assert_eq!(run(), want, "{name}");
+    Case {
+        name,
+        run: Box::new(run),
+    }
+}
+
+/// A valid token, a MemoryStore holding it, and every case.
+pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
+    let store = MemoryStore::new();
+    let admin = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+    let token = rt
+        .block_on(admin.create(NewToken::new("bench", "demo-store", ["orders:read"])))
+        .unwrap()
+        .token
+        .expose_secret()
+        .to_owned();
+    let unknown = TokenFormat::nuvlyx_live()
+        .mint()
+        .token
+        .expose_secret()
+        .to_owned();
+    // The valid token with its last character changed: the checksum fails.
+    let last = token.chars().last().unwrap();
+    let malformed = format!(
+        "{}{}",
+        &token[..token.len() - 1],
+        if last == '0' { '1' } else { '0' }
+    );
+    assert!(TokenFormat::nuvlyx_live().parse(&malformed).is_err());
+
+    let ours = |st: MemoryStore, scope: &'static str| {
+        ServiceBuilder::new()
+            .layer(AuthLayer::new(st).responder(EmptyBody))
+            .layer(require_scopes([scope]).responder(EmptyBody))
+            .service(bare())
+    };
+
+    // CachedStore<SqliteStore>, warm after the check run.
+    let sqlite = rt.block_on(SqliteStore::in_memory()).unwrap();
+    let cached = CachedStore::new(sqlite.clone());
+    let sqlite_token = rt
+        .block_on(
+            TokenManager::new(sqlite, ScopeCatalog::nuvlyx()).create(NewToken::new(
+                "b",
+                "demo-store",
+                ["orders:read"],
+            )),
+        )
+        .unwrap()
+        .token
+        .expose_secret()
+        .to_owned();
+    let ours_cached_sqlite = ServiceBuilder::new()
+        .layer(AuthLayer::new(cached).responder(EmptyBody))
+        .layer(require_scopes(["orders:read"]).responder(EmptyBody))
+        .service(bare());
+
+    // What any auth layer must do besides hashing: read the clock (expiry)
+    // and attach an identity to the request's extensions. `Authenticated`
+    // is 80 bytes; this attaches 80 bytes the same way.
+    assert_eq!(std::mem::size_of::<tower_pat::Authenticated>(), 80);
+    assert_eq!(std::mem::size_of::<(SystemTime, [u64; 8])>(), 80);
+    let required_work = service_fn(|mut req: Req| {
+        let now = SystemTime::now();
+        req.extensions_mut().insert(black_box((now, [0u64; 8])));
+        drop(black_box(req));
+        async { Ok::<_, Infallible>(Response::new(())) }
+    });
+
+    // The insecure baseline users replace (not constant time).
+    #[allow(deprecated)]
+    let tower_http_bearer =
+        tower_http::validate_request::ValidateRequestHeaderLayer::bearer(&token).layer(bare());
+
+    // The JWT alternative: HS256 with the same claims.
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let claims = serde_json::json!({ "sub": "demo-store", "jti": "0123456789abcdef", "name": "bench", "scope": "orders:read", "exp": exp });
+    let jwt = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32]),
+    )
+    .unwrap();
+    let key = jsonwebtoken::DecodingKey::from_secret(&[7u8; 32]);
+    let validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    let jwt_svc = service_fn(move |req: Req| {
+        let ok = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|t| jsonwebtoken::decode::<serde_json::Value>(t, &key, &validation).ok())
+            .is_some_and(|d| {
+                d.claims["scope"]
+                    .as_str()
+                    .is_some_and(|s| s.split(' ').any(|s| s == "orders:read"))
+            });
+        async move {
+            let mut res = Response::new(());
+            if !ok {
+                *res.status_mut() = StatusCode::UNAUTHORIZED;
+            }
+            Ok::<_, Infallible>(res)
+        }
+    });
+
+    let sha_token = token.clone();
+    vec![
+        case(rt, BARE, bare(), &token, StatusCode::OK),
+        case(
+            rt,
+            "clock read + 80-byte extension, no auth (required work)",
+            required_work,
+            &token,
+            StatusCode::OK,
+        ),
+        case(
+            rt,
+            "tower-http bearer (insecure baseline)",
+            tower_http_bearer,
+            &token,
+            StatusCode::OK,
+        ),
+        case(
+            rt,
+            "tower-pat valid token",
+            ours(store.clone(), "orders:read"),
+            &token,
+            StatusCode::OK,
+        ),
+        case(
+            rt,
+            "tower-pat unknown id",
+            ours(store.clone(), "orders:read"),
+            &unknown,
+            StatusCode::UNAUTHORIZED,
+        ),
+        case(
+            rt,
+            "tower-pat malformed",
+            ours(store.clone(), "orders:read"),
+            &malformed,
+            StatusCode::UNAUTHORIZED,
+        ),
+        case(
+            rt,
+            "tower-pat missing scope",
+            ours(store, "wallet:read"),
+            &token,
+            StatusCode::FORBIDDEN,
+        ),
+        case(
+            rt,
+            "tower-pat CachedStore<SqliteStore> warm",
+            ours_cached_sqlite,
+            &sqlite_token,
+            StatusCode::OK,
+        ),
+        case(rt, "jsonwebtoken HS256", jwt_svc, &jwt, StatusCode::OK),
+        Case {
+            name: SHA256,
+            run: Box::new(move || {
+                black_box(TokenDigest::of(black_box(&sha_token)));
+                StatusCode::OK
+            }),
+        },
+    ]
+}
