@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end load test of the demo API on loopback with wrk: a protected GET
-# route (auth + scope check) against its unprotected twin, in one run,
-# alternating the two so that machine noise hits both alike.
+# route (auth + scope check) against its unprotected twin, in one run:
+# first in alternating rounds (the order flips every round),
+# then in rounds where both routes are loaded at the same time, which
+# cancels the machine's drift best on a shared host.
 #
 # Usage: benches/load.sh [sqlite|postgres]   (DURATION=5s CONNECTIONS=32 ROUNDS=6)
 # postgres needs DATABASE_URL. Only loopback addresses are used.
@@ -29,15 +31,20 @@ for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && br
 token=$("$bin" tokens create --data-dir "$dir" "${db_args[@]}" --name load --scopes orders:read 2>/dev/null)
 base="https://127.0.0.1:$port"
 
-run() { # path -> "req/s p99 non2xx"
+run() { # path [connections] -> "req/s p99 non2xx"
   local out
-  out=$(wrk -t1 -c"$conns" -d"$duration" --latency -H "Authorization: Bearer $token" "$base$1")
+  out=$(wrk -t1 -c"${2:-$conns}" -d"$duration" --latency -H "Authorization: Bearer $token" "$base$1")
+  parse "$out"
+}
+parse() { # wrk output -> "req/s p99 non2xx"
   local rps p99 bad
-  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  bad=$(awk '/Non-2xx/ {print $5}' <<<"$out"); bad=${bad:-0}
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$1")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$1")
+  bad=$(awk '/Non-2xx/ {print $5}' <<<"$1"); bad=${bad:-0}
   echo "$rps $p99 $bad"
 }
+median_pct() { sort -n | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", 100*m}'; }
+pcts() { awk '{printf "%s%.1f%%", (NR>1?" ":""), 100*$1}'; }
 
 echo "mode=$mode connections=$conns duration=$duration rounds=$rounds ($(nproc) cores, server and wrk on one machine)"
 printf '%-6s %-28s %12s %10s %8s\n' round route req/s p99 non-2xx
@@ -59,7 +66,26 @@ for r in $(seq 1 "$rounds"); do
   sum_p=$(awk -v a="$sum_p" -v b="$pp" 'BEGIN{print a+b}')
   sum_u=$(awk -v a="$sum_u" -v b="$up" 'BEGIN{print a+b}')
 done
-median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", 100*m}')
-echo "per-round protected / unprotected: $(printf '%s\n' "${ratios[@]}" | awk '{printf "%s%.1f%%", (NR>1?" ":""), 100*$1}')"
-echo "median of the rounds: ${median}%"
-awk -v p="$sum_p" -v u="$sum_u" 'BEGIN{printf "protected / unprotected throughput (all requests): %.1f%%\n", 100*p/u}'
+echo "sequential, per round protected / unprotected: $(printf '%s\n' "${ratios[@]}" | pcts)"
+echo "sequential, median of the rounds: $(printf '%s\n' "${ratios[@]}" | median_pct)%"
+awk -v p="$sum_p" -v u="$sum_u" 'BEGIN{printf "sequential, all requests: %.1f%%\n", 100*p/u}'
+
+# Both routes at the same time, half the connections each: whatever the
+# machine does during a round, it does to both routes alike.
+echo
+echo "concurrent rounds: both routes at once, $((conns / 2)) connections each"
+printf '%-6s %-28s %12s %10s %8s\n' round route req/s p99 non-2xx
+cratios=()
+for r in $(seq 1 "$rounds"); do
+  wrk -t1 -c"$((conns / 2))" -d"$duration" --latency -H "Authorization: Bearer $token" "$base/unprotected/orders" >"$dir/twin" &
+  twin=$!
+  read -r pp p99p badp < <(run /api/v1/external/orders "$((conns / 2))")
+  wait "$twin"
+  read -r up p99u badu < <(parse "$(cat "$dir/twin")")
+  printf '%-6s %-28s %12s %10s %8s\n' "$r" "unprotected twin" "$up" "$p99u" "$badu"
+  printf '%-6s %-28s %12s %10s %8s\n' "$r" "protected (auth + scope)" "$pp" "$p99p" "$badp"
+  [ "$badp" = 0 ] || { echo "FAIL: $badp non-2xx answers to valid requests"; exit 1; }
+  cratios+=("$(awk -v p="$pp" -v u="$up" 'BEGIN{printf "%.4f", p/u}')")
+done
+echo "concurrent, per round protected / unprotected: $(printf '%s\n' "${cratios[@]}" | pcts)"
+echo "concurrent, median of the rounds: $(printf '%s\n' "${cratios[@]}" | median_pct)%"
