@@ -31,10 +31,11 @@ for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && br
 token=$("$bin" tokens create --data-dir "$dir" "${db_args[@]}" --name load --scopes orders:read 2>/dev/null)
 base="https://127.0.0.1:$port"
 
+load() { # path connections -> wrk's report
+  wrk -t1 -c"$2" -d"$duration" --latency -H "Authorization: Bearer $token" "$base$1"
+}
 run() { # path [connections] -> "req/s p99 non2xx"
-  local out
-  out=$(wrk -t1 -c"${2:-$conns}" -d"$duration" --latency -H "Authorization: Bearer $token" "$base$1")
-  parse "$out"
+  parse "$(load "$1" "${2:-$conns}")"
 }
 parse() { # wrk output -> "req/s p99 non2xx"
   local rps p99 bad
@@ -77,7 +78,7 @@ echo "concurrent rounds: both routes at once, $((conns / 2)) connections each"
 printf '%-6s %-28s %12s %10s %8s\n' round route req/s p99 non-2xx
 cratios=()
 for r in $(seq 1 "$rounds"); do
-  wrk -t1 -c"$((conns / 2))" -d"$duration" --latency -H "Authorization: Bearer $token" "$base/unprotected/orders" >"$dir/twin" &
+  load /unprotected/orders "$((conns / 2))" >"$dir/twin" &
   twin=$!
   read -r pp p99p badp < <(run /api/v1/external/orders "$((conns / 2))")
   wait "$twin"

@@ -362,9 +362,9 @@ where
         if !config.transport.is_secure(&req) {
             // Tell the host when a real-looking token travelled in clear
             // so it can be revoked.
-            let exposed = bearer_token(req.headers())
+            let exposed = parse::token_and_id(req.headers(), &config.format)
                 .ok()
-                .and_then(|t| config.format.parse_bytes(t).ok());
+                .map(|(_, id)| id);
             if let Some(id) = exposed {
                 crate::trace::token_exposed(id);
             }
