@@ -4,7 +4,7 @@ use http::header::AUTHORIZATION;
 use http::HeaderMap;
 
 use crate::response::{MalformedReason, RejectionKind};
-use crate::{TokenFormat, TokenId};
+use crate::{FormatError, TokenFormat, TokenId};
 
 /// What the layer reads from the headers: the token and its id, or why
 /// the request is refused. The same answer as [`bearer_token`] followed by
@@ -14,7 +14,8 @@ use crate::{TokenFormat, TokenId};
 /// The common case is exactly one `Authorization` header of the form
 /// `Bearer <token>` (scheme in any case, one space). A token of the layer's
 /// format is made of `a-z`, `0-9` and `_`, so the byte-class scans of
-/// [`bearer_token`] cannot fail on it: a token that parses is taken at once.
+/// [`bearer_token`] cannot fail on it: a token that parses, or fails only
+/// its checksum, is answered at once.
 /// Anything else goes through [`bearer_token`], which names the failure,
 /// and is parsed once (the parse already made is reused when
 /// [`bearer_token`] yields the same bytes).
@@ -24,8 +25,14 @@ pub(crate) fn token_and_id<'h>(
 ) -> Result<(&'h [u8], TokenId), RejectionKind> {
     let value = authorization(headers)?;
     let early = canonical_bearer(value).map(|t| (t, format.parse_bytes(t)));
-    if let Some((token, Ok(id))) = early {
-        return Ok((token, id));
+    match early {
+        Some((token, Ok(id))) => return Ok((token, id)),
+        // Only the checksum failed: prefix, environment and hex body all
+        // passed, so the token is `a-z0-9_` and the scans cannot fail.
+        Some((_, Err(FormatError::BadChecksum))) => {
+            return Err(RejectionKind::InvalidFormat(FormatError::BadChecksum))
+        }
+        _ => {}
     }
     let token = bearer_in(value)?;
     let parsed = match early {
@@ -177,11 +184,13 @@ mod tests {
             Just(b"".to_vec()),
             prop::collection::vec(prop::sample::select(vec![b' ', b'\t', b'=', b',']), 0..4),
         ];
-        let edit = (0..token.len() + 1, any::<u8>(), 0..4u8).prop_map(move |(at, byte, how)| {
+        let edit = (0..token.len() + 1, any::<u8>(), 0..5u8).prop_map(move |(at, byte, how)| {
             let mut t = token.clone().into_bytes();
             match how {
                 0 => {}
                 1 if at < t.len() => t[at] = byte,
+                // Another hex digit: a checksum failure when in the body.
+                4 if at < t.len() => t[at] = b"0123456789abcdef"[usize::from(byte % 16)],
                 2 => t.insert(at, byte),
                 _ => t.truncate(at),
             }
