@@ -136,7 +136,7 @@ async fn app_and_token() -> (Router, String) {
             "/orders",
             get(|| async { "orders" }).route_layer(require_scopes(["orders:read"])),
         )
-        .layer(AuthLayer::new(store))
+        .layer(AuthLayer::new(store).attach_rejections())
         .layer(FailureLimitLayer::new(10, 5));
     (app, token)
 }

@@ -185,7 +185,8 @@ where
         let rejection = match req.extensions().get::<Authenticated>() {
             None => Some(Rejection::new(
                 RejectionKind::NotAuthenticated,
-                Realm::new(DEFAULT_REALM),
+                // A wiring mistake: always tell the host why.
+                Realm::new(DEFAULT_REALM, true),
             )),
             Some(auth) => {
                 let ok = match self.mode {
@@ -193,7 +194,7 @@ where
                     ScopeMatch::Any => auth.scopes().contains_any(&self.required),
                 };
                 (!ok).then(|| {
-                    Rejection::new(RejectionKind::InsufficientScope, auth.realm.clone())
+                    Rejection::new(RejectionKind::InsufficientScope, auth.realm)
                         .with_token_id(Some(auth.token_id()))
                         .with_required(self.required.clone(), self.mode)
                 })

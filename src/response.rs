@@ -1,9 +1,10 @@
 //! Rejections: what the client is told, and what the host application learns.
 //!
 //! Every refusal is a response, never a service error. The precise reason is
-//! a [`Rejection`] in the response extensions (and a `tracing` event with
-//! the `tracing` feature); the client sees only what RFC 6750 and RFC 9457
-//! prescribe:
+//! a [`Rejection`], handed to the responder, put in the response extensions
+//! when the layer is built with `AuthLayer::attach_rejections`, and told in
+//! a `tracing` event with the `tracing` feature. The client sees only what
+//! RFC 6750 and RFC 9457 prescribe:
 //!
 //! | case | status | `WWW-Authenticate` |
 //! |---|---|---|
@@ -24,10 +25,12 @@
 //! use tower::{service_fn, Layer, ServiceExt};
 //! use tower_pat::{AuthLayer, MemoryStore, Rejection, RejectionKind};
 //!
-//! let layer = AuthLayer::new(MemoryStore::new()).responder(|r: &Rejection| {
-//!     let body = format!(r#"{{"ok":false,"code":{}}}"#, r.status().as_u16());
-//!     r.response(body)
-//! });
+//! let layer = AuthLayer::new(MemoryStore::new())
+//!     .attach_rejections()
+//!     .responder(|r: &Rejection| {
+//!         let body = format!(r#"{{"ok":false,"code":{}}}"#, r.status().as_u16());
+//!         r.response(body)
+//!     });
 //! let svc = layer.layer(service_fn(|_: Request<()>| async {
 //!     Ok::<_, std::convert::Infallible>(Response::new(String::from("orders")))
 //! }));
@@ -47,12 +50,11 @@
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::store::StoreErrorKind;
 use crate::{FormatError, ScopeSet, TokenId};
@@ -138,25 +140,67 @@ pub enum ScopeMatch {
 pub(crate) const DEFAULT_REALM: &str = "api";
 
 /// The realm of the challenges, with the two fixed `WWW-Authenticate`
-/// values built once per layer.
+/// values built once.
 #[derive(Debug)]
 pub(crate) struct Realm {
     name: Box<str>,
+    /// Whether rejection responses carry the [`Rejection`] in their
+    /// extensions (`AuthLayer::attach_rejections`).
+    pub(crate) attach: bool,
     missing: HeaderValue,
     invalid: HeaderValue,
+    /// `WWW-Authenticate` and `Cache-Control` of the two 401 answers,
+    /// ready to copy: copying a map is cheaper than building one.
+    missing_headers: HeaderMap,
+    invalid_headers: HeaderMap,
 }
 
 impl Realm {
-    /// `name` must be validated already (visible ASCII, no quote or backslash).
-    pub(crate) fn new(name: &str) -> Arc<Self> {
+    /// The realm named `name`, which must be validated already (visible
+    /// ASCII, no quote or backslash), with rejections attached to
+    /// responses or not.
+    ///
+    /// Realms are interned for the life of the process: a layer is built
+    /// with one realm name from a handful, and requests then carry a plain
+    /// reference instead of counting references to a shared one. Each
+    /// distinct name is allocated once.
+    pub(crate) fn new(name: &str, attach: bool) -> &'static Self {
+        static REALMS: std::sync::Mutex<Vec<&'static Realm>> = std::sync::Mutex::new(Vec::new());
+        let mut realms = REALMS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(r) = realms
+            .iter()
+            .find(|r| &*r.name == name && r.attach == attach)
+        {
+            return r;
+        }
+        // Leaked like the realm itself, so copies of these values share
+        // static bytes instead of counting references.
         let header = |text: String| {
-            HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+            let text: &'static str = Box::leak(text.into_boxed_str());
+            HeaderValue::from_str(text)
+                .map(|_| HeaderValue::from_static(text))
+                .unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
         };
-        Arc::new(Self {
+        let missing = header(format!("Bearer realm=\"{name}\""));
+        let invalid = header(format!("Bearer realm=\"{name}\", error=\"invalid_token\""));
+        let headers = |challenge: &HeaderValue| {
+            let mut h = HeaderMap::with_capacity(2);
+            h.insert(WWW_AUTHENTICATE, challenge.clone());
+            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h
+        };
+        let realm: &'static Realm = Box::leak(Box::new(Self {
             name: name.into(),
-            missing: header(format!("Bearer realm=\"{name}\"")),
-            invalid: header(format!("Bearer realm=\"{name}\", error=\"invalid_token\"")),
-        })
+            attach,
+            missing_headers: headers(&missing),
+            invalid_headers: headers(&invalid),
+            missing,
+            invalid,
+        }));
+        realms.push(realm);
+        realm
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -166,11 +210,12 @@ impl Realm {
 
 /// A refused request: the reason and everything needed to answer it.
 ///
-/// Found in the extensions of every response the crate produces.
+/// Responders receive it; with `AuthLayer::attach_rejections`, it is also
+/// in the extensions of every rejection response the crate produces.
 #[derive(Clone)]
 pub struct Rejection {
     kind: RejectionKind,
-    realm: Arc<Realm>,
+    realm: &'static Realm,
     token_id: Option<TokenId>,
     required: Option<(ScopeSet, ScopeMatch)>,
     retry_after: Option<Duration>,
@@ -187,7 +232,7 @@ impl fmt::Debug for Rejection {
 }
 
 impl Rejection {
-    pub(crate) fn new(kind: RejectionKind, realm: Arc<Realm>) -> Self {
+    pub(crate) fn new(kind: RejectionKind, realm: &'static Realm) -> Self {
         Self {
             kind,
             realm,
@@ -210,6 +255,11 @@ impl Rejection {
     pub(crate) fn with_retry_after(mut self, d: Duration) -> Self {
         self.retry_after = Some(d);
         self
+    }
+
+    /// Whether the layer attaches this rejection to its response.
+    pub(crate) fn attached(&self) -> bool {
+        self.realm.attach
     }
 
     /// The precise reason.
@@ -338,6 +388,25 @@ impl Rejection {
         let mut res = Response::new(body);
         *res.status_mut() = self.status();
         let h = res.headers_mut();
+        if self.retry_after.is_none() {
+            match self.kind {
+                RejectionKind::MissingCredentials | RejectionKind::NotAuthenticated => {
+                    *h = self.realm.missing_headers.clone();
+                    return res;
+                }
+                RejectionKind::Malformed(_)
+                | RejectionKind::InvalidFormat(_)
+                | RejectionKind::UnknownToken
+                | RejectionKind::SecretMismatch
+                | RejectionKind::Revoked
+                | RejectionKind::Expired
+                | RejectionKind::OwnerSuspended => {
+                    *h = self.realm.invalid_headers.clone();
+                    return res;
+                }
+                _ => {}
+            }
+        }
         if let Some(v) = self.www_authenticate() {
             h.insert(WWW_AUTHENTICATE, v);
         }
@@ -457,5 +526,72 @@ pub struct EmptyBody;
 impl<B: Default> Responder<B> for EmptyBody {
     fn respond(&self, rejection: &Rejection) -> Response<B> {
         rejection.response(B::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The headers `response` must produce, built field by field.
+    fn expected_headers(r: &Rejection) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(v) = r.www_authenticate() {
+            h.insert(WWW_AUTHENTICATE, v);
+        }
+        if let Some(d) = r.retry_after {
+            h.insert(RETRY_AFTER, HeaderValue::from(d.as_secs().max(1)));
+        }
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h
+    }
+
+    #[test]
+    fn copied_header_templates_equal_headers_built_one_by_one() {
+        use crate::store::StoreErrorKind as S;
+        let kinds = [
+            RejectionKind::MissingCredentials,
+            RejectionKind::Malformed(MalformedReason::WrongScheme),
+            RejectionKind::InvalidFormat(FormatError::BadChecksum),
+            RejectionKind::UnknownToken,
+            RejectionKind::SecretMismatch,
+            RejectionKind::Revoked,
+            RejectionKind::Expired,
+            RejectionKind::OwnerSuspended,
+            RejectionKind::InsufficientScope,
+            RejectionKind::InsecureTransport,
+            RejectionKind::StoreUnavailable(S::Timeout),
+            RejectionKind::NotAuthenticated,
+        ];
+        let realm = Realm::new("templates", false);
+        for kind in kinds {
+            let scopes = ScopeSet::parse(["orders:read"]).unwrap();
+            for r in [
+                Rejection::new(kind, realm),
+                Rejection::new(kind, realm).with_retry_after(Duration::from_secs(2)),
+                Rejection::new(kind, realm).with_required(scopes, ScopeMatch::All),
+            ] {
+                let res = r.response(());
+                assert_eq!(res.status(), r.status(), "{kind:?}");
+                assert_eq!(res.headers(), &expected_headers(&r), "{kind:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn realms_are_interned_once_per_name() {
+        let a = Realm::new("interned-a", false);
+        assert!(std::ptr::eq(a, Realm::new("interned-a", false)));
+        let b = Realm::new("interned-b", false);
+        assert!(!std::ptr::eq(a, b));
+        let attached = Realm::new("interned-a", true);
+        assert!(!std::ptr::eq(a, attached) && attached.attach && !a.attach);
+        assert!(std::ptr::eq(attached, Realm::new("interned-a", true)));
+        assert_eq!((a.name(), b.name()), ("interned-a", "interned-b"));
+        assert_eq!(
+            a.invalid,
+            r#"Bearer realm="interned-a", error="invalid_token""#
+        );
+        assert_eq!(b.missing, r#"Bearer realm="interned-b""#);
     }
 }

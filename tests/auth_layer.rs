@@ -13,7 +13,8 @@ use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::response::MalformedReason;
 use tower_pat::{
     async_trait, AuthLayer, FormatError, ManualClock, MemoryStore, Rejection, RejectionKind,
-    ScopeCatalog, StoreError, StoreErrorKind, TokenFormat, TokenId, TokenRecord, TokenStore,
+    ScopeCatalog, ScopeSet, StoreError, StoreErrorKind, TokenDigest, TokenFormat, TokenId,
+    TokenRecord, TokenStore,
 };
 
 const INVALID: &str = r#"Bearer realm="nuvlyx", error="invalid_token""#;
@@ -543,6 +544,38 @@ impl TokenStore for Faulty {
     }
 }
 
+/// Answers every lookup with a record carrying `digest` but another id.
+#[derive(Debug)]
+struct WrongId(TokenRecord);
+
+#[async_trait]
+impl TokenStore for WrongId {
+    async fn find(&self, _: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(Some(self.0.clone()))
+    }
+}
+
+#[tokio::test]
+async fn a_record_for_another_id_is_refused_as_corrupt() {
+    let minted = TokenFormat::nuvlyx_live().mint();
+    let other = TokenFormat::nuvlyx_live().mint().id;
+    let record = TokenRecord::new(
+        other,
+        TokenDigest::of(minted.token.expose_secret()),
+        "o".parse().unwrap(),
+        "t",
+        ScopeSet::parse(["orders:read"]).unwrap(),
+        SystemTime::now(),
+    );
+    let app = app_with(AuthLayer::new(WrongId(record)));
+    let res = send(&app, bearer("/orders", minted.token.expose_secret())).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        kind(&res),
+        RejectionKind::StoreUnavailable(StoreErrorKind::Corrupt)
+    );
+}
+
 #[tokio::test]
 async fn store_error_is_503_with_retry_after() {
     let app = app_with(AuthLayer::new(Faulty::Errors).retry_after(Duration::from_secs(3)));
@@ -593,7 +626,7 @@ async fn panicking_store_fails_that_request_closed_and_the_service_keeps_serving
 #[tokio::test]
 async fn custom_responder_changes_the_body_but_not_the_decision() {
     let f = Fixture::new();
-    let layer = f.layer().responder(|r: &Rejection| {
+    let layer = f.layer().attach_rejections().responder(|r: &Rejection| {
         let mut res = r.response(Body::from(format!(
             "{{\"code\":\"{}\"}}",
             r.status().as_u16()
@@ -673,4 +706,50 @@ async fn record_with_a_scope_outside_the_catalog_fails_closed() {
         kind(&res),
         RejectionKind::StoreUnavailable(StoreErrorKind::Corrupt)
     );
+}
+
+#[tokio::test]
+async fn rejections_are_attached_to_responses_only_when_asked() {
+    let f = Fixture::new();
+    let (token, id) = f.token(&["orders:read"]).await;
+    let router = |layer: AuthLayer| {
+        axum::Router::new()
+            .route(
+                "/wallet",
+                axum::routing::get(|| async { "wallet" })
+                    .route_layer(tower_pat::require_scopes(["wallet:read"])),
+            )
+            .layer(layer)
+    };
+    let attached = |res: &http::Response<Body>| res.extensions().get::<Rejection>().cloned();
+
+    let plain = router(f.layer());
+    let res = send(&plain, bearer("/wallet", &unknown_token())).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["www-authenticate"], INVALID);
+    assert!(attached(&res).is_none());
+    let res = send(&plain, bearer("/wallet", &token)).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(attached(&res).is_none());
+
+    // Either order of the builders keeps both the realm and the setting.
+    for layer in [
+        f.layer().attach_rejections(),
+        AuthLayer::new(f.store.clone())
+            .attach_rejections()
+            .realm("nuvlyx"),
+    ] {
+        let app = router(layer);
+        let res = send(&app, bearer("/wallet", &unknown_token())).await;
+        assert_eq!(res.headers()["www-authenticate"], INVALID);
+        assert_eq!(attached(&res).unwrap().kind(), RejectionKind::UnknownToken);
+        let res = send(&app, bearer("/wallet", &token)).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        let r = attached(&res).unwrap();
+        assert_eq!(
+            (r.kind(), r.token_id()),
+            (RejectionKind::InsufficientScope, Some(id))
+        );
+        assert_eq!(r.realm(), "nuvlyx");
+    }
 }

@@ -38,6 +38,7 @@ conformance_tests!(CachedMemory);
 struct Probe {
     inner: MemoryStore,
     finds: Arc<AtomicUsize>,
+    uses: Arc<AtomicUsize>,
     delay: Option<Duration>,
     gate: Option<(Arc<Notify>, Arc<Notify>)>,
 }
@@ -55,6 +56,11 @@ impl TokenStore for Probe {
             release.notified().await;
         }
         read
+    }
+
+    fn record_use(&self, id: TokenId, at: SystemTime) {
+        self.uses.fetch_add(1, Ordering::SeqCst);
+        self.inner.record_use(id, at);
     }
 }
 
@@ -235,4 +241,51 @@ async fn a_flood_of_unknown_ids_stays_within_the_negative_bound() {
 
 fn rand_u64() -> u64 {
     TokenFormat::nuvlyx_live().mint().id.to_u64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_use_is_noted_in_the_cached_record_so_the_layer_hints_once() {
+    use tower::{service_fn, Layer, ServiceExt};
+    let probe = Probe::default();
+    let admin = TokenManager::new(probe.inner.clone(), ScopeCatalog::nuvlyx());
+    let created = admin
+        .create(NewToken::new("t", "o", ["orders:read"]))
+        .await
+        .unwrap();
+    let cache = CachedStore::new(probe.clone());
+    let layer = tower_pat::AuthLayer::new(cache.clone()).responder(tower_pat::response::EmptyBody);
+    let svc = layer.layer(service_fn(|_: http::Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    }));
+    for _ in 0..20 {
+        let req = http::Request::get("https://api.test/orders")
+            .header(
+                "authorization",
+                format!("Bearer {}", created.token.expose_secret()),
+            )
+            .body(())
+            .unwrap();
+        let res = svc.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), http::StatusCode::OK);
+    }
+    assert_eq!(probe.uses.load(Ordering::SeqCst), 1);
+    assert_eq!(probe.finds.load(Ordering::SeqCst), 1);
+    let cached = cache.try_find_now(created.record.id).unwrap().unwrap();
+    assert!(cached.unwrap().last_used_at.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noting_a_use_after_an_outside_revocation_cannot_serve_the_old_record() {
+    let probe = Probe::default();
+    let id = mint(&probe.inner).await;
+    let cache = CachedStore::new(probe.clone());
+    assert!(cache.find(id).await.unwrap().unwrap().revoked_at.is_none());
+    // Another process revokes; its change feed reaches the cache; then a
+    // request that had already passed records its use.
+    probe.inner.revoke(id, SystemTime::now()).await.unwrap();
+    cache.invalidator().invalidate(&Change::Token(id));
+    cache.record_use(id, SystemTime::now());
+    let now = cache.try_find_now(id);
+    assert!(now.is_none(), "the stale entry must not be served");
+    assert!(cache.find(id).await.unwrap().unwrap().revoked_at.is_some());
 }

@@ -67,11 +67,14 @@ where
     }
 }
 
-/// Builds the rejection response and attaches the typed reason.
+/// Builds the rejection response, and attaches the typed reason when the
+/// layer was asked to.
 pub(crate) fn respond<B, R: Responder<B>>(rejection: Rejection, responder: &R) -> Response<B> {
     crate::trace::rejected(&rejection);
     let mut res = responder.respond(&rejection);
-    res.extensions_mut().insert(rejection);
+    if rejection.attached() {
+        res.extensions_mut().insert(rejection);
+    }
     res
 }
 
@@ -142,7 +145,7 @@ where
                     };
                     match verdict {
                         Ok(auth) => {
-                            crate::trace::authenticated(auth.token_id);
+                            crate::trace::authenticated(auth.token_id());
                             let (Some(mut req), Some(mut svc)) = (request.take(), inner.take())
                             else {
                                 panic!("polled after completion");

@@ -70,57 +70,53 @@ use crate::transport::TransportPolicy;
 use crate::{ScopeCatalog, ScopeSet, TokenDigest, TokenFormat, TokenId};
 
 /// Who called: attached to the request extensions of every authenticated
-/// request. Cheap to clone.
+/// request. Cheap to clone (it shares the store's record).
 #[derive(Clone)]
 pub struct Authenticated {
-    token_id: TokenId,
-    owner: OwnerId,
-    name: Arc<str>,
-    scopes: ScopeSet,
-    expires_at: Option<SystemTime>,
-    pub(crate) realm: Arc<Realm>,
+    record: Arc<TokenRecord>,
+    pub(crate) realm: &'static Realm,
 }
 
 impl Authenticated {
     /// The token's non-secret id.
     pub fn token_id(&self) -> TokenId {
-        self.token_id
+        self.record.id
     }
 
     /// The owner (store / tenant) the token belongs to.
     pub fn owner(&self) -> &OwnerId {
-        &self.owner
+        &self.record.owner
     }
 
     /// The token's human name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.record.name
     }
 
     /// The scopes the token holds.
     pub fn scopes(&self) -> &ScopeSet {
-        &self.scopes
+        &self.record.scopes
     }
 
     /// Whether the token holds `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.contains(scope)
+        self.record.scopes.contains(scope)
     }
 
     /// When the token expires, if ever.
     pub fn expires_at(&self) -> Option<SystemTime> {
-        self.expires_at
+        self.record.expires_at
     }
 }
 
 impl fmt::Debug for Authenticated {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authenticated")
-            .field("token_id", &self.token_id)
-            .field("owner", &self.owner)
-            .field("name", &self.name)
-            .field("scopes", &self.scopes)
-            .field("expires_at", &self.expires_at)
+            .field("token_id", &self.token_id())
+            .field("owner", self.owner())
+            .field("name", &self.name())
+            .field("scopes", self.scopes())
+            .field("expires_at", &self.expires_at())
             .finish()
     }
 }
@@ -133,7 +129,7 @@ pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 pub(crate) struct Config {
     store: Arc<dyn TokenStore>,
     format: TokenFormat,
-    realm: Arc<Realm>,
+    realm: &'static Realm,
     transport: TransportPolicy,
     store_timeout: Option<Duration>,
     retry_after: Duration,
@@ -182,7 +178,7 @@ impl AuthLayer<ProblemDetails> {
             config: Arc::new(Config {
                 store: Arc::new(store),
                 format: TokenFormat::nuvlyx_live(),
-                realm: Realm::new(DEFAULT_REALM),
+                realm: Realm::new(DEFAULT_REALM, false),
                 transport: TransportPolicy::default(),
                 store_timeout: Some(DEFAULT_STORE_TIMEOUT),
                 retry_after: DEFAULT_RETRY_AFTER,
@@ -202,7 +198,7 @@ impl<R> AuthLayer<R> {
             self.config = Arc::new(Config {
                 store: c.store.clone(),
                 format: c.format.clone(),
-                realm: c.realm.clone(),
+                realm: c.realm,
                 transport: c.transport.clone(),
                 store_timeout: c.store_timeout,
                 retry_after: c.retry_after,
@@ -235,7 +231,20 @@ impl<R> AuthLayer<R> {
             ok,
             "invalid realm {realm:?}: use visible ASCII without quotes or backslashes"
         );
-        self.config_mut().realm = Realm::new(realm);
+        let attach = self.config.realm.attach;
+        self.config_mut().realm = Realm::new(realm, attach);
+        self
+    }
+
+    /// Adds the [`Rejection`] (the precise reason, with the token id when
+    /// there is one) to the extensions of every rejection response, for
+    /// layers above this one: metrics by reason, rate limits on failed
+    /// authentication (see `examples/rate_limit.rs`). Off by default: it
+    /// costs three small allocations per rejection. `require_scopes` layers
+    /// under this one follow the same setting.
+    pub fn attach_rejections(mut self) -> Self {
+        let name = self.config.realm.name().to_owned();
+        self.config_mut().realm = Realm::new(&name, true);
         self
     }
 
@@ -404,7 +413,7 @@ where
 
 impl Config {
     pub(crate) fn rejection(&self, kind: RejectionKind) -> Rejection {
-        let r = Rejection::new(kind, self.realm.clone());
+        let r = Rejection::new(kind, self.realm);
         match kind {
             RejectionKind::StoreUnavailable(_) => r.with_retry_after(self.retry_after),
             _ => r,
@@ -433,7 +442,7 @@ impl Config {
             },
             None => self.store.find(id).await,
         };
-        self.judge(id, digest, found)
+        self.judge(id, digest, found.map(|r| r.map(Arc::new)))
     }
 
     /// Everything after the lookup: digest comparison and record checks.
@@ -441,7 +450,7 @@ impl Config {
         &self,
         id: TokenId,
         digest: TokenDigest,
-        found: Result<Option<TokenRecord>, StoreError>,
+        found: Result<Option<Arc<TokenRecord>>, StoreError>,
     ) -> Result<Authenticated, RejectionKind> {
         let record = match found {
             Ok(r) => r,
@@ -460,6 +469,12 @@ impl Config {
         };
         if !matches {
             return Err(RejectionKind::SecretMismatch);
+        }
+        if record.id != id {
+            // The digest covers the id, so only a broken store gets here.
+            let e = StoreError::corrupt("the store answered with another token's record");
+            crate::trace::store_error(id, &e);
+            return Err(RejectionKind::StoreUnavailable(StoreErrorKind::Corrupt));
         }
         if let Some(catalog) = &self.catalog {
             if let Err(e) = catalog.check_known(&record.scopes) {
@@ -484,12 +499,8 @@ impl Config {
             self.store.record_use(id, now);
         }
         Ok(Authenticated {
-            token_id: id,
-            owner: record.owner,
-            name: record.name,
-            scopes: record.scopes,
-            expires_at: record.expires_at,
-            realm: self.realm.clone(),
+            record,
+            realm: self.realm,
         })
     }
 }

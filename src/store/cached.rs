@@ -80,33 +80,17 @@ impl CacheConfig {
     }
 }
 
-/// A cached record and the change epoch at which its fetch started.
-#[derive(Debug)]
+/// A cached record and the change epoch at which its fetch started. Cheap
+/// to clone: a hit hands out the shared record.
+#[derive(Debug, Clone)]
 struct Entry {
-    record: TokenRecord,
+    record: Arc<TokenRecord>,
     epoch: u64,
     /// When it was cached (for the TTL).
     inserted: Instant,
-    /// Last use forwarded to the inner store (µs since the epoch), so the
-    /// layer can skip the hint while it is recent.
-    last_use: AtomicU64,
 }
 
-impl Entry {
-    fn record(&self) -> TokenRecord {
-        let mut r = self.record.clone();
-        let forwarded = self.last_use.load(Ordering::Relaxed);
-        if forwarded > 0 {
-            let t = SystemTime::UNIX_EPOCH + Duration::from_micros(forwarded);
-            if r.last_used_at.is_none_or(|l| l < t) {
-                r.last_used_at = Some(t);
-            }
-        }
-        r
-    }
-}
-
-type Fill = Arc<OnceCell<Result<Arc<Entry>, Arc<Miss>>>>;
+type Fill = Arc<OnceCell<Result<Entry, Arc<Miss>>>>;
 
 /// Why a fill produced no entry (shared between coalesced callers).
 #[derive(Debug)]
@@ -156,7 +140,7 @@ impl<K: Hash + Eq + Clone> Floors<K> {
 
 #[derive(Debug)]
 struct State {
-    positive: Cache<TokenId, Arc<Entry>>,
+    positive: Cache<TokenId, Entry>,
     /// Unknown ids: (epoch at fetch start, when cached).
     negative: Cache<TokenId, (u64, Instant)>,
     ttl: Duration,
@@ -298,11 +282,11 @@ impl<S: TokenStore> CachedStore<S> {
 
 impl<S: TokenStore> CachedStore<S> {
     /// A fresh cached answer, if there is one.
-    fn cached(&self, id: TokenId) -> Option<Option<TokenRecord>> {
+    fn cached(&self, id: TokenId) -> Option<Option<Arc<TokenRecord>>> {
         let state = &self.state;
         if let Some(e) = state.positive.get(&id) {
             if e.inserted.elapsed() < state.ttl && state.is_fresh(&e.record, e.epoch) {
-                return Some(Some(e.record()));
+                return Some(Some(e.record));
             }
             state.positive.remove(&id);
         }
@@ -316,7 +300,7 @@ impl<S: TokenStore> CachedStore<S> {
     }
 
     /// One fill per id at a time; concurrent callers wait for it.
-    async fn fill(&self, id: TokenId) -> Result<Arc<Entry>, Arc<Miss>> {
+    async fn fill(&self, id: TokenId) -> Result<Entry, Arc<Miss>> {
         let state = &self.state;
         let cell: Fill = state
             .fills
@@ -329,12 +313,11 @@ impl<S: TokenStore> CachedStore<S> {
             .get_or_init(|| async {
                 let epoch = state.epoch.load(Ordering::SeqCst);
                 let result = match self.inner.find(id).await {
-                    Ok(Some(record)) => Ok(Arc::new(Entry {
-                        record,
+                    Ok(Some(record)) => Ok(Entry {
+                        record: Arc::new(record),
                         epoch,
                         inserted: Instant::now(),
-                        last_use: AtomicU64::new(0),
-                    })),
+                    }),
                     Ok(None) => Err(Arc::new(Miss::Absent(epoch))),
                     Err(e) => Err(Arc::new(Miss::Failed(e.kind(), e.to_string()))),
                 };
@@ -367,10 +350,12 @@ impl<S: TokenStore> CachedStore<S> {
 impl<S: TokenStore> TokenStore for CachedStore<S> {
     async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
         if let Some(answer) = self.cached(id) {
-            return Ok(answer);
+            return Ok(answer.map(Arc::unwrap_or_clone));
         }
         match self.fill(id).await {
-            Ok(e) if self.state.is_fresh(&e.record, e.epoch) => Ok(Some(e.record())),
+            Ok(e) if self.state.is_fresh(&e.record, e.epoch) => {
+                Ok(Some(Arc::unwrap_or_clone(e.record)))
+            }
             // Raced with a change: never serve what was read before it.
             Ok(_) => {
                 self.state.positive.remove(&id);
@@ -383,17 +368,25 @@ impl<S: TokenStore> TokenStore for CachedStore<S> {
         }
     }
 
-    fn try_find_now(&self, id: TokenId) -> Option<Result<Option<TokenRecord>, StoreError>> {
+    fn try_find_now(&self, id: TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
         self.cached(id).map(Ok)
     }
 
     fn record_use(&self, id: TokenId, at: SystemTime) {
         self.inner.record_use(id, at);
-        if let Some(e) = self.state.positive.get(&id) {
-            let micros = at
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-            e.last_use.fetch_max(micros, Ordering::Relaxed);
+        // Note the use in the cached record too, so the layer skips the
+        // hint while it is recent. The layer calls this about once a minute
+        // per token, so copying the record here is cheap. The replacement
+        // keeps the entry's epoch and insertion time: if a change raced
+        // with it, the epoch check still refuses the entry, and the TTL
+        // still counts from the original fetch.
+        if let Some(mut e) = self.state.positive.get(&id) {
+            if e.record.last_used_at.is_none_or(|t| t < at) {
+                let mut r = TokenRecord::clone(&e.record);
+                r.last_used_at = Some(at);
+                e.record = Arc::new(r);
+                self.state.positive.insert(id, e);
+            }
         }
     }
 }

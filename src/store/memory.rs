@@ -1,7 +1,8 @@
 //! [`MemoryStore`]: the embedded default store.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -36,8 +37,35 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    tokens: HashMap<TokenId, TokenRecord>,
+    tokens: HashMap<TokenId, Arc<TokenRecord>, BuildHasherDefault<IdHasher>>,
     suspended: HashSet<OwnerId>,
+}
+
+/// Hashes token ids without SipHash. The ids held here are minted from the
+/// OS CSPRNG, so their bytes are already uniform: a multiply-and-rotate fold
+/// is enough to spread them. A request can name any id, but a lookup only
+/// probes the slots of the hash it names and inserts nothing, so made-up
+/// ids cannot degrade the table.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(26) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write(&n.to_le_bytes());
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl MemoryStore {
@@ -68,12 +96,16 @@ impl MemoryStore {
 }
 
 impl MemoryStore {
-    fn lookup(&self, id: TokenId) -> Option<TokenRecord> {
+    fn lookup(&self, id: TokenId) -> Option<Arc<TokenRecord>> {
         let inner = self.read();
         inner.tokens.get(&id).map(|r| {
-            let mut r = r.clone();
-            r.owner_suspended = !inner.suspended.is_empty() && inner.suspended.contains(&r.owner);
-            r
+            if !inner.suspended.is_empty() && inner.suspended.contains(&r.owner) {
+                let mut r = TokenRecord::clone(r);
+                r.owner_suspended = true;
+                Arc::new(r)
+            } else {
+                Arc::clone(r)
+            }
         })
     }
 }
@@ -81,10 +113,10 @@ impl MemoryStore {
 #[async_trait]
 impl TokenStore for MemoryStore {
     async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(self.lookup(id))
+        Ok(self.lookup(id).map(Arc::unwrap_or_clone))
     }
 
-    fn try_find_now(&self, id: TokenId) -> Option<Result<Option<TokenRecord>, StoreError>> {
+    fn try_find_now(&self, id: TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
         Some(Ok(self.lookup(id)))
     }
 
@@ -93,7 +125,8 @@ impl TokenStore for MemoryStore {
         // than the resolution, so the write lock is taken rarely.
         if let Some(r) = self.write().tokens.get_mut(&id) {
             if !r.last_used_at.is_some_and(|t| used_recently(t, at)) {
-                r.last_used_at = Some(at);
+                // Requests in flight keep the record they were given.
+                Arc::make_mut(r).last_used_at = Some(at);
             }
         }
     }
@@ -108,7 +141,7 @@ impl TokenAdmin for MemoryStore {
         }
         let mut record = record;
         record.owner_suspended = false;
-        inner.tokens.insert(record.id, record);
+        inner.tokens.insert(record.id, Arc::new(record));
         Ok(())
     }
 
@@ -119,7 +152,7 @@ impl TokenAdmin for MemoryStore {
             .values()
             .filter(|r| owner.is_none_or(|o| &r.owner == o))
             .map(|r| {
-                let mut r = r.clone();
+                let mut r = TokenRecord::clone(r);
                 r.owner_suspended = inner.suspended.contains(&r.owner);
                 r
             })
@@ -137,7 +170,7 @@ impl TokenAdmin for MemoryStore {
         if r.revoked_at.is_some() {
             return Ok(false);
         }
-        r.revoked_at = Some(at);
+        Arc::make_mut(r).revoked_at = Some(at);
         Ok(true)
     }
 
@@ -147,7 +180,8 @@ impl TokenAdmin for MemoryStore {
             .tokens
             .get_mut(&id)
             .ok_or_else(|| StoreError::new(StoreErrorKind::NotFound))?;
-        r.expires_at = Some(r.expires_at.map_or(at, |e| e.min(at)));
+        let capped = r.expires_at.map_or(at, |e| e.min(at));
+        Arc::make_mut(r).expires_at = Some(capped);
         Ok(())
     }
 
@@ -167,5 +201,47 @@ impl TokenAdmin for MemoryStore {
 
     async fn is_owner_suspended(&self, owner: &OwnerId) -> Result<bool, StoreError> {
         Ok(self.read().suspended.contains(owner))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::{NewToken, TokenManager};
+    use crate::ScopeCatalog;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn lookups_share_one_record_and_changes_do_not_touch_handed_out_ones() {
+        let store = MemoryStore::new();
+        let id = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx())
+            .create(NewToken::new("t", "o", ["orders:read"]))
+            .await
+            .unwrap()
+            .record
+            .id;
+        let found = |s: &MemoryStore| s.try_find_now(id).unwrap().unwrap().unwrap();
+        let (a, b) = (found(&store), found(&store));
+        assert!(Arc::ptr_eq(&a, &b));
+        store.revoke(id, SystemTime::now()).await.unwrap();
+        assert!(a.revoked_at.is_none(), "a request in flight keeps its view");
+        assert!(found(&store).revoked_at.is_some());
+        let owner: OwnerId = "o".parse().unwrap();
+        store.set_owner_suspended(&owner, true).await.unwrap();
+        assert!(found(&store).owner_suspended);
+        store.set_owner_suspended(&owner, false).await.unwrap();
+        assert!(!found(&store).owner_suspended);
+    }
+
+    #[test]
+    fn the_id_hash_spreads_random_ids() {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let build = BuildHasherDefault::<IdHasher>::default();
+        let mut low_bits = HashSet::new();
+        for _ in 0..4096 {
+            let id = crate::TokenFormat::nuvlyx_live().mint().id;
+            low_bits.insert(build.hash_one(id) & 0xfff);
+        }
+        // 4096 random ids in 4096 buckets fill about 63% of them.
+        assert!(low_bits.len() > 2400, "{}", low_bits.len());
     }
 }

@@ -272,7 +272,11 @@ pub trait TokenStore: Send + Sync + 'static {
     /// `None` to have the layer call `find`. The layer uses it to skip the
     /// timer and the boxed future of an asynchronous lookup; stores that do
     /// I/O keep the default (`None`). Must not block.
-    fn try_find_now(&self, id: TokenId) -> Option<Result<Option<TokenRecord>, StoreError>> {
+    ///
+    /// The record comes in an `Arc`, so a store that keeps its records in
+    /// `Arc`s hands one out by bumping one counter, and the layer attaches
+    /// it to the request as is (see [`crate::Authenticated`]).
+    fn try_find_now(&self, id: TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
         let _ = id;
         None
     }
@@ -291,7 +295,7 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
         (**self).find(id).await
     }
 
-    fn try_find_now(&self, id: TokenId) -> Option<Result<Option<TokenRecord>, StoreError>> {
+    fn try_find_now(&self, id: TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
         (**self).try_find_now(id)
     }
 

@@ -72,7 +72,9 @@ impl Fixture {
 }
 
 /// The routes used across tests: one per kind of requirement.
+/// Rejections are attached so tests can read the precise reason.
 pub fn app_with(layer: AuthLayer) -> Router {
+    let layer = layer.attach_rejections();
     Router::new()
         .route(
             "/orders",
