@@ -28,6 +28,17 @@ pin_project! {
     }
 }
 
+/// What an asynchronous lookup needs until it ends. Boxed, so that the
+/// future of every request stays small (a request is over 200 bytes) and
+/// moves cheaply; only lookups that wait for the store pay for the box.
+struct Pending<S, ReqBody, R> {
+    lookup: Lookup,
+    request: Option<Request<ReqBody>>,
+    inner: Option<S>,
+    responder: R,
+    config: Arc<Config>,
+}
+
 pin_project! {
     #[project = StateProj]
     enum State<S, ReqBody, R>
@@ -35,11 +46,7 @@ pin_project! {
         S: Service<Request<ReqBody>>,
     {
         Verifying {
-            lookup: Lookup,
-            request: Option<Request<ReqBody>>,
-            inner: Option<S>,
-            responder: R,
-            config: Arc<Config>,
+            pending: Box<Pending<S, ReqBody, R>>,
         },
         Calling {
             #[pin]
@@ -106,11 +113,13 @@ where
     ) -> Self {
         Self {
             state: State::Verifying {
-                lookup,
-                request: Some(request),
-                inner: Some(inner),
-                responder,
-                config,
+                pending: Box::new(Pending {
+                    lookup,
+                    request: Some(request),
+                    inner: Some(inner),
+                    responder,
+                    config,
+                }),
             },
         }
     }
@@ -127,13 +136,14 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Verifying {
-                    lookup,
-                    request,
-                    inner,
-                    responder,
-                    config,
-                } => {
+                StateProj::Verifying { pending } => {
+                    let Pending {
+                        lookup,
+                        request,
+                        inner,
+                        responder,
+                        config,
+                    } = &mut **pending;
                     // A panicking store fails this request closed; the
                     // service keeps serving others.
                     let verdict = match catch_unwind(AssertUnwindSafe(|| lookup.as_mut().poll(cx)))
