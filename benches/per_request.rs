@@ -11,8 +11,11 @@
 mod common;
 
 use std::hint::black_box;
+use std::time::SystemTime;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Response};
 use subtle::ConstantTimeEq;
 use tower_pat::TokenDigest;
 
@@ -44,6 +47,55 @@ fn bench(c: &mut Criterion) {
             b.iter(|| bool::from(black_box(&a).ct_eq(black_box(&other))))
         });
     }
+    g.finish();
+
+    // Pieces of the per-request work, to tell where the overhead goes.
+    let mut g = c.benchmark_group("components");
+    let format = tower_pat::TokenFormat::nuvlyx_live();
+    let token = format.mint().token.expose_secret().to_owned();
+    let mut bad = token.clone().into_bytes();
+    let end = bad.len() - 1;
+    bad[end] = if bad[end] == b'0' { b'1' } else { b'0' };
+    let req = common::request(&token);
+    g.bench_function("Authorization lookup in the HeaderMap", |b| {
+        b.iter(|| {
+            black_box(&req)
+                .headers()
+                .get_all(AUTHORIZATION)
+                .iter()
+                .next()
+        })
+    });
+    g.bench_function("format check, valid token", |b| {
+        b.iter(|| format.parse_bytes(black_box(token.as_bytes())).is_ok())
+    });
+    g.bench_function("format check, checksum fails", |b| {
+        b.iter(|| format.parse_bytes(black_box(&bad)).is_ok())
+    });
+    // What a 401 costs besides deciding it: the layer copies a prepared
+    // two-header map into a new response (and the response is dropped).
+    let mut challenge = HeaderMap::with_capacity(2);
+    challenge.insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static(r#"Bearer realm="api", error="invalid_token""#),
+    );
+    challenge.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    g.bench_function("empty response", |b| b.iter(|| Response::new(())));
+    g.bench_function("response + copy of a two-header map", |b| {
+        b.iter(|| {
+            let mut res = Response::new(());
+            *res.headers_mut() = black_box(&challenge).clone();
+            res
+        })
+    });
+    g.bench_function("response + 16-byte extension", |b| {
+        b.iter(|| {
+            let mut res = Response::new(());
+            res.extensions_mut().insert(black_box([0u64; 2]));
+            res
+        })
+    });
+    g.bench_function("clock read", |b| b.iter(SystemTime::now));
     g.finish();
 }
 
