@@ -43,6 +43,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -183,11 +184,13 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let rejection = match req.extensions().get::<Authenticated>() {
-            None => Some(Rejection::new(
-                RejectionKind::NotAuthenticated,
-                // A wiring mistake: always tell the host why.
-                Realm::new(DEFAULT_REALM, true),
-            )),
+            None => {
+                // A wiring mistake: always tell the host why. The realm is
+                // looked up once, not on every such request.
+                static WIRING: OnceLock<&'static Realm> = OnceLock::new();
+                let realm = *WIRING.get_or_init(|| Realm::new(DEFAULT_REALM, true));
+                Some(Rejection::new(RejectionKind::NotAuthenticated, realm))
+            }
             Some(auth) => {
                 let ok = match self.mode {
                     ScopeMatch::All => auth.scopes().contains_all(&self.required),

@@ -243,8 +243,8 @@ impl<R> AuthLayer<R> {
     /// costs three small allocations per rejection. `require_scopes` layers
     /// under this one follow the same setting.
     pub fn attach_rejections(mut self) -> Self {
-        let name = self.config.realm.name().to_owned();
-        self.config_mut().realm = Realm::new(&name, true);
+        let realm: &'static Realm = self.config.realm;
+        self.config_mut().realm = Realm::new(realm.name(), true);
         self
     }
 
