@@ -147,12 +147,10 @@ pub(crate) struct Realm {
     /// Whether rejection responses carry the [`Rejection`] in their
     /// extensions (`AuthLayer::attach_rejections`).
     pub(crate) attach: bool,
-    missing: HeaderValue,
-    invalid: HeaderValue,
     /// `WWW-Authenticate` and `Cache-Control` of the two 401 answers,
     /// ready to copy: copying a map is cheaper than building one.
-    missing_headers: HeaderMap,
-    invalid_headers: HeaderMap,
+    missing: HeaderMap,
+    invalid: HeaderMap,
 }
 
 impl Realm {
@@ -183,21 +181,17 @@ impl Realm {
                 .map(|_| HeaderValue::from_static(text))
                 .unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
         };
-        let missing = header(format!("Bearer realm=\"{name}\""));
-        let invalid = header(format!("Bearer realm=\"{name}\", error=\"invalid_token\""));
-        let headers = |challenge: &HeaderValue| {
+        let headers = |challenge: String| {
             let mut h = HeaderMap::with_capacity(2);
-            h.insert(WWW_AUTHENTICATE, challenge.clone());
+            h.insert(WWW_AUTHENTICATE, header(challenge));
             h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
             h
         };
         let realm: &'static Realm = Box::leak(Box::new(Self {
             name: name.into(),
             attach,
-            missing_headers: headers(&missing),
-            invalid_headers: headers(&invalid),
-            missing,
-            invalid,
+            missing: headers(format!("Bearer realm=\"{name}\"")),
+            invalid: headers(format!("Bearer realm=\"{name}\", error=\"invalid_token\"")),
         }));
         realms.push(realm);
         realm
@@ -283,6 +277,20 @@ impl Rejection {
         self.realm.name()
     }
 
+    /// The prepared headers of the fixed 401 answers (no credentials, or an
+    /// invalid token), for the kinds answered with one of them.
+    fn fixed_headers(&self) -> Option<&'static HeaderMap> {
+        match self.kind {
+            RejectionKind::MissingCredentials | RejectionKind::NotAuthenticated => {
+                Some(&self.realm.missing)
+            }
+            RejectionKind::InsufficientScope
+            | RejectionKind::InsecureTransport
+            | RejectionKind::StoreUnavailable(_) => None,
+            _ => Some(&self.realm.invalid),
+        }
+    }
+
     /// The status code to answer with.
     pub fn status(&self) -> StatusCode {
         match self.kind {
@@ -308,22 +316,20 @@ impl Rejection {
 
     /// The `WWW-Authenticate` challenge, for 401 and insufficient-scope 403.
     pub fn www_authenticate(&self) -> Option<HeaderValue> {
+        if let Some(fixed) = self.fixed_headers() {
+            return fixed.get(WWW_AUTHENTICATE).cloned();
+        }
+        if self.kind != RejectionKind::InsufficientScope {
+            return None;
+        }
+        let scope = self
+            .required
+            .as_ref()
+            .map(|(s, _)| s.to_space_separated())
+            .unwrap_or_default();
         let realm = self.realm.name();
-        let text = match self.kind {
-            RejectionKind::MissingCredentials | RejectionKind::NotAuthenticated => {
-                return Some(self.realm.missing.clone());
-            }
-            RejectionKind::InsufficientScope => {
-                let scope = self
-                    .required
-                    .as_ref()
-                    .map(|(s, _)| s.to_space_separated())
-                    .unwrap_or_default();
-                format!("Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{scope}\"")
-            }
-            RejectionKind::InsecureTransport | RejectionKind::StoreUnavailable(_) => return None,
-            _ => return Some(self.realm.invalid.clone()),
-        };
+        let text =
+            format!("Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{scope}\"");
         // The realm is validated when the layer is built and scopes are
         // visible ASCII by construction.
         HeaderValue::from_str(&text).ok()
@@ -388,24 +394,9 @@ impl Rejection {
         let mut res = Response::new(body);
         *res.status_mut() = self.status();
         let h = res.headers_mut();
-        if self.retry_after.is_none() {
-            match self.kind {
-                RejectionKind::MissingCredentials | RejectionKind::NotAuthenticated => {
-                    *h = self.realm.missing_headers.clone();
-                    return res;
-                }
-                RejectionKind::Malformed(_)
-                | RejectionKind::InvalidFormat(_)
-                | RejectionKind::UnknownToken
-                | RejectionKind::SecretMismatch
-                | RejectionKind::Revoked
-                | RejectionKind::Expired
-                | RejectionKind::OwnerSuspended => {
-                    *h = self.realm.invalid_headers.clone();
-                    return res;
-                }
-                _ => {}
-            }
+        if let (Some(fixed), None) = (self.fixed_headers(), self.retry_after) {
+            *h = fixed.clone();
+            return res;
         }
         if let Some(v) = self.www_authenticate() {
             h.insert(WWW_AUTHENTICATE, v);
@@ -589,9 +580,10 @@ mod tests {
         assert!(std::ptr::eq(attached, Realm::new("interned-a", true)));
         assert_eq!((a.name(), b.name()), ("interned-a", "interned-b"));
         assert_eq!(
-            a.invalid,
+            a.invalid[WWW_AUTHENTICATE],
             r#"Bearer realm="interned-a", error="invalid_token""#
         );
-        assert_eq!(b.missing, r#"Bearer realm="interned-b""#);
+        assert_eq!(b.missing[WWW_AUTHENTICATE], r#"Bearer realm="interned-b""#);
+        assert_eq!(b.missing[CACHE_CONTROL], "no-store");
     }
 }

@@ -59,10 +59,6 @@ impl Hasher for IdHasher {
         }
     }
 
-    fn write_usize(&mut self, n: usize) {
-        self.write(&n.to_le_bytes());
-    }
-
     fn finish(&self) -> u64 {
         self.0
     }
