@@ -1,11 +1,15 @@
 //! The Nuvlyx external API: one route per row of the scope table.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tower_pat::{require_scopes, AuthLayer, Authenticated};
+use tower_pat::{require_scopes, AuthLayer, Authenticated, TokenFormat, TokenId};
 
 /// Which token called, as every handler reports it.
 fn caller(who: &Authenticated) -> Value {
@@ -140,32 +144,82 @@ async fn unprotected_orders() -> Json<Value> {
     Json(v)
 }
 
-/// The plain-HTTP listener's application: every request gets the
-/// HTTPS-required rejection (never a redirect); a token seen here is
-/// reported as exposed.
-pub fn plain_http_app(auth: AuthLayer) -> Router {
-    Router::new()
-        .fallback(|| async { "unreachable" })
-        .layer(auth)
+/// The plain-HTTP listener's application: every request, whatever its
+/// target or token, gets the same HTTPS-required answer (never a redirect),
+/// without running the auth layer or any handler. A well-formed token seen
+/// here travelled in clear: its id is logged so it can be revoked.
+pub fn plain_http_app() -> Router {
+    let exposed = Arc::new(ExposureLog::default());
+    Router::new().fallback(move |headers: HeaderMap| {
+        let exposed = exposed.clone();
+        async move {
+            if let Ok(token) = tower_pat::bearer_token(&headers) {
+                if let Ok(id) = TokenFormat::nuvlyx_live().parse_bytes(token) {
+                    exposed.note(id);
+                }
+            }
+            https_required()
+        }
+    })
 }
 
-/// Parses `30s`, `15m`, `24h`, `30d`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let err =
-        || format!("invalid duration {s:?}: use a number followed by s, m, h or d (e.g. 30d)");
-    let (num, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: u64 = num.parse().map_err(|_| err())?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.checked_mul(60).ok_or_else(err)?,
-        "h" => n.checked_mul(3600).ok_or_else(err)?,
-        "d" => n.checked_mul(86_400).ok_or_else(err)?,
-        _ => return Err(err()),
-    };
-    if secs == 0 {
-        return Err(err());
+/// The HTTPS-required answer: 403 with a problem+json body.
+fn https_required() -> Response {
+    let body = json!({
+        "type": "https://www.rfc-editor.org/rfc/rfc6750#section-5.3",
+        "title": "HTTPS required",
+        "status": 403,
+        "detail": "This API accepts requests over HTTPS only. If a token was sent over plain HTTP, revoke it.",
+        "error": "https_required",
+    });
+    (
+        StatusCode::FORBIDDEN,
+        [
+            (header::CONTENT_TYPE, "application/problem+json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Warns once per exposed token id, for the first 1,000 ids; past that, one
+/// line says further exposures are not listed, so a flood of made-up tokens
+/// cannot flood the log.
+#[derive(Default)]
+struct ExposureLog {
+    seen: Mutex<HashSet<TokenId>>,
+}
+
+const MAX_LISTED_EXPOSURES: usize = 1_000;
+
+impl ExposureLog {
+    fn note(&self, id: TokenId) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.len() > MAX_LISTED_EXPOSURES || seen.contains(&id) {
+            return;
+        }
+        seen.insert(id);
+        if seen.len() > MAX_LISTED_EXPOSURES {
+            tracing::warn!("more than {MAX_LISTED_EXPOSURES} distinct tokens seen over plain HTTP; further ones are not listed");
+        } else {
+            tracing::warn!(token_id = %id, "token received over plain HTTP: consider it exposed and revoke it (`tokens revoke {id}`)");
+        }
     }
-    Ok(Duration::from_secs(secs))
+}
+
+/// Parses a lifetime such as `30s`, `15m`, `24h`, `30d` or `1h 30m`
+/// (humantime's syntax). Zero is refused.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| {
+        format!("invalid duration {s:?}: {e} (use a number and a unit, e.g. 30s, 15m, 24h, 30d)")
+    })?;
+    if d.is_zero() {
+        return Err(format!(
+            "invalid duration {s:?}: it must be longer than zero"
+        ));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -178,17 +232,23 @@ mod tests {
         assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(2_592_000)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5_400)));
         for bad in [
             "",
             "d",
             "10",
-            "10w",
+            "10w-",
             "-1d",
             "0s",
-            "1.5h",
             "99999999999999999999d",
+            // Not ASCII: a clear error, never a panic.
+            "1é",
+            "5€",
+            "€",
+            "١٢h",
         ] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains("invalid duration"), "{bad}: {err}");
         }
     }
 }

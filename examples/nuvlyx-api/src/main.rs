@@ -8,6 +8,10 @@
 //! the same store while the server runs.
 
 mod api;
+mod files;
+
+/// How long the demo token minted on first start lives.
+const DEMO_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -104,16 +108,22 @@ enum TokensCmd {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Revoke a token at once and for good (by id or full token).
+    /// Revoke a token at once and for good: by id, or `-` to read the full
+    /// token from standard input (never put a token on the command line:
+    /// every local user can read it in the process list).
     Revoke {
-        id_or_token: String,
+        /// The token id (16 hex characters, from `tokens list`), or `-`.
+        id_or_stdin: String,
         #[command(flatten)]
         store: StoreArgs,
     },
     /// Rotate a token: prints the new token alone on stdout; the old one
     /// keeps working for the grace period.
     Rotate {
-        id_or_token: String,
+        /// The token id (16 hex characters, from `tokens list`), or `-` to
+        /// read the full token from standard input.
+        id_or_stdin: String,
+        /// How long the old token keeps working (never past its own expiry).
         #[arg(long, value_parser = api::parse_duration, default_value = "1h")]
         grace: Duration,
         #[command(flatten)]
@@ -123,9 +133,13 @@ enum TokensCmd {
 
 #[derive(Subcommand, Debug)]
 enum OwnersCmd {
-    /// Suspend a store: its tokens answer 401.
+    /// Suspend a store: its tokens answer 401. Refuses an owner that has no
+    /// token (a typo?) unless `--force`.
     Suspend {
         owner: String,
+        /// Suspend even an owner with no token yet.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -151,15 +165,16 @@ async fn open_store(args: &StoreArgs, serving: bool) -> Result<Store, String> {
                 return Ok(Arc::new(pg));
             }
             let cached = CachedStore::new(pg.clone());
-            pg.listen(cached.invalidator())
+            pg.listen(cached.invalidator(), Duration::from_secs(5))
                 .await
                 .map_err(|e| format!("LISTEN: {e}"))?;
             Ok(Arc::new(cached))
         }
         None => {
-            std::fs::create_dir_all(&args.data_dir)
-                .map_err(|e| format!("creating {}: {e}", args.data_dir.display()))?;
-            let sqlite = SqliteStore::open(args.data_dir.join("tokens.db"))
+            files::private_dir(&args.data_dir)?;
+            let db = args.data_dir.join("tokens.db");
+            files::private_file(&db)?;
+            let sqlite = SqliteStore::open(&db)
                 .await
                 .map_err(|e| format!("opening the token store: {e}"))?;
             if !serving {
@@ -184,39 +199,38 @@ fn manager(store: Store) -> TokenManager<Store> {
 fn load_or_create_cert(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
-    if cert.exists() && key.exists() {
+    files::private_dir(dir)?;
+    if files::is_regular(&cert)? && files::is_regular(&key)? {
+        files::tighten(&key)?;
         return Ok((cert, key));
     }
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let generated =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
             .map_err(|e| format!("generating a certificate: {e}"))?;
-    std::fs::write(&cert, generated.cert.pem()).map_err(|e| e.to_string())?;
-    write_private(&key, generated.signing_key.serialize_pem().as_bytes())?;
+    files::replace(
+        &key,
+        generated.signing_key.serialize_pem().as_bytes(),
+        0o600,
+    )?;
+    files::replace(&cert, generated.cert.pem().as_bytes(), 0o644)?;
     eprintln!("generated a self-signed certificate: {}", cert.display());
     Ok((cert, key))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path).map_err(|e| e.to_string())?;
-    f.write_all(bytes).map_err(|e| e.to_string())
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let store = open_store(&args.store, true).await?;
     let tokens = manager(store.clone());
 
-    // First start: a demo token holding every grantable scope, shown once.
-    if tokens
-        .list(None)
-        .await
-        .map_err(|e| e.to_string())?
-        .is_empty()
+    // First start of the embedded store: a demo token, shown once, that
+    // expires in 24 hours. Never for a database given with --database-url:
+    // that may be a production store, where tokens are minted on purpose.
+    let embedded = args.store.database_url.is_none();
+    if embedded
+        && tokens
+            .list(None)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_empty()
     {
         let scopes: Vec<String> = tokens
             .catalog()
@@ -225,18 +239,24 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .map(|s| s.to_string())
             .collect();
         let created = tokens
-            .create(NewToken::new("demo token", "demo-store", scopes))
+            .create(
+                NewToken::new("demo token", "demo-store", scopes).expires_in(DEMO_TOKEN_LIFETIME),
+            )
             .await
             .map_err(|e| e.to_string())?;
         let cert = args.store.data_dir.join("cert.pem");
         println!(
-            "Demo token (shown once, keep it): {}",
+            "Demo token (shown once, expires in 24 h): {}",
             created.token.expose_secret()
         );
         println!(
-            "Try:\n  curl --cacert {} -H \"Authorization: Bearer {}\" https://{}/api/v1/external/orders",
+            "It holds every grantable scope and expires at {}. Try it without putting it on a command line:",
+            fmt_time(created.record.expires_at)
+        );
+        println!("  read -rs NUVLYX_TOKEN    # paste the token, then Enter");
+        println!(
+            "  printf 'Authorization: Bearer %s\\n' \"$NUVLYX_TOKEN\" | curl --cacert {} -H @- https://{}/api/v1/external/orders",
             cert.display(),
-            created.token.expose_secret(),
             display_addr(args.addr)
         );
     }
@@ -256,7 +276,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(http_addr)
             .await
             .map_err(|e| format!("binding {http_addr}: {e}"))?;
-        let plain = api::plain_http_app(auth);
+        let plain = api::plain_http_app();
         eprintln!("plain HTTP on http://{http_addr} (every request is refused: HTTPS required)");
         tokio::spawn(async move { axum::serve(listener, plain).await });
     }
@@ -287,17 +307,37 @@ fn store_label(args: &StoreArgs) -> String {
     }
 }
 
-/// Accepts a 16-hex token id or a full token.
-async fn resolve(tokens: &TokenManager<Store>, id_or_token: &str) -> Result<TokenId, String> {
-    if let Ok(id) = id_or_token.parse::<TokenId>() {
+/// A token id given on the command line, or `-`: the full token read from
+/// standard input (checked against the store).
+async fn resolve(tokens: &TokenManager<Store>, id_or_stdin: &str) -> Result<TokenId, String> {
+    if id_or_stdin == "-" {
+        let mut token = String::new();
+        std::io::stdin()
+            .read_line(&mut token)
+            .map_err(|e| format!("reading the token from standard input: {e}"))?;
+        let token = token.trim();
+        return tokens.resolve(token).await.map_err(|e| match e {
+            tower_pat::admin::AdminError::UnknownToken(_) => {
+                format!("unknown token {}", preview(token))
+            }
+            other => format!("{other} ({})", preview(token)),
+        });
+    }
+    if let Ok(id) = id_or_stdin.parse::<TokenId>() {
         return Ok(id);
     }
-    tokens.resolve(id_or_token).await.map_err(|e| match e {
-        tower_pat::admin::AdminError::UnknownToken(_) => {
-            format!("unknown token {}", preview(id_or_token))
-        }
-        other => format!("{other} ({})", preview(id_or_token)),
-    })
+    if id_or_stdin.starts_with(&format!("{}_", tokens.format().prefix())) || id_or_stdin.len() > 16
+    {
+        return Err(format!(
+            "{} looks like a whole token: a token on the command line can be read by every local \
+             user in the process list. Consider it exposed; pass its id (from `tokens list`) or `-` \
+             and the token on standard input",
+            preview(id_or_stdin)
+        ));
+    }
+    Err(format!(
+        "{id_or_stdin:?} is not a token id (16 hex characters, from `tokens list`) nor `-`"
+    ))
 }
 
 /// What may be echoed back of something that might be a secret.
@@ -308,6 +348,22 @@ fn preview(s: &str) -> String {
     } else {
         keep
     }
+}
+
+/// A stored name as it may be shown on a terminal: control, invisible and
+/// bidirectional-formatting characters (which the library refuses at
+/// minting, but an older or hand-edited row may hold) are shown escaped.
+fn printable(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            let escaped = c.escape_debug().to_string();
+            if escaped.starts_with("\\u{") || c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn fmt_time(t: Option<SystemTime>) -> String {
@@ -367,7 +423,7 @@ async fn tokens_cmd(cmd: TokensCmd) -> Result<(), String> {
                     "{:<16}  {:<15}  {:<20}  {:<12}  {:<9}  {:<20}  {:<20}  {:<20}  {}",
                     r.id.to_string(),
                     &*r.preview,
-                    &*r.name,
+                    printable(&r.name),
                     r.owner.as_str(),
                     status_of(r, now),
                     fmt_time(Some(r.created_at)),
@@ -378,9 +434,9 @@ async fn tokens_cmd(cmd: TokensCmd) -> Result<(), String> {
             }
             eprintln!("{} token(s)", list.len());
         }
-        TokensCmd::Revoke { id_or_token, store } => {
+        TokensCmd::Revoke { id_or_stdin, store } => {
             let tokens = manager(open_store(&store, false).await?);
-            let id = resolve(&tokens, &id_or_token).await?;
+            let id = resolve(&tokens, &id_or_stdin).await?;
             match tokens.revoke(id).await.map_err(|e| match e {
                 tower_pat::admin::AdminError::UnknownToken(id) => format!("unknown token {id}"),
                 other => other.to_string(),
@@ -390,22 +446,33 @@ async fn tokens_cmd(cmd: TokensCmd) -> Result<(), String> {
             }
         }
         TokensCmd::Rotate {
-            id_or_token,
+            id_or_stdin,
             grace,
             store,
         } => {
             let tokens = manager(open_store(&store, false).await?);
-            let id = resolve(&tokens, &id_or_token).await?;
+            let id = resolve(&tokens, &id_or_stdin).await?;
             let created = tokens.rotate(id, grace).await.map_err(|e| match e {
                 tower_pat::admin::AdminError::UnknownToken(id) => {
                     format!("unknown, revoked or expired token {id}")
                 }
                 other => other.to_string(),
             })?;
+            // Say when the old token really stops: the grace never extends
+            // its own expiry.
+            let old_end = tokens
+                .store()
+                .find(id)
+                .await
+                .map_err(|e| e.to_string())?
+                .and_then(|r| r.expires_at);
+            let until = match old_end {
+                Some(t) => format!("until {}", fmt_time(Some(t))),
+                None => "with no end (the grace is longer than any date)".into(),
+            };
             eprintln!(
-                "rotated {id} -> {}; the old token works for {} more",
-                created.record.id,
-                humantime::format_duration(grace)
+                "rotated {id} -> {}; the old token works {until}",
+                created.record.id
             );
             println!("{}", created.token.expose_secret());
         }
@@ -414,23 +481,38 @@ async fn tokens_cmd(cmd: TokensCmd) -> Result<(), String> {
 }
 
 async fn owners_cmd(cmd: OwnersCmd) -> Result<(), String> {
-    let (owner, store, suspend) = match cmd {
-        OwnersCmd::Suspend { owner, store } => (owner, store, true),
-        OwnersCmd::Reinstate { owner, store } => (owner, store, false),
+    let (owner, store, suspend, force) = match cmd {
+        OwnersCmd::Suspend {
+            owner,
+            store,
+            force,
+        } => (owner, store, true, force),
+        OwnersCmd::Reinstate { owner, store } => (owner, store, false, true),
     };
     let tokens = manager(open_store(&store, false).await?);
+    let owned = tokens
+        .list(Some(&owner))
+        .await
+        .map_err(|e| e.to_string())?
+        .len();
+    if owned == 0 && !force {
+        return Err(format!(
+            "no token belongs to {owner:?}: is it mistyped? (`tokens list` shows the owners). \
+             Nothing was changed; pass --force to suspend it before it has tokens"
+        ));
+    }
     if suspend {
         tokens
             .suspend_owner(&owner)
             .await
             .map_err(|e| e.to_string())?;
-        println!("suspended {owner}: its tokens answer 401 until reinstated");
+        println!("suspended {owner}: its {owned} token(s) answer 401 until reinstated");
     } else {
         tokens
             .reinstate_owner(&owner)
             .await
             .map_err(|e| e.to_string())?;
-        println!("reinstated {owner}");
+        println!("reinstated {owner}: its {owned} token(s) work again (unless revoked or expired)");
     }
     Ok(())
 }

@@ -99,7 +99,7 @@ impl Demo {
     fn demo_token(&self) -> String {
         self.stdout
             .iter()
-            .find_map(|l| l.strip_prefix("Demo token (shown once, keep it): "))
+            .find_map(|l| l.strip_prefix("Demo token (shown once, expires in 24 h): "))
             .expect("demo token printed on first start")
             .to_owned()
     }
@@ -109,6 +109,12 @@ impl Demo {
         cmd.args(args)
             .args(["--data-dir", self.dir.to_str().unwrap()]);
         cmd.output().unwrap()
+    }
+
+    /// Runs the CLI with `input` on its standard input (how a token is
+    /// handed to it: never in its arguments).
+    fn cli_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        cli_with_stdin(&self.dir, args, input)
     }
 
     /// `tokens create`; returns the token printed on stdout.
@@ -142,10 +148,16 @@ impl Demo {
             "--cacert",
             &self.ca(),
         ]);
-        if let Some(t) = token {
-            cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+        // The token goes to curl on its standard input (`-H @-`), as the
+        // README teaches: never in the process list.
+        let header = token.map(|t| format!("Authorization: Bearer {t}\n"));
+        if header.is_some() {
+            cmd.args(["-H", "@-"]);
         }
-        let out = cmd.arg(format!("{}{path}", self.base())).output().unwrap();
+        let out = run_with_stdin(
+            cmd.arg(format!("{}{path}", self.base())),
+            header.as_deref().unwrap_or(""),
+        );
         let head = String::from_utf8_lossy(&out.stdout).to_string();
         let status = head
             .split_whitespace()
@@ -168,6 +180,33 @@ impl Demo {
             std::thread::sleep(Duration::from_millis(25));
         }
     }
+}
+
+/// Runs `cmd` with `input` on its standard input.
+fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn cli_with_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
+    run_with_stdin(
+        Command::new(BIN)
+            .args(args)
+            .args(["--data-dir", dir.to_str().unwrap()]),
+        input,
+    )
 }
 
 fn clients_dir() -> PathBuf {
@@ -228,13 +267,39 @@ fn first_start_prints_a_working_curl_line_and_later_starts_reuse_everything() {
     let dir = data_dir();
     let demo = Demo::start(&dir);
     let token = demo.demo_token();
+    // The hint keeps the token out of every command line: curl reads the
+    // header from its standard input.
     let curl_line = demo
         .stdout
         .iter()
-        .find(|l| l.trim_start().starts_with("curl "))
+        .find(|l| l.contains("curl "))
         .unwrap()
         .clone();
-    assert!(curl_line.contains(&token) && curl_line.contains("/api/v1/external/orders"));
+    assert!(curl_line.contains("-H @-") && curl_line.contains("/api/v1/external/orders"));
+    assert!(
+        demo.stdout
+            .iter()
+            .filter(|l| l.contains("nvl_live_"))
+            .count()
+            == 1,
+        "the token is printed once, alone: {:?}",
+        demo.stdout
+    );
+    // Run the printed line as a user would (bash, NUVLYX_TOKEN set).
+    let line = curl_line
+        .trim()
+        .replace("curl ", "curl -sS -o /dev/null -w '%{http_code}' ");
+    let out = Command::new("bash")
+        .args(["-c", &line])
+        .env("NUVLYX_TOKEN", &token)
+        .current_dir(dir.parent().unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{line}");
+    assert!(
+        demo.stdout.iter().any(|l| l.contains("expires at")),
+        "the expiry is said"
+    );
     assert_eq!(
         demo.curl("GET", "/api/v1/external/orders", Some(&token)).0,
         200
@@ -251,6 +316,22 @@ fn first_start_prints_a_working_curl_line_and_later_starts_reuse_everything() {
     assert_eq!(
         again.curl("GET", "/api/v1/external/orders", Some(&token)).0,
         200
+    );
+    // The demo token expires in 24 hours.
+    let list = String::from_utf8(again.cli(&["tokens", "list"]).stdout).unwrap();
+    let row: Vec<&str> = list
+        .lines()
+        .find(|l| l.contains("demo token"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // ID PREVIEW NAME(2 words) OWNER STATUS CREATED EXPIRES …
+    let (created, expires) = (row[6], row[7]);
+    let parse = |t: &str| humantime::parse_rfc3339(t).unwrap();
+    assert_eq!(
+        parse(expires).duration_since(parse(created)).unwrap(),
+        Duration::from_secs(24 * 3600),
+        "{row:?}"
     );
 }
 
@@ -298,24 +379,58 @@ fn every_route_answers_by_its_scope() {
     assert_eq!(demo.curl("GET", "/api/v1/external/nope", Some(&all)).0, 404);
 }
 
+/// Sends raw bytes to `port` and returns the whole response.
+fn raw_http(port: u16, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = conn.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[test]
-fn plain_http_listener_refuses_without_redirect() {
+fn plain_http_listener_refuses_every_request_the_same_way() {
     let demo = Demo::start(&data_dir());
-    let out = Command::new("curl")
-        .args(["-sS", "-D", "-", "-o", "/dev/null"])
-        .args([
-            "-H",
-            &format!("Authorization: Bearer {}", demo.demo_token()),
-        ])
-        .arg(format!(
-            "http://127.0.0.1:{}/api/v1/external/orders",
-            demo.http_port
-        ))
-        .output()
-        .unwrap();
-    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
-    assert!(head.starts_with("http/1.1 403"), "{head}");
-    assert!(!head.contains("location:"));
+    let token = demo.demo_token();
+    let targets = [
+        format!("https://127.0.0.1:{}/api/v1/external/orders", demo.port),
+        format!("http://127.0.0.1:{}/api/v1/external/orders", demo.http_port),
+        "https://api.nuvlyx.com/api/v1/external/orders".to_owned(),
+        "/api/v1/external/orders".to_owned(),
+        "/api/v1/external/wallet".to_owned(),
+        "/no/such/route".to_owned(),
+        "*".to_owned(),
+    ];
+    let auths = [
+        format!("Authorization: Bearer {token}\r\n"),
+        "Authorization: Bearer nvl_live_junk\r\n".to_owned(),
+        String::new(),
+    ];
+    let mut bodies = std::collections::HashSet::new();
+    for target in &targets {
+        for auth in &auths {
+            let res = raw_http(
+                demo.http_port,
+                &format!("GET {target} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"),
+            );
+            let lower = res.to_lowercase();
+            assert!(
+                lower.starts_with("http/1.1 403"),
+                "{target} {auth:?}: {res}"
+            );
+            assert!(!lower.contains("location:"), "never a redirect");
+            assert!(lower.contains("https_required"), "{res}");
+            bodies.insert(res.split("\r\n\r\n").nth(1).unwrap().to_owned());
+        }
+    }
+    assert_eq!(bodies.len(), 1, "one answer for everything: {bodies:?}");
+    // The valid token was never accepted there, and still works over HTTPS.
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&token)).0,
+        200
+    );
 }
 
 #[test]
@@ -326,14 +441,16 @@ fn cli_revocation_applies_to_the_running_server_at_once() {
         demo.curl("GET", "/api/v1/external/orders", Some(&token)).0,
         200
     );
-    // The seed: "revoke immediately if you suspect a token leaked" — by full token.
-    let out = demo.cli(&["tokens", "revoke", &token]);
+    // The seed: "revoke immediately if you suspect a token leaked" — by the
+    // full token, read from standard input.
+    let out = demo.cli_with_stdin(&["tokens", "revoke", "-"], &format!("{token}\n"));
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("irreversible"));
     let took = demo.wait_for_status("/api/v1/external/orders", &token, 401);
     eprintln!("revocation applied after {took:?}");
     // Revoking again is harmless; an unknown token is an error.
-    assert!(demo.cli(&["tokens", "revoke", &token]).status.success());
+    let id = &token["nvl_live_".len().."nvl_live_".len() + 16];
+    assert!(demo.cli(&["tokens", "revoke", id]).status.success());
     let unknown = demo.cli(&["tokens", "revoke", "0123456789abcdef"]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown token"));
@@ -343,7 +460,7 @@ fn cli_revocation_applies_to_the_running_server_at_once() {
 fn cli_rotation_gives_a_new_token_and_keeps_the_old_for_the_grace() {
     let demo = Demo::start(&data_dir());
     let old = demo.create("rotating", "orders:read");
-    let out = demo.cli(&["tokens", "rotate", &old, "--grace", "1h"]);
+    let out = demo.cli_with_stdin(&["tokens", "rotate", "-", "--grace", "1h"], &old);
     assert!(
         out.status.success(),
         "{}",
@@ -372,10 +489,10 @@ fn cli_rotation_gives_a_new_token_and_keeps_the_old_for_the_grace() {
 fn cli_owner_suspension_and_reinstatement() {
     let demo = Demo::start(&data_dir());
     let token = demo.create("shop bot", "orders:read");
-    assert!(demo
-        .cli(&["owners", "suspend", "demo-store"])
-        .status
-        .success());
+    let out = demo.cli(&["owners", "suspend", "demo-store"]);
+    assert!(out.status.success());
+    // The demo token and this one.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("its 2 token(s)"));
     demo.wait_for_status("/api/v1/external/orders", &token, 401);
     assert!(demo
         .cli(&["owners", "reinstate", "demo-store"])
@@ -505,17 +622,33 @@ fn two_instances_on_postgres_share_revocations() {
     );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let status = |port: u16| -> u16 {
-        let out = Command::new("curl")
-            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        let mut out = Command::new("curl");
+        out.args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
             .arg(dir.join("cert.pem"))
-            .args(["-H", &format!("Authorization: Bearer {token}")])
-            .arg(format!("https://127.0.0.1:{port}/api/v1/external/orders"))
-            .output()
-            .unwrap();
+            .args(["-H", "@-"])
+            .arg(format!("https://127.0.0.1:{port}/api/v1/external/orders"));
+        let out = run_with_stdin(&mut out, &format!("Authorization: Bearer {token}\n"));
         String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
     };
     assert_eq!((status(port_a), status(port_b)), (200, 200));
-    assert!(cli(&["tokens", "revoke", &token]).status.success());
+    let revoke = cli_with_stdin(
+        &dir,
+        &[
+            "tokens",
+            "revoke",
+            "-",
+            "--database-url",
+            &url,
+            "--database-schema",
+            &schema,
+        ],
+        &token,
+    );
+    assert!(
+        revoke.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoke.stderr)
+    );
     let started = Instant::now();
     while (status(port_a), status(port_b)) != (401, 401) {
         assert!(
@@ -525,4 +658,251 @@ fn two_instances_on_postgres_share_revocations() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = (a.kill(), b.kill(), a.wait(), b.wait());
+}
+
+#[test]
+fn the_cli_never_takes_a_token_in_its_arguments() {
+    let demo = Demo::start(&data_dir());
+    let token = demo.create("leaky", "orders:read");
+    for args in [
+        ["tokens", "revoke", token.as_str()],
+        ["tokens", "rotate", token.as_str()],
+    ] {
+        let out = demo.cli(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("process list") && err.contains("standard input"),
+            "{err}"
+        );
+        assert!(!err.contains(&token[20..]), "the secret is not echoed back");
+    }
+    // Nothing was revoked or rotated.
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&token)).0,
+        200
+    );
+    let list = String::from_utf8(demo.cli(&["tokens", "list"]).stdout).unwrap();
+    assert_eq!(list.lines().filter(|l| l.contains("leaky")).count(), 1);
+}
+
+#[test]
+#[cfg(unix)]
+fn data_files_are_private_and_a_planted_key_link_is_not_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = data_dir();
+    // Another user planted a link where the private key will be written.
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let elsewhere = dir.with_extension("stolen-key.pem");
+    let _ = std::fs::remove_file(&elsewhere);
+    std::os::unix::fs::symlink(&elsewhere, dir.join("key.pem")).unwrap();
+    let demo = Demo::start(&dir);
+    assert!(!elsewhere.exists(), "the key was written through the link");
+    assert!(!std::fs::symlink_metadata(dir.join("key.pem"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let _ = demo.create("t", "orders:read");
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("key.pem")), 0o600);
+    assert_eq!(mode(&dir.join("tokens.db")), 0o600);
+    for extra in ["tokens.db-wal", "tokens.db-shm"] {
+        let p = dir.join(extra);
+        if p.exists() {
+            assert_eq!(mode(&p), 0o600, "{extra}");
+        }
+    }
+    assert!(
+        dir.join("tokens.db-wal").exists(),
+        "WAL mode: the -wal file exists"
+    );
+    drop(demo);
+
+    // An existing key left readable by others is made private on start.
+    std::fs::set_permissions(dir.join("key.pem"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        dir.join("tokens.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let _again = Demo::start(&dir);
+    assert_eq!(mode(&dir.join("key.pem")), 0o600);
+    assert_eq!(mode(&dir.join("tokens.db")), 0o600);
+}
+
+#[test]
+fn suspending_an_owner_without_tokens_is_refused_unless_forced() {
+    let demo = Demo::start(&data_dir());
+    let token = demo.create("shop bot", "orders:read");
+    let typo = demo.cli(&["owners", "suspend", "demo-stroe"]);
+    assert!(!typo.status.success());
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("no token belongs to"));
+    assert!(typo.stdout.is_empty());
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&token)).0,
+        200
+    );
+    let forced = demo.cli(&["owners", "suspend", "future-store", "--force"]);
+    assert!(forced.status.success());
+    assert!(String::from_utf8_lossy(&forced.stdout).contains("its 0 token(s)"));
+}
+
+#[test]
+fn bad_durations_are_clear_errors_not_panics() {
+    let demo = Demo::start(&data_dir());
+    let token = demo.create("t", "orders:read");
+    let id = &token["nvl_live_".len().."nvl_live_".len() + 16];
+    for (args, _) in [
+        (
+            vec![
+                "tokens",
+                "create",
+                "--name",
+                "x",
+                "--scopes",
+                "orders:read",
+                "--expires-in",
+                "1é",
+            ],
+            (),
+        ),
+        (vec!["tokens", "rotate", id, "--grace", "5€"], ()),
+        (
+            vec![
+                "tokens",
+                "create",
+                "--name",
+                "x",
+                "--scopes",
+                "orders:read",
+                "--expires-in",
+                "0s",
+            ],
+            (),
+        ),
+    ] {
+        let out = demo.cli(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: a usage error, not a panic (101)"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("invalid duration"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn a_huge_grace_keeps_the_old_token_working_and_says_until_when() {
+    let demo = Demo::start(&data_dir());
+    let old = demo.create("rotating", "orders:read");
+    let id = &old["nvl_live_".len().."nvl_live_".len() + 16];
+    let out = demo.cli(&["tokens", "rotate", id, "--grace", "584542046090y"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the old token works with no end"), "{err}");
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&old)).0,
+        200
+    );
+
+    // A token with an expiry: the grace is clamped to it, and the CLI says
+    // the real end.
+    let out = demo.cli(&[
+        "tokens",
+        "create",
+        "--name",
+        "short",
+        "--scopes",
+        "orders:read",
+        "--expires-in",
+        "2h",
+    ]);
+    let short = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let id = &short["nvl_live_".len().."nvl_live_".len() + 16];
+    let out = demo.cli(&["tokens", "rotate", id, "--grace", "1000y"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let year = err.split("until ").nth(1).unwrap_or("")[..4].to_owned();
+    assert!(year.starts_with("20"), "the real end, within hours: {err}");
+}
+
+#[test]
+fn names_with_bidi_or_control_characters_are_refused() {
+    let demo = Demo::start(&data_dir());
+    for name in ["invoice\u{202E}fdp.exe", "bell\u{7}", "a\u{2066}b"] {
+        let out = demo.cli(&[
+            "tokens",
+            "create",
+            "--name",
+            name,
+            "--scopes",
+            "orders:read",
+        ]);
+        assert!(!out.status.success(), "{name:?}");
+        assert!(out.stdout.is_empty());
+    }
+    let list = String::from_utf8(demo.cli(&["tokens", "list"]).stdout).unwrap();
+    assert!(!list.contains('\u{202E}') && !list.contains('\u{7}'));
+}
+
+#[test]
+fn first_start_on_a_database_url_mints_no_token() {
+    let Some(url) = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+    else {
+        assert!(
+            std::env::var_os("TOWER_PAT_REQUIRE_DB").is_none(),
+            "DATABASE_URL is required"
+        );
+        eprintln!("skipped: DATABASE_URL not set");
+        return;
+    };
+    let schema = format!(
+        "demo_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    let dir = data_dir();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args([
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--database-url", &url, "--database-schema", &schema])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_listener(port);
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("nvl_live_"), "{stdout}");
+    let list = cli_with_stdin(
+        &dir,
+        &[
+            "tokens",
+            "list",
+            "--database-url",
+            &url,
+            "--database-schema",
+            &schema,
+        ],
+        "",
+    );
+    assert!(String::from_utf8_lossy(&list.stderr).contains("0 token(s)"));
 }
