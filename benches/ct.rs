@@ -250,7 +250,8 @@ fn verify_early_vs_late(runner: &mut CtRunner, _: &mut BenchRng) {
         );
         *store.0.write().unwrap() = Some(record);
         let req = RefCell::new(Some(
-            Request::get("https://api.example/orders")
+            Request::get("/orders")
+                .extension(tower_pat::transport::TlsConnection)
                 .header("authorization", format!("Bearer {presented}"))
                 .body(())
                 .unwrap(),

@@ -2,6 +2,10 @@
 //! flood of distinct invalid tokens through `CachedStore`, measured with a
 //! counting global allocator.
 //!
+//! Then: lookups cancelled while the store hangs (heap must not grow), and
+//! the time of a bulk revocation (`MEMORY_INVALIDATIONS`, default 100,000
+//! distinct tokens) with the slowest warm lookup served meanwhile.
+//!
 //! Run: `cargo bench --bench memory --all-features` (`MEMORY_FLOOD=N` to
 //! change the flood size, default 1,000,000).
 
@@ -34,6 +38,31 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
+
+/// A store whose lookups never finish (a hung database).
+#[derive(Debug)]
+struct Hung;
+
+#[tower_pat::async_trait]
+impl TokenStore for Hung {
+    async fn find(
+        &self,
+        _: tower_pat::TokenId,
+    ) -> Result<Option<tower_pat::TokenRecord>, tower_pat::StoreError> {
+        std::future::pending().await
+    }
+}
+
+/// Polls a future that is ready without waiting (a warm cache hit).
+fn poll_ready_now<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
 
 fn live() -> isize {
     LIVE.load(Ordering::Relaxed)
@@ -93,5 +122,58 @@ fn main() {
             grown as f64 / 1048576.0
         );
         assert!(negative <= bound, "negative entries exceed the bound");
+
+        // Lookups cancelled while the store hangs (a store timeout, a client
+        // gone): the in-flight map must not keep them.
+        let cancelled: usize = std::env::var("MEMORY_CANCELLED").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+        let hung = CachedStore::new(Hung);
+        let base = live();
+        for _ in 0..cancelled {
+            let id = format.mint().id;
+            let r = tokio::time::timeout(std::time::Duration::ZERO, hung.find(id)).await;
+            assert!(r.is_err(), "the hung store never answers");
+        }
+        let grown = live() - base;
+        println!("Cancelled: {cancelled} lookups cancelled in flight -> heap growth {grown} bytes");
+        assert!(grown < 64 * 1024, "cancelled fills are kept: {grown} bytes");
+
+        // Bulk revocation: invalidations of distinct tokens while another
+        // thread serves warm lookups.
+        let n: u64 = std::env::var("MEMORY_INVALIDATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+        let cache = CachedStore::new(store.clone());
+        let warm = ids[0];
+        cache.find(warm).await.unwrap().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let cache = cache.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut worst = std::time::Duration::ZERO;
+                let mut count = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = std::time::Instant::now();
+                    let hit = poll_ready_now(cache.find(warm));
+                    worst = worst.max(t.elapsed());
+                    assert!(hit.unwrap().is_some());
+                    count += 1;
+                }
+                (worst, count)
+            })
+        };
+        let invalidator = cache.invalidator();
+        let started = std::time::Instant::now();
+        for i in 0..n {
+            use tower_pat::store::{Change, Invalidate};
+            invalidator.invalidate(&Change::Token(tower_pat::TokenId::from_u64(i + 1)));
+        }
+        let took = started.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let (worst, lookups) = reader.join().unwrap();
+        println!(
+            "Invalidations: {n} distinct tokens in {:.1} ms ({:.0} ns each); {lookups} concurrent warm lookups, slowest {:.1} us",
+            took.as_secs_f64() * 1e3,
+            took.as_nanos() as f64 / n as f64,
+            worst.as_secs_f64() * 1e6
+        );
     });
 }

@@ -117,7 +117,8 @@ async fn run() -> [StatusCode; 3] {
         )
         .layer(AuthLayer::new(store));
     let call = |path: &str, token: Option<&str>| {
-        let mut req = Request::get(format!("https://api.example{path}"));
+        // The TLS listener marks its requests (see `tower_pat::transport`).
+        let mut req = Request::get(path).extension(tower_pat::transport::TlsConnection);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }

@@ -142,7 +142,8 @@ async fn app_and_token() -> (Router, String) {
 }
 
 async fn call(app: &Router, peer: &str, token: &str) -> StatusCode {
-    let mut req = Request::get("https://api.example/orders")
+    let mut req = Request::get("/orders")
+        .extension(tower_pat::transport::TlsConnection)
         .header("authorization", format!("Bearer {token}"))
         .body(Body::empty())
         .unwrap();

@@ -39,7 +39,12 @@ use crate::{PlaintextToken, ScopeCatalog, ScopeError, TokenFormat, TokenId};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct NewToken {
-    /// Human name ("order bot").
+    /// Human name ("order bot"): 1 to 100 characters once trimmed. Names
+    /// are shown in admin panels and terminals, so control characters,
+    /// invisible ones (zero-width spaces, the BOM) and bidirectional
+    /// formatting characters (U+202A–U+202E, U+2066–U+2069, U+200E/F,
+    /// U+061C), which can make a listing lie about what it shows, are
+    /// refused.
     pub name: String,
     /// Owner (store / tenant) id.
     pub owner: String,
@@ -92,8 +97,10 @@ pub enum AdminError {
     /// The owner id is not usable.
     #[error(transparent)]
     Owner(#[from] InvalidOwnerId),
-    /// The token name is empty or longer than 100 characters.
-    #[error("a token name is 1 to 100 characters with no control characters")]
+    /// The token name is empty, longer than 100 characters, or holds a
+    /// control, invisible or bidirectional-formatting character (see
+    /// [`NewToken::name`]).
+    #[error("a token name is 1 to 100 characters, without control, invisible or bidirectional-formatting characters")]
     InvalidName,
     /// The expiry is zero or overflows the clock.
     #[error("the lifetime must be positive and representable")]
@@ -169,7 +176,7 @@ impl<S: TokenAdmin> TokenManager<S> {
         let scopes = self.catalog.grant(&req.scopes)?;
         let owner = OwnerId::new(&req.owner)?;
         let name = req.name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(unsafe_in_name) {
             return Err(AdminError::InvalidName);
         }
         let now = self.clock.now();
@@ -261,11 +268,15 @@ impl<S: TokenAdmin> TokenManager<S> {
         );
         req.expires_in = lifetime;
         let created = self.create(req).await?;
-        let end = now.checked_add(grace).unwrap_or(now);
-        self.store
-            .cap_expiry(id, end)
-            .await
-            .map_err(|e| not_found_as(e, id))?;
+        // The old token ends at `now + grace`, or at its own expiry if that
+        // comes first. A grace too long for the clock to represent leaves
+        // its expiry as it was (never "now").
+        if let Some(end) = now.checked_add(grace) {
+            self.store
+                .cap_expiry(id, end)
+                .await
+                .map_err(|e| not_found_as(e, id))?;
+        }
         Ok(created)
     }
 
@@ -291,10 +302,103 @@ impl<S: TokenAdmin> TokenManager<S> {
     }
 }
 
+/// Characters refused in token names: control characters, invisible
+/// formatting characters, and the bidirectional controls (Trojan Source,
+/// CVE-2021-42574).
+fn unsafe_in_name(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'                   // Arabic letter mark
+            | '\u{200B}'..='\u{200F}'    // zero-width space/joiners, LRM, RLM
+            | '\u{202A}'..='\u{202E}'    // LRE, RLE, PDF, LRO, RLO
+            | '\u{2060}'..='\u{2064}'    // word joiner, invisible operators
+            | '\u{2066}'..='\u{2069}'    // LRI, RLI, FSI, PDI
+            | '\u{FEFF}'                 // zero-width no-break space (BOM)
+            | '\u{FFF9}'..='\u{FFFB}' // interlinear annotations
+        )
+}
+
 fn not_found_as(e: StoreError, id: TokenId) -> AdminError {
     if e.kind() == StoreErrorKind::NotFound {
         AdminError::UnknownToken(id)
     } else {
         AdminError::Store(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ManualClock, MemoryStore, TokenStore};
+
+    fn manager() -> TokenManager<MemoryStore> {
+        TokenManager::new(MemoryStore::new(), ScopeCatalog::nuvlyx())
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn names_with_control_invisible_or_bidi_characters_are_refused() {
+        let tokens = manager();
+        for bad in [
+            "order\u{202E}tob",
+            "a\u{2066}b\u{2069}",
+            "bell\u{7}",
+            "new\nline",
+            "zero\u{200B}width",
+            "\u{FEFF}bom",
+            "rlm\u{200F}",
+            "alm\u{061C}",
+        ] {
+            let r = tokens
+                .create(NewToken::new(bad, "o", ["orders:read"]))
+                .await;
+            assert!(matches!(r, Err(AdminError::InvalidName)), "{bad:?}");
+        }
+        assert!(
+            tokens.list(None).await.unwrap().is_empty(),
+            "nothing written"
+        );
+        for good in [
+            "order bot",
+            "Bestellungen – Bot",
+            "注文ボット",
+            "bot 🤖",
+            "שלום",
+        ] {
+            tokens
+                .create(NewToken::new(good, "o", ["orders:read"]))
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_grace_too_long_for_the_clock_keeps_the_old_token_working() {
+        let clock = ManualClock::new(SystemTime::now());
+        let tokens = manager().with_clock(clock.clone());
+        let old = tokens
+            .create(NewToken::new("t", "o", ["orders:read"]))
+            .await
+            .unwrap();
+        tokens.rotate(old.record.id, Duration::MAX).await.unwrap();
+        let after = tokens.store().find(old.record.id).await.unwrap().unwrap();
+        assert_eq!(after.expires_at, None, "never ended at once");
+
+        // With an expiry, a long grace never extends it.
+        let expiring = tokens
+            .create(NewToken::new("t", "o", ["orders:read"]).expires_in(Duration::from_secs(3600)))
+            .await
+            .unwrap();
+        tokens
+            .rotate(expiring.record.id, Duration::from_secs(u64::MAX / 2))
+            .await
+            .unwrap();
+        let after = tokens
+            .store()
+            .find(expiring.record.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(after.expires_at, expiring.record.expires_at);
     }
 }

@@ -15,6 +15,7 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! use http::{Request, Response, StatusCode};
 //! use tower::{service_fn, Layer, ServiceExt};
+//! use tower_pat::transport::TlsConnection;
 //! use tower_pat::grpc::GrpcStatus;
 //! use tower_pat::{AuthLayer, MemoryStore};
 //!
@@ -23,7 +24,10 @@
 //! let svc = auth.layer(service_fn(|_: Request<()>| async {
 //!     Ok::<_, std::convert::Infallible>(Response::new(()))
 //! }));
-//! let req = Request::post("https://api.example/demo.Orders/List").body(()).unwrap();
+//! let req = Request::post("/demo.Orders/List")
+//!     .extension(TlsConnection) // set by the TLS listener
+//!     .body(())
+//!     .unwrap();
 //! let res = svc.oneshot(req).await.unwrap();
 //! assert_eq!(res.status(), StatusCode::OK); // gRPC errors travel in headers
 //! assert_eq!(res.headers()["grpc-status"], "16"); // UNAUTHENTICATED

@@ -8,6 +8,7 @@
 //! use axum::{body::Body, routing::get, Router};
 //! use http::{Request, StatusCode};
 //! use tower::ServiceExt;
+//! use tower_pat::transport::TlsConnection;
 //! use tower_pat::admin::{NewToken, TokenManager};
 //! use tower_pat::{require_scopes, AuthLayer, MemoryStore, ScopeCatalog};
 //!
@@ -25,7 +26,8 @@
 //!     .layer(AuthLayer::new(store));
 //!
 //! let get = |path: &str| {
-//!     Request::get(format!("https://api.example{path}"))
+//!     Request::get(path)
+//!         .extension(TlsConnection) // set by the TLS listener
 //!         .header("authorization", format!("Bearer {}", token.expose_secret()))
 //!         .body(Body::empty())
 //!         .unwrap()

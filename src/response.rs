@@ -23,6 +23,7 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! use http::{Request, Response, StatusCode};
 //! use tower::{service_fn, Layer, ServiceExt};
+//! use tower_pat::transport::TlsConnection;
 //! use tower_pat::{AuthLayer, MemoryStore, Rejection, RejectionKind};
 //!
 //! let layer = AuthLayer::new(MemoryStore::new())
@@ -35,7 +36,8 @@
 //!     Ok::<_, std::convert::Infallible>(Response::new(String::from("orders")))
 //! }));
 //!
-//! let req = Request::get("https://api.example/orders")
+//! let req = Request::get("/orders")
+//!     .extension(TlsConnection) // set by the TLS listener
 //!     .header("authorization", "Bearer nvl_live_not-a-real-token")
 //!     .body(())
 //!     .unwrap();
@@ -151,6 +153,9 @@ pub(crate) struct Realm {
     /// ready to copy: copying a map is cheaper than building one.
     missing: HeaderMap,
     invalid: HeaderMap,
+    /// How many WARN/ERROR lines rejections may still write (see
+    /// `crate::trace`).
+    pub(crate) log: crate::trace::LogBudgets,
 }
 
 impl Realm {
@@ -192,6 +197,7 @@ impl Realm {
             attach,
             missing: headers(format!("Bearer realm=\"{name}\"")),
             invalid: headers(format!("Bearer realm=\"{name}\", error=\"invalid_token\"")),
+            log: crate::trace::LogBudgets::new(),
         }));
         realms.push(realm);
         realm
@@ -254,6 +260,11 @@ impl Rejection {
     /// Whether the layer attaches this rejection to its response.
     pub(crate) fn attached(&self) -> bool {
         self.realm.attach
+    }
+
+    /// The log budgets of the realm that refused.
+    pub(crate) fn log(&self) -> &crate::trace::LogBudgets {
+        &self.realm.log
     }
 
     /// The precise reason.

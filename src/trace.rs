@@ -1,42 +1,136 @@
 //! `tracing` events (feature `tracing`); no-ops without it. Events carry
 //! the token id, never the token.
+//!
+//! Levels are chosen so that neither a log reader nor the time a request
+//! takes can tell one invalid-token reason from another, and so that a flood
+//! of bad requests cannot flood the log:
+//!
+//! - every rejection is an event at DEBUG with its precise reason (all
+//!   reasons at the same level);
+//! - at most one line per ten seconds and per kind of trouble is written at
+//!   WARN (refused requests, tokens seen over plain HTTP) or ERROR (store
+//!   failures, wiring mistakes), carrying the number of events held back at
+//!   DEBUG since the previous one. Which request writes it depends only on
+//!   the time, never on the reason.
 
 #[cfg(feature = "tracing")]
 mod imp {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// How often at most a WARN/ERROR line of each kind is written per realm.
+    const WINDOW: Duration = Duration::from_secs(10);
     use crate::response::{Rejection, RejectionKind};
     use crate::store::StoreError;
     use crate::TokenId;
 
-    pub(crate) fn rejected(r: &Rejection) {
-        let reason = r.kind().as_str();
-        let token_id = r.token_id().map(tracing::field::display);
-        match r.kind() {
-            RejectionKind::StoreUnavailable(_) | RejectionKind::NotAuthenticated => {
-                tracing::error!(target: "tower_pat", reason, token_id, status = r.status().as_u16(), "request rejected")
+    /// Lets one event through per window; counts the others.
+    #[derive(Debug)]
+    struct Budget {
+        start: Instant,
+        /// The window the last event let through belongs to (0: none yet).
+        window: AtomicU64,
+        held_back: AtomicU64,
+    }
+
+    impl Budget {
+        fn new() -> Self {
+            Self {
+                start: Instant::now(),
+                window: AtomicU64::new(0),
+                held_back: AtomicU64::new(0),
             }
-            RejectionKind::InsecureTransport
-            | RejectionKind::SecretMismatch
-            | RejectionKind::Revoked
-            | RejectionKind::OwnerSuspended
-            | RejectionKind::Expired => {
-                tracing::warn!(target: "tower_pat", reason, token_id, status = r.status().as_u16(), "request rejected")
+        }
+
+        /// `Some(n)` when this event opens a new window (`n` events were
+        /// held back since the last one let through), `None` otherwise.
+        fn take(&self) -> Option<u64> {
+            let now = self.start.elapsed().as_secs() / WINDOW.as_secs() + 1;
+            let seen = self.window.load(Ordering::Relaxed);
+            if seen != now
+                && self
+                    .window
+                    .compare_exchange(seen, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return Some(self.held_back.swap(0, Ordering::Relaxed));
             }
-            _ => {
-                tracing::debug!(target: "tower_pat", reason, token_id, status = r.status().as_u16(), "request rejected")
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+
+    /// The log budgets of one realm.
+    #[derive(Debug)]
+    pub(crate) struct LogBudgets {
+        refused: Budget,
+        failed: Budget,
+        exposed: Budget,
+    }
+
+    impl LogBudgets {
+        pub(crate) fn new() -> Self {
+            Self {
+                refused: Budget::new(),
+                failed: Budget::new(),
+                exposed: Budget::new(),
             }
         }
     }
 
-    pub(crate) fn token_exposed(id: TokenId) {
-        tracing::warn!(
-            target: "tower_pat",
-            token_id = %id,
-            "well-formed token received over plain HTTP: consider it exposed and revoke it"
-        );
+    pub(crate) fn rejected(r: &Rejection, budgets: &LogBudgets) {
+        let reason = r.kind().as_str();
+        let token_id = r.token_id().map(tracing::field::display);
+        let status = r.status().as_u16();
+        tracing::debug!(target: "tower_pat", reason, token_id, status, "request rejected");
+        match r.kind() {
+            // Not a failure: clients without credentials are ordinary.
+            RejectionKind::MissingCredentials => {}
+            // Not the client's fault: the store (already told by
+            // `store_error`) or the host's wiring.
+            RejectionKind::StoreUnavailable(_) => {}
+            RejectionKind::NotAuthenticated => {
+                if let Some(held_back) = budgets.failed.take() {
+                    tracing::error!(target: "tower_pat", status, held_back, "a scope check ran on a request no auth layer authenticated: put AuthLayer outside require_scopes");
+                }
+            }
+            _ => {
+                if let Some(held_back) = budgets.refused.take() {
+                    // The client-visible error only: the precise reason
+                    // is at DEBUG, the same level for every reason.
+                    let error = r.error_code().unwrap_or("");
+                    tracing::warn!(target: "tower_pat", status, error, token_id, held_back, "requests refused (each one is logged at DEBUG with its reason; held_back counts those since the previous line)");
+                }
+            }
+        }
     }
 
-    pub(crate) fn store_error(id: TokenId, e: &StoreError) {
-        tracing::error!(target: "tower_pat", token_id = %id, error = %e, source = ?std::error::Error::source(e).map(ToString::to_string), "token store failed");
+    pub(crate) fn token_exposed(id: TokenId, budgets: &LogBudgets) {
+        match budgets.exposed.take() {
+            Some(held_back) => tracing::warn!(
+                target: "tower_pat",
+                token_id = %id,
+                held_back,
+                "well-formed token received over plain HTTP: consider it exposed and revoke it (held_back: further such tokens since the previous line, each at DEBUG)"
+            ),
+            None => tracing::debug!(
+                target: "tower_pat",
+                token_id = %id,
+                "well-formed token received over plain HTTP: consider it exposed and revoke it"
+            ),
+        }
+    }
+
+    pub(crate) fn store_error(id: TokenId, e: &StoreError, budgets: &LogBudgets) {
+        let source = std::error::Error::source(e).map(ToString::to_string);
+        match budgets.failed.take() {
+            Some(held_back) => {
+                tracing::error!(target: "tower_pat", token_id = %id, error = %e, source, held_back, "token store failed")
+            }
+            None => {
+                tracing::debug!(target: "tower_pat", token_id = %id, error = %e, source, "token store failed")
+            }
+        }
     }
 
     pub(crate) fn authenticated(id: TokenId) {
@@ -47,6 +141,24 @@ mod imp {
     pub(crate) fn store_warning(what: &str, e: &StoreError) {
         tracing::warn!(target: "tower_pat", error = %e, source = ?std::error::Error::source(e).map(ToString::to_string), "{what}");
     }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn one_event_per_window_passes_and_the_rest_are_counted() {
+            let b = Budget::new();
+            assert_eq!(b.take(), Some(0));
+            for _ in 0..1000 {
+                assert_eq!(b.take(), None);
+            }
+            // The next window opens: the count of the held-back events.
+            b.window.store(0, Ordering::Relaxed);
+            assert_eq!(b.take(), Some(1000));
+            assert_eq!(b.take(), None);
+        }
+    }
 }
 
 #[cfg(not(feature = "tracing"))]
@@ -55,12 +167,21 @@ mod imp {
     use crate::store::StoreError;
     use crate::TokenId;
 
+    #[derive(Debug)]
+    pub(crate) struct LogBudgets;
+
+    impl LogBudgets {
+        pub(crate) fn new() -> Self {
+            Self
+        }
+    }
+
     #[inline(always)]
-    pub(crate) fn rejected(_: &Rejection) {}
+    pub(crate) fn rejected(_: &Rejection, _: &LogBudgets) {}
     #[inline(always)]
-    pub(crate) fn token_exposed(_: TokenId) {}
+    pub(crate) fn token_exposed(_: TokenId, _: &LogBudgets) {}
     #[inline(always)]
-    pub(crate) fn store_error(_: TokenId, _: &StoreError) {}
+    pub(crate) fn store_error(_: TokenId, _: &StoreError, _: &LogBudgets) {}
     #[inline(always)]
     pub(crate) fn authenticated(_: TokenId) {}
     #[allow(dead_code)]

@@ -1,16 +1,20 @@
 //! HTTPS policy: deciding whether a request arrived over TLS.
 //!
 //! By default the auth layer refuses — never redirects — any request not
-//! known to have arrived over TLS, before it looks at the token. A request
-//! is known to be secure when:
+//! known to have arrived over TLS, before it looks at the token. Only the
+//! **server** can know that, so a request counts as HTTPS when:
 //!
-//! 1. its URI scheme is `https` (HTTP/2 `:scheme`, absolute-form requests), or
-//! 2. it carries the [`TlsConnection`] extension, which your TLS-serving code
+//! 1. it carries the [`TlsConnection`] extension, which your TLS-serving code
 //!    inserts (see below), or
-//! 3. it came from a configured trusted proxy (its [`PeerAddr`], or axum's
-//!    `ConnectInfo<SocketAddr>` with the `axum` feature) whose
-//!    `Forwarded: proto=https` or `X-Forwarded-Proto: https` says so. The
-//!    headers are ignored from anyone else, so a client cannot spoof them.
+//! 2. it came from a configured trusted proxy (its [`PeerAddr`], or axum's
+//!    `ConnectInfo<SocketAddr>` with the `axum` feature) and the one header
+//!    that proxy is configured to set ([`ProxyHeader`]) says `https` for
+//!    the hop the proxy received. The headers are ignored from anyone else,
+//!    so a client cannot spoof them.
+//!
+//! The request target's scheme never counts: over a cleartext connection a
+//! client can send the absolute form `GET https://host/path HTTP/1.1` (or an
+//! HTTP/2 `:scheme` of `https`), and that says nothing about the connection.
 //!
 //! Under axum, mark the router you serve on the TLS listener; the same router
 //! served without the marker refuses the request:
@@ -32,15 +36,38 @@
 //! // Over TLS: the token is checked (none here, so 401).
 //! assert_eq!(https_app.oneshot(req()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
 //! // Not known to be TLS: refused before any token check, never redirected.
-//! let plain = app.oneshot(req()).await.unwrap();
+//! let plain = app.clone().oneshot(req()).await.unwrap();
 //! assert_eq!(plain.status(), StatusCode::FORBIDDEN);
 //! assert!(plain.headers().get("location").is_none());
+//! // A client-chosen `https://` request target proves nothing.
+//! let absolute = Request::get("https://api.example/").body(Body::empty()).unwrap();
+//! assert_eq!(app.oneshot(absolute).await.unwrap().status(), StatusCode::FORBIDDEN);
 //! # }
 //! ```
 //!
 //! With bare hyper, insert it per connection in the service you hand to
 //! `serve_connection` after the rustls handshake:
 //! `req.extensions_mut().insert(TlsConnection)` (see `examples/hyper.rs`).
+//!
+//! # Behind a TLS-terminating proxy
+//!
+//! Configure the proxy's addresses **and** the one header it sets, with
+//! [`crate::AuthLayer::trusted_proxies`]. Only that header is read; the
+//! other is ignored even from the proxy, because a proxy that sets one
+//! header usually passes the other through from the client untouched.
+//!
+//! - [`ProxyHeader::XForwardedProto`]: the last value of the
+//!   comma-separated list (all `X-Forwarded-Proto` lines joined in order),
+//!   which is what the nearest proxy set or appended. It must be exactly
+//!   `https` (any case); anything else, including an empty or unreadable
+//!   value, is plain HTTP.
+//! - [`ProxyHeader::Forwarded`] (RFC 7239): the header is parsed in full
+//!   (tokens, quoted strings with escapes, `;`-separated pairs,
+//!   `,`-separated elements, all lines joined in order). The last element
+//!   is the one the nearest proxy added; its `proto` must be `https`. A
+//!   header that does not parse, an element with a repeated parameter (two
+//!   `proto`s), or a last element without `proto` is refused: contradictory
+//!   or ambiguous values are never guessed.
 //!
 //! Local development over plain HTTP needs the explicit
 //! [`crate::AuthLayer::allow_plain_http`] switch.
@@ -61,11 +88,25 @@ pub struct TlsConnection;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// The header your TLS-terminating proxy sets to say which protocol the
+/// client used. Only this header is read, and only from trusted proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProxyHeader {
+    /// `Forwarded: …;proto=https` (RFC 7239), as set by proxies such as
+    /// Envoy (`use_remote_address` with `forwarded` headers) or NGINX
+    /// configured to emit it.
+    Forwarded,
+    /// `X-Forwarded-Proto: https`, as set by AWS ALB, Google Cloud Load
+    /// Balancing, Heroku, Traefik and most NGINX setups.
+    XForwardedProto,
+}
+
 /// How the layer decides a request is secure.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TransportPolicy {
     pub(crate) allow_plain_http: bool,
-    pub(crate) trusted_proxies: Vec<IpNet>,
+    pub(crate) proxies: Option<(ProxyHeader, Vec<IpNet>)>,
 }
 
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -73,25 +114,23 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 impl TransportPolicy {
     /// Whether the request arrived over TLS (or plain HTTP is allowed).
     pub(crate) fn is_secure<B>(&self, req: &Request<B>) -> bool {
-        self.allow_plain_http || is_known_tls(req, &self.trusted_proxies)
+        self.allow_plain_http || self.is_known_tls(req)
     }
-}
 
-fn is_known_tls<B>(req: &Request<B>, trusted: &[IpNet]) -> bool {
-    if req.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
-        return true;
-    }
-    if req.extensions().get::<TlsConnection>().is_some() {
-        return true;
-    }
-    if trusted.is_empty() {
-        return false;
-    }
-    match peer_ip(req) {
-        Some(ip) if trusted.iter().any(|net| net.contains(&ip)) => {
-            forwarded_proto_is_https(req.headers())
+    fn is_known_tls<B>(&self, req: &Request<B>) -> bool {
+        if req.extensions().get::<TlsConnection>().is_some() {
+            return true;
         }
-        _ => false,
+        let Some((header, trusted)) = &self.proxies else {
+            return false;
+        };
+        match peer_ip(req) {
+            Some(ip) if trusted.iter().any(|net| net.contains(&ip)) => match header {
+                ProxyHeader::Forwarded => forwarded_says_https(req.headers()),
+                ProxyHeader::XForwardedProto => x_forwarded_proto_says_https(req.headers()),
+            },
+            _ => false,
+        }
     }
 }
 
@@ -117,30 +156,152 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Reads the protocol the nearest proxy reported: the last element of the
-/// last `Forwarded` header if present, else the last value of the last
-/// `X-Forwarded-Proto` header.
-fn forwarded_proto_is_https(headers: &HeaderMap) -> bool {
-    if let Some(last) = headers.get_all(http::header::FORWARDED).iter().next_back() {
-        let Ok(text) = last.to_str() else {
+/// The last value of the joined `X-Forwarded-Proto` list is `https`.
+fn x_forwarded_proto_says_https(headers: &HeaderMap) -> bool {
+    let Some(last_line) = headers.get_all(&X_FORWARDED_PROTO).iter().next_back() else {
+        return false;
+    };
+    let Ok(text) = last_line.to_str() else {
+        return false;
+    };
+    let last = text
+        .rsplit(',')
+        .next()
+        .unwrap_or("")
+        .trim_matches([' ', '\t']);
+    last.eq_ignore_ascii_case("https")
+}
+
+/// The last element of the joined `Forwarded` list has exactly one `proto`,
+/// and it is `https`. Any syntax error anywhere refuses.
+fn forwarded_says_https(headers: &HeaderMap) -> bool {
+    let mut last = None;
+    for line in headers.get_all(http::header::FORWARDED) {
+        let Some(elements) = parse_forwarded(line.as_bytes()) else {
             return false;
         };
-        let element = text.rsplit(',').next().unwrap_or("");
-        return element.split(';').any(|pair| {
-            let mut kv = pair.splitn(2, '=');
-            let key = kv.next().unwrap_or("").trim();
-            let value = kv.next().unwrap_or("").trim().trim_matches('"');
-            key.eq_ignore_ascii_case("proto") && value.eq_ignore_ascii_case("https")
-        });
+        if let Some(proto) = elements.into_iter().next_back() {
+            last = Some(proto);
+        }
     }
-    match headers.get_all(&X_FORWARDED_PROTO).iter().next_back() {
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(|t| t.rsplit(',').next())
-            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https")),
-        None => false,
+    matches!(last, Some(Some(p)) if p.eq_ignore_ascii_case("https"))
+}
+
+/// Parses one `Forwarded` line into the `proto` of each of its elements
+/// (`None` for an element without one). `None` for a syntax error or a
+/// parameter repeated within an element.
+fn parse_forwarded(line: &[u8]) -> Option<Vec<Option<String>>> {
+    let mut p = ForwardedParser { s: line, i: 0 };
+    let mut protos = Vec::new();
+    loop {
+        p.skip_ows();
+        match p.peek() {
+            None => return Some(protos),
+            // An empty list member (RFC 9110 list rules).
+            Some(b',') => p.i += 1,
+            Some(_) => {
+                protos.push(p.element()?);
+                p.skip_ows();
+                match p.peek() {
+                    None => return Some(protos),
+                    Some(b',') => p.i += 1,
+                    Some(_) => return None,
+                }
+            }
+        }
     }
+}
+
+struct ForwardedParser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl ForwardedParser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn skip_ows(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.i += 1;
+        }
+    }
+
+    /// `forwarded-element`: pairs separated by `;`. Returns its `proto`.
+    fn element(&mut self) -> Option<Option<String>> {
+        let mut seen: Vec<Vec<u8>> = Vec::new();
+        let mut proto = None;
+        loop {
+            self.skip_ows();
+            if matches!(self.peek(), Some(b';')) {
+                self.i += 1;
+                continue;
+            }
+            if matches!(self.peek(), None | Some(b',')) {
+                return Some(proto);
+            }
+            let name = self.token()?.to_ascii_lowercase();
+            if self.peek() != Some(b'=') {
+                return None;
+            }
+            self.i += 1;
+            let value = if self.peek() == Some(b'"') {
+                self.quoted()?
+            } else {
+                String::from_utf8(self.token()?.to_vec()).ok()?
+            };
+            if seen.contains(&name) {
+                return None;
+            }
+            if name == b"proto" {
+                proto = Some(value);
+            }
+            seen.push(name);
+            self.skip_ows();
+            match self.peek() {
+                Some(b';') => self.i += 1,
+                None | Some(b',') => return Some(proto),
+                Some(_) => return None,
+            }
+        }
+    }
+
+    /// RFC 9110 `token`: at least one tchar.
+    fn token(&mut self) -> Option<&[u8]> {
+        let start = self.i;
+        while self.peek().is_some_and(is_tchar) {
+            self.i += 1;
+        }
+        (self.i > start).then(|| &self.s[start..self.i])
+    }
+
+    /// RFC 9110 `quoted-string`, with `\` escapes.
+    fn quoted(&mut self) -> Option<String> {
+        self.i += 1; // opening quote
+        let mut out = Vec::new();
+        loop {
+            let b = self.peek()?;
+            self.i += 1;
+            match b {
+                b'"' => return String::from_utf8(out).ok(),
+                b'\\' => {
+                    let e = self.peek()?;
+                    if !(e == b'\t' || e == b' ' || e.is_ascii_graphic() || e >= 0x80) {
+                        return None;
+                    }
+                    out.push(e);
+                    self.i += 1;
+                }
+                b'\t' | b' ' | 0x21 | 0x23..=0x5b | 0x5d..=0x7e | 0x80..=0xff => out.push(b),
+                _ => return None,
+            }
+        }
+    }
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]
@@ -159,61 +320,214 @@ mod tests {
         r
     }
 
-    fn policy(trusted: &[&str]) -> TransportPolicy {
+    fn behind(header: ProxyHeader, trusted: &[&str]) -> TransportPolicy {
         TransportPolicy {
             allow_plain_http: false,
-            trusted_proxies: trusted.iter().map(|t| t.parse().unwrap()).collect(),
+            proxies: Some((header, trusted.iter().map(|t| t.parse().unwrap()).collect())),
         }
     }
 
     #[test]
-    fn https_uri_scheme_is_secure() {
-        let r = Request::builder()
+    fn https_request_target_is_not_proof_of_tls() {
+        let absolute = Request::builder()
             .uri("https://api.example/x")
             .body(())
             .unwrap();
-        assert!(policy(&[]).is_secure(&r));
+        assert!(!TransportPolicy::default().is_secure(&absolute));
+        let p = behind(ProxyHeader::XForwardedProto, &["10.0.0.0/8"]);
+        assert!(!p.is_secure(&absolute));
     }
 
     #[test]
     fn tls_marker_is_secure() {
         let mut r = req(&[], None);
-        assert!(!policy(&[]).is_secure(&r));
+        assert!(!TransportPolicy::default().is_secure(&r));
         r.extensions_mut().insert(TlsConnection);
-        assert!(policy(&[]).is_secure(&r));
+        assert!(TransportPolicy::default().is_secure(&r));
     }
 
+    /// Every case of the security review, plus the ones that already held:
+    /// (configured header, request headers, peer, expected).
     #[test]
-    fn forwarded_headers_count_only_from_trusted_proxies() {
-        let p = policy(&["10.0.0.0/8"]);
-        let xfp = [("x-forwarded-proto", "https")];
-        assert!(p.is_secure(&req(&xfp, Some("10.1.2.3:555"))));
-        assert!(p.is_secure(&req(&xfp, Some("[::ffff:10.1.2.3]:555"))));
-        assert!(!p.is_secure(&req(&xfp, Some("192.0.2.1:555"))));
-        assert!(!p.is_secure(&req(&xfp, None)));
-        let fwd = [("forwarded", "for=192.0.2.60;proto=https;by=10.0.0.1")];
-        assert!(p.is_secure(&req(&fwd, Some("10.0.0.1:1"))));
-        assert!(!p.is_secure(&req(&fwd, Some("192.0.2.9:1"))));
-    }
-
-    #[test]
-    fn nearest_proxy_value_wins() {
-        let p = policy(&["10.0.0.0/8"]);
-        let spoofed = [("x-forwarded-proto", "https, http")];
-        assert!(!p.is_secure(&req(&spoofed, Some("10.0.0.1:1"))));
-        let fwd = [("forwarded", "proto=https, proto=http")];
-        assert!(!p.is_secure(&req(&fwd, Some("10.0.0.1:1"))));
-        let http = [("x-forwarded-proto", "http")];
-        assert!(!p.is_secure(&req(&http, Some("10.0.0.1:1"))));
-        let quoted = [("forwarded", "for=\"[2001:db8::1]\";proto=\"HTTPS\"")];
-        assert!(p.is_secure(&req(&quoted, Some("10.0.0.1:1"))));
+    fn proxy_headers_table() {
+        use ProxyHeader::{Forwarded as Fwd, XForwardedProto as Xfp};
+        const PROXY: Option<&str> = Some("10.0.0.1:443");
+        type Case<'a> = (ProxyHeader, &'a [(&'a str, &'a str)], Option<&'a str>, bool);
+        let cases: &[Case] = &[
+            // The configured header, from a trusted proxy.
+            (Xfp, &[("x-forwarded-proto", "https")], PROXY, true),
+            (Xfp, &[("x-forwarded-proto", "HTTPS")], PROXY, true),
+            (Xfp, &[("x-forwarded-proto", "http")], PROXY, false),
+            (
+                Fwd,
+                &[("forwarded", "for=192.0.2.60;proto=https;by=10.0.0.1")],
+                PROXY,
+                true,
+            ),
+            (
+                Fwd,
+                &[("forwarded", "for=\"[2001:db8::1]\";proto=\"HTTPS\"")],
+                PROXY,
+                true,
+            ),
+            (Fwd, &[("forwarded", "proto=https;")], PROXY, true),
+            // Only the configured header is read: a client's `Forwarded`
+            // passed through by a proxy that sets X-Forwarded-Proto.
+            (
+                Xfp,
+                &[("forwarded", "proto=https"), ("x-forwarded-proto", "http")],
+                PROXY,
+                false,
+            ),
+            (Xfp, &[("forwarded", "proto=https")], PROXY, false),
+            (Fwd, &[("x-forwarded-proto", "https")], PROXY, false),
+            (
+                Fwd,
+                &[("x-forwarded-proto", "https"), ("forwarded", "proto=http")],
+                PROXY,
+                false,
+            ),
+            // Quoted strings are parsed: `;proto=https` inside one is data.
+            (
+                Fwd,
+                &[("forwarded", "for=1.2.3.4;host=\"a;proto=https\";proto=http")],
+                PROXY,
+                false,
+            ),
+            (
+                Fwd,
+                &[("forwarded", "host=\"a,proto=https\";proto=http")],
+                PROXY,
+                false,
+            ),
+            (
+                Fwd,
+                &[("forwarded", "host=\"a\\\"b\";proto=https")],
+                PROXY,
+                true,
+            ),
+            // One `proto` per element: repeated or contradictory is refused.
+            (
+                Fwd,
+                &[("forwarded", "proto=http;proto=https")],
+                PROXY,
+                false,
+            ),
+            (
+                Fwd,
+                &[("forwarded", "proto=https;proto=https")],
+                PROXY,
+                false,
+            ),
+            (
+                Fwd,
+                &[("forwarded", "proto=https;PROTO=https")],
+                PROXY,
+                false,
+            ),
+            // Client-first lists: the nearest proxy's element is the last.
+            (Xfp, &[("x-forwarded-proto", "https, http")], PROXY, false),
+            (Xfp, &[("x-forwarded-proto", "http, https")], PROXY, true),
+            (Xfp, &[("x-forwarded-proto", "https,")], PROXY, false),
+            (
+                Fwd,
+                &[("forwarded", "proto=https, proto=http")],
+                PROXY,
+                false,
+            ),
+            (
+                Fwd,
+                &[("forwarded", "proto=http, for=10.0.0.2;proto=https")],
+                PROXY,
+                true,
+            ),
+            (
+                Fwd,
+                &[("forwarded", "proto=https, for=10.0.0.2")],
+                PROXY,
+                false,
+            ),
+            // Two header lines are one list, in order.
+            (
+                Xfp,
+                &[
+                    ("x-forwarded-proto", "https"),
+                    ("x-forwarded-proto", "http"),
+                ],
+                PROXY,
+                false,
+            ),
+            (
+                Xfp,
+                &[
+                    ("x-forwarded-proto", "http"),
+                    ("x-forwarded-proto", "https"),
+                ],
+                PROXY,
+                true,
+            ),
+            (
+                Fwd,
+                &[("forwarded", "proto=https"), ("forwarded", "proto=http")],
+                PROXY,
+                false,
+            ),
+            (
+                Fwd,
+                &[("forwarded", "proto=http"), ("forwarded", "proto=https")],
+                PROXY,
+                true,
+            ),
+            // A syntax error anywhere refuses.
+            (Fwd, &[("forwarded", "proto=\"https")], PROXY, false),
+            (Fwd, &[("forwarded", "proto=https garbage")], PROXY, false),
+            (Fwd, &[("forwarded", "proto=")], PROXY, false),
+            (Fwd, &[("forwarded", "=https")], PROXY, false),
+            (
+                Fwd,
+                &[("forwarded", "proto=https"), ("forwarded", "for=\"x")],
+                PROXY,
+                false,
+            ),
+            // IPv4-mapped peers count as IPv4; untrusted or unknown peers
+            // are never believed.
+            (
+                Xfp,
+                &[("x-forwarded-proto", "https")],
+                Some("[::ffff:10.1.2.3]:555"),
+                true,
+            ),
+            (
+                Xfp,
+                &[("x-forwarded-proto", "https")],
+                Some("192.0.2.1:555"),
+                false,
+            ),
+            (
+                Fwd,
+                &[("forwarded", "proto=https")],
+                Some("192.0.2.9:1"),
+                false,
+            ),
+            (Xfp, &[("x-forwarded-proto", "https")], None, false),
+            (Xfp, &[], PROXY, false),
+            (Fwd, &[], PROXY, false),
+        ];
+        for (i, (header, headers, peer, expected)) in cases.iter().enumerate() {
+            let policy = behind(*header, &["10.0.0.0/8"]);
+            assert_eq!(
+                policy.is_secure(&req(headers, *peer)),
+                *expected,
+                "case {i}: {header:?} {headers:?} from {peer:?}"
+            );
+        }
     }
 
     #[test]
     fn plain_http_switch_allows_everything() {
         let p = TransportPolicy {
             allow_plain_http: true,
-            trusted_proxies: vec![],
+            proxies: None,
         };
         assert!(p.is_secure(&req(&[], None)));
     }

@@ -466,7 +466,10 @@ async fn tls_marker_extension_counts_as_https() {
 async fn forwarded_proto_from_untrusted_peer_is_ignored() {
     let f = Fixture::new();
     let (t, _) = f.token(&["orders:read"]).await;
-    let app = app_with(f.layer().trusted_proxies(["10.0.0.0/8".parse().unwrap()]));
+    let app = app_with(f.layer().trusted_proxies(
+        tower_pat::transport::ProxyHeader::XForwardedProto,
+        ["10.0.0.0/8".parse().unwrap()],
+    ));
     let mk = |peer: &str| {
         let mut req = Request::get("/orders")
             .header("authorization", format!("Bearer {t}"))
@@ -752,4 +755,73 @@ async fn rejections_are_attached_to_responses_only_when_asked() {
         );
         assert_eq!(r.realm(), "nuvlyx");
     }
+}
+
+/// Answers from memory through `try_find_now`, and panics when told of a
+/// use (a buggy last-use tracker).
+#[derive(Debug)]
+struct PanicsOnUse(std::sync::Arc<TokenRecord>);
+
+#[async_trait]
+impl TokenStore for PanicsOnUse {
+    async fn find(&self, _: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(Some((*self.0).clone()))
+    }
+    fn try_find_now(
+        &self,
+        _: TokenId,
+    ) -> Option<Result<Option<std::sync::Arc<TokenRecord>>, StoreError>> {
+        Some(Ok(Some(self.0.clone())))
+    }
+    fn record_use(&self, _: TokenId, _: SystemTime) {
+        panic!("last-use tracker bug");
+    }
+}
+
+#[tokio::test]
+async fn a_store_panicking_in_record_use_on_the_synchronous_path_is_503() {
+    let minted = TokenFormat::nuvlyx_live().mint();
+    let record = TokenRecord::new(
+        minted.id,
+        minted.digest,
+        "demo-store".parse().unwrap(),
+        "t",
+        ScopeSet::parse(["orders:read"]).unwrap(),
+        SystemTime::now(),
+    );
+    let app = app_with(AuthLayer::new(PanicsOnUse(std::sync::Arc::new(record))));
+    for _ in 0..2 {
+        let res = send(&app, bearer("/orders", minted.token.expose_secret())).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            kind(&res),
+            RejectionKind::StoreUnavailable(StoreErrorKind::Panicked)
+        );
+        assert!(res.headers().contains_key("retry-after"));
+    }
+}
+
+#[tokio::test]
+async fn stepping_the_wall_clock_back_does_not_revive_an_expired_token() {
+    let clock = ManualClock::new(SystemTime::now());
+    let store = MemoryStore::new();
+    let admin = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx()).with_clock(clock.clone());
+    let t = admin
+        .create(
+            NewToken::new("short", "demo-store", ["orders:read"])
+                .expires_in(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap()
+        .token;
+    let app = app_with(AuthLayer::new(store).clock(clock.clone()));
+    let call = || send(&app, bearer("/orders", t.expose_secret()));
+    assert_eq!(call().await.status(), StatusCode::OK);
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(kind(&call().await), RejectionKind::Expired);
+    // NTP (or an operator) steps the clock back two minutes.
+    clock.set(SystemTime::now() - Duration::from_secs(60));
+    let res = call().await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(kind(&res), RejectionKind::Expired);
 }

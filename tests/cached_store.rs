@@ -258,7 +258,8 @@ async fn a_use_is_noted_in_the_cached_record_so_the_layer_hints_once() {
         Ok::<_, std::convert::Infallible>(http::Response::new(()))
     }));
     for _ in 0..20 {
-        let req = http::Request::get("https://api.test/orders")
+        let req = http::Request::get("/orders")
+            .extension(tower_pat::transport::TlsConnection)
             .header(
                 "authorization",
                 format!("Bearer {}", created.token.expose_secret()),

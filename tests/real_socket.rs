@@ -1,6 +1,9 @@
 //! End to end over a real TCP socket, real TLS (rustls) and a real HTTP
 //! client (reqwest): the answers a bot would see.
 
+#[cfg(feature = "tracing")]
+#[path = "common/capture.rs"]
+mod capture;
 mod common;
 #[path = "common/tls.rs"]
 mod tls;
@@ -83,7 +86,10 @@ async fn plain_http_on_a_real_socket_is_refused_and_not_redirected() {
 async fn trusted_proxy_forwarded_proto_over_a_real_socket() {
     let f = Fixture::new();
     let (orders, _) = f.token(&["orders:read"]).await;
-    let app = common::app_with(f.layer().trusted_proxies(["127.0.0.1/32".parse().unwrap()]));
+    let app = common::app_with(f.layer().trusted_proxies(
+        tower_pat::transport::ProxyHeader::XForwardedProto,
+        ["127.0.0.1/32".parse().unwrap()],
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -107,4 +113,54 @@ async fn trusted_proxy_forwarded_proto_over_a_real_socket() {
     assert_eq!(send(Some("https")).await.unwrap().status(), 200);
     assert_eq!(send(Some("http")).await.unwrap().status(), 403);
     assert_eq!(send(None).await.unwrap().status(), 403);
+}
+
+/// Sends raw bytes on a plain TCP connection and returns the status code
+/// of the response.
+async fn raw_status(addr: std::net::SocketAddr, request: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    text.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Over cleartext, a client can name an `https://` request target in the
+/// absolute form; the connection is still plain TCP and must be refused.
+#[tokio::test(flavor = "current_thread")]
+async fn absolute_form_https_target_over_plain_tcp_is_refused() {
+    #[cfg(feature = "tracing")]
+    let (log, _guard) = capture::capture_everything();
+    let f = Fixture::new();
+    let (orders, id) = f.token(&["orders:read"]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = f.app();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    for target in [
+        format!("https://localhost:{}/orders", addr.port()),
+        "https://api.nuvlyx.test/orders".to_owned(),
+        "/orders".to_owned(),
+    ] {
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {orders}\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!(raw_status(addr, &request).await, 403, "{target}");
+    }
+    assert_eq!(f.store.finds(), 0, "the token was never looked up");
+    // The token travelled in clear: the host is told, by id, to revoke it.
+    #[cfg(feature = "tracing")]
+    {
+        let exposed: Vec<String> = log
+            .text()
+            .lines()
+            .filter(|l| l.contains("plain HTTP") && l.contains(&id.to_string()))
+            .map(str::to_owned)
+            .collect();
+        assert!(!exposed.is_empty(), "no exposure event in:\n{}", log.text());
+    }
+    let _ = id;
 }

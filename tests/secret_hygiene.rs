@@ -2,10 +2,11 @@
 //! subscriber that captures all output, then search it for any 16-character
 //! window of any token used. (Feature `tracing`.)
 
+#[path = "common/capture.rs"]
+mod capture;
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use capture::capture_everything;
 
 use axum::body::Body;
 use common::*;
@@ -14,26 +15,6 @@ use tower_pat::admin::NewToken;
 use tower_pat::{
     async_trait, AuthLayer, StoreError, TokenFormat, TokenId, TokenRecord, TokenStore,
 };
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 #[derive(Debug)]
 struct Broken;
@@ -55,17 +36,6 @@ fn windows(token: &str) -> impl Iterator<Item = &str> {
 fn secret_windows(token: &str) -> Vec<&str> {
     let first_secret = token.len() - 56;
     windows(&token[first_secret - 15..]).collect()
-}
-
-/// Captures every event at TRACE level on this thread until the guard drops.
-fn capture_everything() -> (Capture, tracing::subscriber::DefaultGuard) {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .finish();
-    (capture, tracing::subscriber::set_default(subscriber))
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -110,7 +80,7 @@ async fn trace_output_never_contains_a_token() {
     tracing::info!(minted = ?created, "debug of CreatedToken");
     tracing::info!(record = ?created.record, digest = ?created.record.digest, "debug of record");
 
-    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let log = capture.text();
     // The capture works: the events are there, with token ids.
     assert!(log.contains("request rejected"), "{log}");
     assert!(
@@ -155,7 +125,7 @@ async fn traced_request(mark_sensitive: bool) -> (String, String) {
     };
     let res = app.oneshot(bearer("/orders", &token)).await.unwrap();
     assert_eq!(res.status(), 200);
-    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let log = capture.text();
     (log, token)
 }
 

@@ -4,6 +4,9 @@
 //! Opt-in: set `DATABASE_URL` (for example
 //! `postgres://root@127.0.0.1:5432/test`). Each test works in its own schema.
 
+#[cfg(feature = "tracing")]
+#[path = "common/capture.rs"]
+mod capture;
 mod conformance;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -111,7 +114,10 @@ async fn two_instances() -> (PostgresStore, CachedStore<PostgresStore>, String) 
         .await
         .unwrap();
     let cache_b = CachedStore::new(server_b.clone());
-    server_b.listen(cache_b.invalidator()).await.unwrap();
+    server_b
+        .listen(cache_b.invalidator(), Duration::from_secs(5))
+        .await
+        .unwrap();
     (server_a, cache_b, s)
 }
 
@@ -333,7 +339,8 @@ async fn database_down_is_503_with_retry_after_within_the_timeout() {
         .route("/orders", axum::routing::get(|| async { "ok" }))
         .layer(tower_pat::AuthLayer::new(store).store_timeout(Some(timeout)));
     let req = || {
-        http::Request::get("https://api.test/orders")
+        http::Request::get("/orders")
+            .extension(tower_pat::transport::TlsConnection)
             .header(
                 "authorization",
                 format!("Bearer {}", c.token.expose_secret()),
@@ -353,6 +360,353 @@ async fn database_down_is_503_with_retry_after_within_the_timeout() {
         assert!(
             took < timeout + Duration::from_millis(50),
             "answered after {took:?}"
+        );
+    }
+}
+
+/// The revoked token's plaintext, run through the layer over `store`.
+async fn status_of<S: TokenStore>(store: S, token: &str) -> u16 {
+    use tower::ServiceExt;
+    let app = axum::Router::new()
+        .route("/orders", axum::routing::get(|| async { "ok" }))
+        .layer(tower_pat::AuthLayer::new(store));
+    let req = http::Request::get("/orders")
+        .extension(tower_pat::transport::TlsConnection)
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    app.oneshot(req).await.unwrap().status().as_u16()
+}
+
+/// Revocation is irreversible against every write path the schema can
+/// refuse: after each raw statement (refused or not), the revoked token
+/// still answers 401 and its record still reads as revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_survives_raw_sql_write_paths() {
+    if !require_db() {
+        return;
+    }
+    // $1: the token id; $2: its digest.
+    let attacks: &[&[&str]] = &[
+        &["UPDATE tower_pat_tokens SET revoked_at = NULL WHERE id = $1"],
+        &["DELETE FROM tower_pat_tokens WHERE id = $1"],
+        &[
+            "UPDATE tower_pat_tokens SET id = id + 1 WHERE id = $1",
+            "INSERT INTO tower_pat_tokens (id, digest, owner, name, scopes, preview, created_at) \
+             VALUES ($1, $2, 'o', 'back', 'orders:read', 'p', 0)",
+        ],
+        &[
+            "INSERT INTO tower_pat_tokens (id, digest, owner, name, scopes, preview, created_at) \
+             VALUES ($1, $2, 'o', 'back', 'orders:read', 'p', 0) \
+             ON CONFLICT (id) DO UPDATE SET name = 'back'",
+        ],
+        &["TRUNCATE tower_pat_tokens"],
+        &["TRUNCATE tower_pat_tokens CASCADE"],
+        &["TRUNCATE tower_pat_revocations"],
+        &["DELETE FROM tower_pat_revocations"],
+        &["UPDATE tower_pat_revocations SET id = id + 1"],
+        &["UPDATE tower_pat_revocations SET revoked_at = NULL"],
+        &[
+            "INSERT INTO tower_pat_revocations (id, revoked_at) VALUES ($1, 0) \
+             ON CONFLICT (id) DO UPDATE SET id = 0",
+        ],
+        // Delete the token (refused or not) and insert it again.
+        &[
+            "DELETE FROM tower_pat_tokens",
+            "DELETE FROM tower_pat_revocations",
+            "INSERT INTO tower_pat_tokens (id, digest, owner, name, scopes, preview, created_at) \
+             VALUES ($1, $2, 'o', 'back', 'orders:read', 'p', 0)",
+        ],
+    ];
+    for statements in attacks {
+        let store = fresh_store(&schema()).await.unwrap();
+        let m = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+        let c = m
+            .create(NewToken::new("t", "o", ["orders:read"]))
+            .await
+            .unwrap();
+        assert_eq!(status_of(store.clone(), c.token.expose_secret()).await, 200);
+        m.revoke(c.record.id).await.unwrap();
+        let id = i64::from_be_bytes(*c.record.id.as_bytes());
+        for sql in *statements {
+            let mut q = sqlx::query(sql);
+            if sql.contains("$1") {
+                q = q.bind(id);
+            }
+            if sql.contains("$2") {
+                q = q.bind(c.record.digest.as_bytes().to_vec());
+            }
+            // Refused or not: what matters is what the store says after.
+            let _ = q.execute(store.pool()).await;
+        }
+        assert_eq!(
+            status_of(store.clone(), c.token.expose_secret()).await,
+            401,
+            "the revoked token works again after {statements:?}"
+        );
+        if let Some(r) = store.find(c.record.id).await.unwrap() {
+            assert!(r.revoked_at.is_some(), "un-revoked by {statements:?}");
+        }
+    }
+}
+
+/// A corrupt row answers 503 only to the holder of the secret; a caller
+/// guessing at the id gets the same 401 as for any wrong secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_row_is_401_to_a_caller_without_the_secret() {
+    if !require_db() {
+        return;
+    }
+    let store = fresh_store(&schema()).await.unwrap();
+    let m = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+    let c = m
+        .create(NewToken::new("t", "o", ["orders:read"]))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE tower_pat_tokens SET scopes = 'orders:read NOT-A-SCOPE' WHERE id = $1")
+        .bind(i64::from_be_bytes(*c.record.id.as_bytes()))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let token = c.token.expose_secret();
+    assert_eq!(status_of(store.clone(), token).await, 503);
+    let forged = forge_secret(token);
+    assert_eq!(status_of(store.clone(), &forged).await, 401);
+}
+
+/// The same id and a valid checksum, another secret.
+fn forge_secret(token: &str) -> String {
+    let (head, body) = token.split_at(token.len() - 72);
+    let mut raw: Vec<u8> = (0..36)
+        .map(|i| u8::from_str_radix(&body[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    raw[8..32].iter_mut().for_each(|b| *b ^= 0x5a);
+    let crc = crc32fast::hash(&raw[..32]).to_be_bytes();
+    raw[32..].copy_from_slice(&crc);
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{head}{hex}")
+}
+
+/// A TCP relay whose LISTEN connections can be made to go silent (a NAT
+/// forgetting an idle flow): they stay open, and nothing passes either way.
+/// Connections opened afterwards pass normally.
+struct SilentRelay {
+    port: u16,
+    opened: Arc<AtomicUsize>,
+    /// Listener connections numbered below this are silenced.
+    silence_below: Arc<AtomicUsize>,
+    listens_seen: Arc<AtomicUsize>,
+    accept: tokio::task::AbortHandle,
+}
+
+impl Drop for SilentRelay {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+impl SilentRelay {
+    async fn start() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let opened = Arc::new(AtomicUsize::new(0));
+        let silence_below = Arc::new(AtomicUsize::new(0));
+        let listens_seen = Arc::new(AtomicUsize::new(0));
+        let (o, s, l) = (opened.clone(), silence_below.clone(), listens_seen.clone());
+        let accept = tokio::spawn(async move {
+            loop {
+                let (client, _) = listener.accept().await.unwrap();
+                let n = o.fetch_add(1, Ordering::SeqCst);
+                let is_listener = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let server = tokio::net::TcpStream::connect("127.0.0.1:5432")
+                    .await
+                    .unwrap();
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let silenced = {
+                    let (s, is_listener) = (s.clone(), is_listener.clone());
+                    move || is_listener.load(Ordering::SeqCst) && n < s.load(Ordering::SeqCst)
+                };
+                let (up_silenced, l, il) = (silenced.clone(), l.clone(), is_listener.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let Ok(k) = cr.read(&mut buf).await else {
+                            return;
+                        };
+                        if k == 0 {
+                            return;
+                        }
+                        if buf[..k].windows(7).any(|w| w == b"LISTEN ")
+                            && !il.swap(true, Ordering::SeqCst)
+                        {
+                            l.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if up_silenced() {
+                            // Hold both sockets open, pass nothing.
+                            std::future::pending::<()>().await;
+                        }
+                        if sw.write_all(&buf[..k]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let Ok(k) = sr.read(&mut buf).await else {
+                            return;
+                        };
+                        if k == 0 {
+                            return;
+                        }
+                        if silenced() {
+                            std::future::pending::<()>().await;
+                        }
+                        if cw.write_all(&buf[..k]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        SilentRelay {
+            port,
+            opened,
+            silence_below,
+            listens_seen,
+            accept: accept.abort_handle(),
+        }
+    }
+
+    /// Every LISTEN connection open now goes silent.
+    fn silence_listeners(&self) {
+        self.silence_below
+            .store(self.opened.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+/// A notification connection that goes silent is noticed by the heartbeat:
+/// the listener reconnects, and the cache is flushed after LISTEN is back,
+/// so another instance's revocation is refused within the stated bound
+/// (2 × heartbeat + reconnect), far inside the cache TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silently_dead_listen_connection_is_detected_by_the_heartbeat() {
+    use tower_pat::store::CacheConfig;
+    if !require_db() {
+        return;
+    }
+    #[cfg(feature = "tracing")]
+    let log = capture::capture_globally();
+    let relay = SilentRelay::start().await;
+    let via_relay = url()
+        .unwrap()
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", relay.port));
+    assert_ne!(
+        via_relay,
+        url().unwrap(),
+        "DATABASE_URL must name 127.0.0.1:5432"
+    );
+    let s = schema();
+    let server_a = fresh_store(&s).await.unwrap();
+    let server_b = PostgresStore::connect_in_schema(&via_relay, &s)
+        .await
+        .unwrap();
+    // A TTL far longer than the test: only the heartbeat can save us.
+    let cache_b = CachedStore::with_config(
+        server_b.clone(),
+        CacheConfig::default().ttl(Duration::from_secs(600)),
+    );
+    let heartbeat = Duration::from_millis(300);
+    server_b
+        .listen(cache_b.invalidator(), heartbeat)
+        .await
+        .unwrap();
+    assert_eq!(relay.listens_seen.load(Ordering::SeqCst), 1);
+
+    let m = TokenManager::new(server_a.clone(), ScopeCatalog::nuvlyx());
+    let c = m
+        .create(NewToken::new("t", "demo", ["orders:read"]))
+        .await
+        .unwrap();
+    // Let the creation's own notification reach B before warming its cache.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(cache_b
+        .find(c.record.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_none());
+
+    relay.silence_listeners();
+    m.revoke(c.record.id).await.unwrap();
+    let started = Instant::now();
+    let bound = 2 * heartbeat + Duration::from_secs(2);
+    while cache_b
+        .find(c.record.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_none()
+    {
+        #[cfg(feature = "tracing")]
+        let logged = log.text();
+        #[cfg(not(feature = "tracing"))]
+        let logged = String::new();
+        assert!(
+            started.elapsed() < bound,
+            "instance B still serves the revoked token after {:?}; log:\n{logged}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "dead channel detected and cache flushed after {:?}",
+        started.elapsed()
+    );
+    // The flush came after a new LISTEN, not before.
+    assert!(
+        relay.listens_seen.load(Ordering::SeqCst) >= 2,
+        "no new LISTEN"
+    );
+
+    // The new channel carries notifications again (no flush needed).
+    let d = m
+        .create(NewToken::new("u", "demo", ["orders:read"]))
+        .await
+        .unwrap();
+    assert!(cache_b
+        .find(d.record.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_none());
+    let started = Instant::now();
+    m.revoke(d.record.id).await.unwrap();
+    while cache_b
+        .find(d.record.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_none()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "new channel silent"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    #[cfg(feature = "tracing")]
+    {
+        let text = log.text();
+        assert!(
+            text.contains("WARN") && text.contains("did not come back"),
+            "no warning logged:\n{text}"
         );
     }
 }

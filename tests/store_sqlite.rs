@@ -229,3 +229,125 @@ async fn change_feed_reaches_another_process_cache() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The revoked token's plaintext, run through the layer over `store`.
+async fn status_of<S: TokenStore>(store: S, token: &str) -> u16 {
+    use tower::ServiceExt;
+    let app = axum::Router::new()
+        .route("/orders", axum::routing::get(|| async { "ok" }))
+        .layer(tower_pat::AuthLayer::new(store));
+    let req = http::Request::get("/orders")
+        .extension(tower_pat::transport::TlsConnection)
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    app.oneshot(req).await.unwrap().status().as_u16()
+}
+
+/// Revocation is irreversible against every write path the schema can
+/// refuse: after each raw statement (refused or not), the revoked token
+/// still answers 401 and its record still reads as revoked.
+#[tokio::test]
+async fn revocation_survives_raw_sql_write_paths() {
+    const REINSERT: &str = "INSERT INTO tower_pat_tokens \
+        (id, digest, owner, name, scopes, preview, created_at) \
+        VALUES (?1, ?2, 'o', 'back', 'orders:read', 'p', 0)";
+    // ?1: the token id; ?2: its digest.
+    let attacks: &[&[&str]] = &[
+        &["UPDATE tower_pat_tokens SET revoked_at = NULL WHERE id = ?1"],
+        &["DELETE FROM tower_pat_tokens WHERE id = ?1", REINSERT],
+        // REPLACE deletes the old row without firing delete triggers.
+        &["INSERT OR REPLACE INTO tower_pat_tokens \
+           (id, digest, owner, name, scopes, preview, created_at) \
+           VALUES (?1, ?2, 'o', 'back', 'orders:read', 'p', 0)"],
+        &["REPLACE INTO tower_pat_tokens \
+           (id, digest, owner, name, scopes, preview, created_at) \
+           VALUES (?1, ?2, 'o', 'back', 'orders:read', 'p', 0)"],
+        &[
+            "UPDATE tower_pat_tokens SET id = id + 1 WHERE id = ?1",
+            REINSERT,
+        ],
+        &["DELETE FROM tower_pat_tokens", REINSERT],
+        &["DELETE FROM tower_pat_revocations", REINSERT],
+        &["UPDATE tower_pat_revocations SET id = id + 1", REINSERT],
+        &["INSERT OR REPLACE INTO tower_pat_revocations (id, revoked_at) VALUES (?1, NULL)"],
+        &[
+            "UPDATE OR REPLACE tower_pat_tokens SET id = ?1 + 1 WHERE id = ?1",
+            REINSERT,
+        ],
+    ];
+    for statements in attacks {
+        let store = SqliteStore::open(temp_db()).await.unwrap();
+        let m = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+        let c = m
+            .create(NewToken::new("t", "o", ["orders:read"]))
+            .await
+            .unwrap();
+        assert_eq!(status_of(store.clone(), c.token.expose_secret()).await, 200);
+        m.revoke(c.record.id).await.unwrap();
+        let id = i64::from_be_bytes(*c.record.id.as_bytes());
+        for sql in *statements {
+            let mut q = sqlx::query(sql).bind(id);
+            if sql.contains("?2") {
+                q = q.bind(c.record.digest.as_bytes().to_vec());
+            }
+            // Refused or not: what matters is what the store says after.
+            let _ = q.execute(store.pool()).await;
+        }
+        assert_eq!(
+            status_of(store.clone(), c.token.expose_secret()).await,
+            401,
+            "the revoked token works again after {statements:?}"
+        );
+        if let Some(r) = store.find(c.record.id).await.unwrap() {
+            assert!(r.revoked_at.is_some(), "un-revoked by {statements:?}");
+        }
+    }
+}
+
+/// The same id and a valid checksum, another secret.
+fn forge_secret(token: &str) -> String {
+    let (head, body) = token.split_at(token.len() - 72);
+    let mut raw: Vec<u8> = (0..36)
+        .map(|i| u8::from_str_radix(&body[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    raw[8..32].iter_mut().for_each(|b| *b ^= 0x5a);
+    let crc = crc32fast::hash(&raw[..32]).to_be_bytes();
+    raw[32..].copy_from_slice(&crc);
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{head}{hex}")
+}
+
+/// A corrupt row answers 503 only to the holder of the secret; a caller
+/// guessing at the id gets the same 401 as for any wrong secret, and a row
+/// whose digest is unreadable answers 401 to everyone.
+#[tokio::test]
+async fn a_corrupt_row_is_401_to_a_caller_without_the_secret() {
+    let store = SqliteStore::open(temp_db()).await.unwrap();
+    let m = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+    let scopes_broken = m
+        .create(NewToken::new("a", "o", ["orders:read"]))
+        .await
+        .unwrap();
+    let digest_broken = m
+        .create(NewToken::new("b", "o", ["orders:read"]))
+        .await
+        .unwrap();
+    let db = |id: tower_pat::TokenId| i64::from_be_bytes(*id.as_bytes());
+    sqlx::query("UPDATE tower_pat_tokens SET scopes = 'orders:read ADMIN' WHERE id = ?1")
+        .bind(db(scopes_broken.record.id))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE tower_pat_tokens SET digest = x'00' WHERE id = ?1")
+        .bind(db(digest_broken.record.id))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let token = scopes_broken.token.expose_secret();
+    assert_eq!(status_of(store.clone(), token).await, 503);
+    assert_eq!(status_of(store.clone(), &forge_secret(token)).await, 401);
+    let token = digest_broken.token.expose_secret();
+    assert_eq!(status_of(store.clone(), token).await, 401);
+    assert_eq!(status_of(store.clone(), &forge_secret(token)).await, 401);
+}

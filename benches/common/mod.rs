@@ -36,7 +36,8 @@ fn bare() -> impl Service<Req, Response = Res, Error = Infallible, Future = impl
 
 /// Built the same way, inside the timed loop, for every case.
 pub fn request(token: &str) -> Req {
-    Request::get("https://api.nuvlyx.test/api/v1/external/orders")
+    Request::get("/api/v1/external/orders")
+        .extension(tower_pat::transport::TlsConnection)
         .header("authorization", format!("Bearer {token}"))
         .body(())
         .unwrap()

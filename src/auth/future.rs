@@ -77,7 +77,7 @@ where
 /// Builds the rejection response, and attaches the typed reason when the
 /// layer was asked to.
 pub(crate) fn respond<B, R: Responder<B>>(rejection: Rejection, responder: &R) -> Response<B> {
-    crate::trace::rejected(&rejection);
+    crate::trace::rejected(&rejection, rejection.log());
     let mut res = responder.respond(&rejection);
     if rejection.attached() {
         res.extensions_mut().insert(rejection);

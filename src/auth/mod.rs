@@ -13,6 +13,7 @@
 //! use http::{Request, Response, StatusCode};
 //! use http_body_util::Full;
 //! use tower::{service_fn, ServiceExt};
+//! use tower_pat::transport::TlsConnection;
 //! use tower_pat::admin::{NewToken, TokenManager};
 //! use tower_pat::{AuthLayer, Authenticated, MemoryStore, ScopeCatalog};
 //! use tower_layer::Layer;
@@ -30,7 +31,8 @@
 //!     Ok::<_, std::convert::Infallible>(Response::new(body))
 //! }));
 //!
-//! let ok = Request::get("https://api.example/orders")
+//! let ok = Request::get("/orders")
+//!     .extension(TlsConnection) // set by the TLS listener
 //!     .header("authorization", format!("Bearer {}", created.token.expose_secret()))
 //!     .body(String::new())
 //!     .unwrap();
@@ -39,7 +41,10 @@
 //! let body = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
 //! assert_eq!(body, "demo-store");
 //!
-//! let anonymous = Request::get("https://api.example/orders").body(String::new()).unwrap();
+//! let anonymous = Request::get("/orders")
+//!     .extension(TlsConnection)
+//!     .body(String::new())
+//!     .unwrap();
 //! let res = svc.oneshot(anonymous).await.unwrap();
 //! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 //! # }
@@ -49,9 +54,10 @@ mod future;
 mod parse;
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{Request, Response};
 use ipnet::IpNet;
@@ -134,6 +140,9 @@ pub(crate) struct Config {
     store_timeout: Option<Duration>,
     retry_after: Duration,
     clock: Arc<dyn Clock>,
+    /// The latest time read from `clock`, in whole seconds since the Unix
+    /// epoch (see [`Config::now`]).
+    clock_floor: AtomicU64,
     catalog: Option<Arc<ScopeCatalog>>,
 }
 
@@ -183,6 +192,7 @@ impl AuthLayer<ProblemDetails> {
                 store_timeout: Some(DEFAULT_STORE_TIMEOUT),
                 retry_after: DEFAULT_RETRY_AFTER,
                 clock: Arc::new(SystemClock),
+                clock_floor: AtomicU64::new(0),
                 catalog: None,
             }),
             responder: ProblemDetails,
@@ -203,6 +213,7 @@ impl<R> AuthLayer<R> {
                 store_timeout: c.store_timeout,
                 retry_after: c.retry_after,
                 clock: c.clock.clone(),
+                clock_floor: AtomicU64::new(c.clock_floor.load(Ordering::Relaxed)),
                 catalog: c.catalog.clone(),
             });
         }
@@ -255,13 +266,25 @@ impl<R> AuthLayer<R> {
         self
     }
 
-    /// Trusts `Forwarded` / `X-Forwarded-Proto` from these proxy addresses
-    /// or networks (`"10.0.0.0/8"`, `"127.0.0.1/32"`).
-    pub fn trusted_proxies<I>(mut self, proxies: I) -> Self
+    /// Believes `header` when, and only when, it comes from one of these
+    /// proxy addresses or networks (`"10.0.0.0/8"`, `"127.0.0.1/32"`): the
+    /// TLS-terminating proxy in front of this service. Name the one header
+    /// your proxy sets; the other is ignored (see [`crate::transport`] for
+    /// the parsing rules).
+    ///
+    /// ```
+    /// use tower_pat::transport::ProxyHeader;
+    /// use tower_pat::{AuthLayer, MemoryStore};
+    ///
+    /// let layer = AuthLayer::new(MemoryStore::new())
+    ///     .trusted_proxies(ProxyHeader::XForwardedProto, ["10.0.0.0/8".parse().unwrap()]);
+    /// # let _ = layer;
+    /// ```
+    pub fn trusted_proxies<I>(mut self, header: crate::transport::ProxyHeader, proxies: I) -> Self
     where
         I: IntoIterator<Item = IpNet>,
     {
-        self.config_mut().transport.trusted_proxies = proxies.into_iter().collect();
+        self.config_mut().transport.proxies = Some((header, proxies.into_iter().collect()));
         self
     }
 
@@ -375,7 +398,7 @@ where
                 .ok()
                 .map(|(_, id)| id);
             if let Some(id) = exposed {
-                crate::trace::token_exposed(id);
+                crate::trace::token_exposed(id, &config.realm.log);
             }
             return reject(RejectionKind::InsecureTransport, exposed);
         }
@@ -420,6 +443,25 @@ impl Config {
         }
     }
 
+    /// The time for expiry checks: the clock, but never earlier than the
+    /// latest whole second it has shown. A wall clock stepped back (by NTP,
+    /// or by hand) therefore cannot revive an expired token, to within a
+    /// second. The floor is written at most once a second, so requests do
+    /// not contend on it.
+    fn now(&self) -> SystemTime {
+        let now = self.clock.now();
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let floor = self.clock_floor.load(Ordering::Relaxed);
+        if secs > floor {
+            self.clock_floor.fetch_max(secs, Ordering::Relaxed);
+            now
+        } else if secs == floor {
+            now
+        } else {
+            now.max(UNIX_EPOCH + Duration::from_secs(floor))
+        }
+    }
+
     /// Store lookup, digest comparison and record checks.
     async fn verify(
         self: Arc<Self>,
@@ -454,8 +496,23 @@ impl Config {
     ) -> Result<Authenticated, RejectionKind> {
         let record = match found {
             Ok(r) => r,
+            Err(e) if e.kind() == StoreErrorKind::Corrupt => {
+                // A record that cannot be read back is the server's fault,
+                // but only a caller who proves the secret may learn that
+                // this id is special: anyone else gets the ordinary 401.
+                crate::trace::store_error(id, &e, &self.realm.log);
+                let stored = e.corrupt_digest().unwrap_or(TokenDigest::DUMMY);
+                let matches: bool = stored.ct_eq(&digest).into();
+                #[cfg(test)]
+                COMPARISONS.with(|c| c.set(c.get() + 1));
+                return Err(match (e.corrupt_digest(), matches) {
+                    (Some(_), true) => RejectionKind::StoreUnavailable(StoreErrorKind::Corrupt),
+                    (Some(_), false) => RejectionKind::SecretMismatch,
+                    (None, _) => RejectionKind::UnknownToken,
+                });
+            }
             Err(e) => {
-                crate::trace::store_error(id, &e);
+                crate::trace::store_error(id, &e, &self.realm.log);
                 return Err(RejectionKind::StoreUnavailable(e.kind()));
             }
         };
@@ -473,17 +530,17 @@ impl Config {
         if record.id != id {
             // The digest covers the id, so only a broken store gets here.
             let e = StoreError::corrupt("the store answered with another token's record");
-            crate::trace::store_error(id, &e);
+            crate::trace::store_error(id, &e, &self.realm.log);
             return Err(RejectionKind::StoreUnavailable(StoreErrorKind::Corrupt));
         }
         if let Some(catalog) = &self.catalog {
             if let Err(e) = catalog.check_known(&record.scopes) {
                 let e = StoreError::with_source(StoreErrorKind::Corrupt, e);
-                crate::trace::store_error(id, &e);
+                crate::trace::store_error(id, &e, &self.realm.log);
                 return Err(RejectionKind::StoreUnavailable(StoreErrorKind::Corrupt));
             }
         }
-        let now = self.clock.now();
+        let now = self.now();
         if record.revoked_at.is_some() {
             return Err(RejectionKind::Revoked);
         }
@@ -494,9 +551,18 @@ impl Config {
             return Err(RejectionKind::OwnerSuspended);
         }
         // Last use is kept to the minute: skip the hint when the record
-        // already says the token was used within the last minute.
+        // already says the token was used within the last minute. A store
+        // that panics here fails this request closed, like one that panics
+        // in its lookup.
         if !record.last_used_at.is_some_and(|t| used_recently(t, now)) {
-            self.store.record_use(id, now);
+            let noted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.store.record_use(id, now)
+            }));
+            if noted.is_err() {
+                let e = StoreError::new(StoreErrorKind::Panicked);
+                crate::trace::store_error(id, &e, &self.realm.log);
+                return Err(RejectionKind::StoreUnavailable(StoreErrorKind::Panicked));
+            }
         }
         Ok(Authenticated {
             record,

@@ -1,7 +1,7 @@
 //! [`CachedStore`]: a bounded, single-flight, revocation-safe cache in front
 //! of any [`TokenStore`] (feature `cache`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -12,9 +12,7 @@ use async_trait::async_trait;
 use quick_cache::sync::Cache;
 use tokio::sync::OnceCell;
 
-use super::{
-    Change, Invalidate, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord, TokenStore,
-};
+use super::{Change, Invalidate, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
 use crate::TokenId;
 
 /// Item capacity for the cache (at least 1).
@@ -96,23 +94,39 @@ type Fill = Arc<OnceCell<Result<Entry, Arc<Miss>>>>;
 #[derive(Debug)]
 enum Miss {
     Absent(u64),
-    Failed(StoreErrorKind, String),
+    Failed(StoreError),
 }
 
 /// Epochs of recent invalidations per key, forgotten after `keep`.
+///
+/// Each raise costs O(1) amortised, whatever the history: floors are also
+/// queued in the order they were raised, and a raise forgets only the
+/// expired ones at the front of that queue (each floor is queued once and
+/// forgotten once), so a bulk revocation of many tokens never rescans the
+/// floors it raised before.
 #[derive(Debug)]
 struct Floors<K> {
-    map: RwLock<HashMap<K, (u64, Instant)>>,
-    /// Entries in `map`; lets lookups skip the lock in the common case of
+    inner: RwLock<FloorMap<K>>,
+    /// Entries in the map; lets lookups skip the lock in the common case of
     /// no recent invalidation.
     len: AtomicUsize,
     keep: Duration,
 }
 
+#[derive(Debug)]
+struct FloorMap<K> {
+    map: HashMap<K, (u64, Instant)>,
+    /// (key, epoch, when) in the order raised.
+    order: VecDeque<(K, u64, Instant)>,
+}
+
 impl<K: Hash + Eq + Clone> Floors<K> {
     fn new(keep: Duration) -> Self {
         Self {
-            map: RwLock::new(HashMap::new()),
+            inner: RwLock::new(FloorMap {
+                map: HashMap::new(),
+                order: VecDeque::new(),
+            }),
             len: AtomicUsize::new(0),
             keep,
         }
@@ -125,16 +139,33 @@ impl<K: Hash + Eq + Clone> Floors<K> {
         if self.len.load(Ordering::SeqCst) == 0 {
             return 0;
         }
-        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
-        map.get(k).map_or(0, |(e, _)| *e)
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        inner.map.get(k).map_or(0, |(e, _)| *e)
     }
 
     fn raise(&self, k: K, epoch: u64) {
         let now = Instant::now();
-        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
-        map.retain(|_, (_, at)| now.duration_since(*at) < self.keep);
-        map.insert(k, (epoch, now));
-        self.len.store(map.len(), Ordering::SeqCst);
+        let mut guard = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        let inner = &mut *guard;
+        while let Some((key, e, at)) = inner.order.front() {
+            if now.duration_since(*at) < self.keep {
+                break;
+            }
+            // Forget the key only if no later raise replaced this floor.
+            if inner.map.get(key).is_some_and(|(latest, _)| latest == e) {
+                inner.map.remove(key);
+            }
+            inner.order.pop_front();
+        }
+        inner.map.insert(k.clone(), (epoch, now));
+        inner.order.push_back((k, epoch, now));
+        self.len.store(inner.map.len(), Ordering::SeqCst);
+    }
+
+    #[cfg(test)]
+    fn sizes(&self) -> (usize, usize) {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        (inner.map.len(), inner.order.len())
     }
 }
 
@@ -309,40 +340,61 @@ impl<S: TokenStore> CachedStore<S> {
             .entry(id)
             .or_default()
             .clone();
-        let result = cell
-            .get_or_init(|| async {
-                let epoch = state.epoch.load(Ordering::SeqCst);
-                let result = match self.inner.find(id).await {
-                    Ok(Some(record)) => Ok(Entry {
-                        record: Arc::new(record),
-                        epoch,
-                        inserted: Instant::now(),
-                    }),
-                    Ok(None) => Err(Arc::new(Miss::Absent(epoch))),
-                    Err(e) => Err(Arc::new(Miss::Failed(e.kind(), e.to_string()))),
-                };
-                match &result {
-                    Ok(entry) if state.is_fresh(&entry.record, epoch) => {
-                        state.positive.insert(id, entry.clone());
-                    }
-                    Err(miss) => {
-                        if let Miss::Absent(epoch) = **miss {
-                            if state.negative_is_fresh(&id, epoch) {
-                                state.negative.insert(id, (epoch, Instant::now()));
-                            }
+        // Leaves the in-flight map however this call ends: completed, or
+        // cancelled (a store timeout, a dropped request) while waiting.
+        let _leave = LeaveOnDrop {
+            fills: &state.fills,
+            id,
+            cell: &cell,
+        };
+        cell.get_or_init(|| async {
+            let epoch = state.epoch.load(Ordering::SeqCst);
+            let result = match self.inner.find(id).await {
+                Ok(Some(record)) => Ok(Entry {
+                    record: Arc::new(record),
+                    epoch,
+                    inserted: Instant::now(),
+                }),
+                Ok(None) => Err(Arc::new(Miss::Absent(epoch))),
+                Err(e) => Err(Arc::new(Miss::Failed(e))),
+            };
+            match &result {
+                Ok(entry) if state.is_fresh(&entry.record, epoch) => {
+                    state.positive.insert(id, entry.clone());
+                }
+                Err(miss) => {
+                    if let Miss::Absent(epoch) = **miss {
+                        if state.negative_is_fresh(&id, epoch) {
+                            state.negative.insert(id, (epoch, Instant::now()));
                         }
                     }
-                    Ok(_) => {}
                 }
-                result
-            })
-            .await
-            .clone();
-        let mut fills = state.fills.lock().unwrap_or_else(PoisonError::into_inner);
-        if fills.get(&id).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-            fills.remove(&id);
+                Ok(_) => {}
+            }
+            result
+        })
+        .await
+        .clone()
+    }
+}
+
+/// Removes a fill from the in-flight map when the call that joined it ends,
+/// unless a newer fill for the same id replaced it meanwhile.
+struct LeaveOnDrop<'a> {
+    fills: &'a Mutex<HashMap<TokenId, Fill>>,
+    id: TokenId,
+    cell: &'a Fill,
+}
+
+impl Drop for LeaveOnDrop<'_> {
+    fn drop(&mut self) {
+        let mut fills = self.fills.lock().unwrap_or_else(PoisonError::into_inner);
+        if fills
+            .get(&self.id)
+            .is_some_and(|c| Arc::ptr_eq(c, self.cell))
+        {
+            fills.remove(&self.id);
         }
-        result
     }
 }
 
@@ -363,7 +415,7 @@ impl<S: TokenStore> TokenStore for CachedStore<S> {
             }
             Err(miss) => match &*miss {
                 Miss::Absent(_) => Ok(None),
-                Miss::Failed(kind, msg) => Err(StoreError::with_source(*kind, msg.clone())),
+                Miss::Failed(e) => Err(e.shared_copy()),
             },
         }
     }
@@ -428,5 +480,93 @@ impl<S: TokenAdmin> TokenAdmin for CachedStore<S> {
 
     async fn is_owner_suspended(&self, owner: &OwnerId) -> Result<bool, StoreError> {
         self.inner.is_owner_suspended(owner).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Waker};
+
+    use super::*;
+
+    /// A store whose lookups never finish (a hung database).
+    #[derive(Debug)]
+    struct Hung;
+
+    #[async_trait]
+    impl TokenStore for Hung {
+        async fn find(&self, _: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+            std::future::pending().await
+        }
+    }
+
+    fn in_flight<S>(cache: &CachedStore<S>) -> usize {
+        cache.state.fills.lock().unwrap().len()
+    }
+
+    #[test]
+    fn cancelled_fills_leave_the_in_flight_map() {
+        let cache = CachedStore::new(Hung);
+        let mut cx = Context::from_waker(Waker::noop());
+        for i in 0..100_000u64 {
+            let id = TokenId::from_u64(i);
+            let mut lookup = pin!(cache.find(id));
+            assert!(lookup.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(in_flight(&cache), 1, "the fill is registered while it runs");
+            // Dropped here, as a store timeout or a closed connection does.
+        }
+        assert_eq!(in_flight(&cache), 0);
+    }
+
+    #[test]
+    fn a_cancelled_caller_does_not_strand_the_callers_sharing_its_fill() {
+        let cache = CachedStore::new(Hung);
+        let mut cx = Context::from_waker(Waker::noop());
+        let id = TokenId::from_u64(7);
+        let mut first = Box::pin(cache.find(id));
+        let mut second = Box::pin(cache.find(id));
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        assert!(second.as_mut().poll(&mut cx).is_pending());
+        drop(first);
+        drop(second);
+        assert_eq!(in_flight(&cache), 0);
+    }
+
+    #[test]
+    fn floors_forget_expired_raises_in_order_and_keep_the_newest_epoch() {
+        let floors = Floors::new(Duration::ZERO);
+        for i in 0..100_000u64 {
+            floors.raise(TokenId::from_u64(i), i + 1);
+        }
+        // With nothing kept, each raise forgets all earlier ones: the
+        // structure never grows with history.
+        assert_eq!(floors.sizes(), (1, 1));
+
+        let floors = Floors::new(Duration::from_secs(3600));
+        let k = TokenId::from_u64(1);
+        floors.raise(k, 5);
+        floors.raise(TokenId::from_u64(2), 6);
+        floors.raise(k, 9);
+        assert_eq!(floors.get(&k), 9);
+        assert_eq!(floors.get(&TokenId::from_u64(2)), 6);
+        assert_eq!(floors.get(&TokenId::from_u64(3)), 0);
+        assert_eq!(floors.sizes(), (2, 3));
+    }
+
+    #[test]
+    fn an_expired_older_raise_does_not_forget_a_newer_one() {
+        let keep = Duration::from_millis(40);
+        let floors = Floors::new(keep);
+        let k = TokenId::from_u64(1);
+        floors.raise(k, 1);
+        std::thread::sleep(keep / 2);
+        floors.raise(k, 2);
+        std::thread::sleep(keep / 2 + Duration::from_millis(5));
+        // The first raise of `k` has expired; the second has not.
+        floors.raise(TokenId::from_u64(2), 3);
+        assert_eq!(floors.get(&k), 2);
+        assert_eq!(floors.sizes(), (2, 2));
     }
 }

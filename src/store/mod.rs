@@ -220,12 +220,20 @@ pub struct StoreError {
     kind: StoreErrorKind,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// For a record that could not be read back whole: its digest, when
+    /// that part was readable, so the layer answers 503 only to a caller
+    /// who proves the secret (anyone else gets the ordinary 401).
+    digest: Option<TokenDigest>,
 }
 
 impl StoreError {
     /// An error of `kind` with no underlying cause.
     pub fn new(kind: StoreErrorKind) -> Self {
-        Self { kind, source: None }
+        Self {
+            kind,
+            source: None,
+            digest: None,
+        }
     }
 
     /// An error of `kind` caused by `source`.
@@ -236,6 +244,7 @@ impl StoreError {
         Self {
             kind,
             source: Some(source.into()),
+            digest: None,
         }
     }
 
@@ -248,6 +257,32 @@ impl StoreError {
     /// Shorthand for a [`StoreErrorKind::Corrupt`] error.
     pub fn corrupt(what: impl Into<String>) -> Self {
         Self::with_source(StoreErrorKind::Corrupt, what.into())
+    }
+
+    /// A [`StoreErrorKind::Corrupt`] record whose digest was readable.
+    pub(crate) fn corrupt_record(digest: TokenDigest, what: impl Into<String>) -> Self {
+        Self {
+            digest: Some(digest),
+            ..Self::corrupt(what)
+        }
+    }
+
+    /// The same failure for another caller of a coalesced lookup (the
+    /// source is kept as text).
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) fn shared_copy(&self) -> Self {
+        let source =
+            std::error::Error::source(self).map_or_else(|| self.to_string(), |s| s.to_string());
+        Self {
+            kind: self.kind,
+            source: Some(source.into()),
+            digest: self.digest,
+        }
+    }
+
+    /// The digest of the corrupt record, when it was readable.
+    pub(crate) fn corrupt_digest(&self) -> Option<TokenDigest> {
+        self.digest
     }
 
     /// What kind of failure this is.

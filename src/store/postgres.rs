@@ -6,6 +6,8 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
 use super::sql::{db_error, spawn_flusher, Queries, UseTracker};
@@ -141,36 +143,67 @@ impl PostgresStore {
 
     /// Listens for changes announced by any instance and passes them to
     /// `target` (a `CachedStore`'s invalidator). Returns once `LISTEN` is in
-    /// place. If the connection drops, `target` is told that everything may
-    /// have changed (`Change::All`) as soon as it is back — notifications
-    /// sent meanwhile are lost — and reconnection is retried with backoff
-    /// up to 5 s; until then cached entries live at most their TTL.
-    pub async fn listen(&self, target: impl Invalidate) -> Result<(), StoreError> {
-        let mut listener = PgListener::connect_with(&self.shared.pool)
-            .await
-            .map_err(db_error)?;
-        listener
-            .listen(&self.shared.channel)
-            .await
-            .map_err(db_error)?;
+    /// place.
+    ///
+    /// A notification connection can die without a word (a NAT or firewall
+    /// forgetting an idle flow, a proxy restarted): nothing arrives, and
+    /// nothing says so. So every `heartbeat` this instance sends itself a
+    /// notification on a private channel through the pool, and expects it
+    /// back on the listening connection within another `heartbeat`. When it
+    /// does not come back (or the connection reports an error), the channel
+    /// is declared dead and a warning is logged; a new connection is opened
+    /// and `LISTEN`s again (retrying with backoff up to 5 s); only **then**
+    /// is `target` told that everything may have changed ([`Change::All`]),
+    /// because notifications sent while the channel was dead are lost.
+    ///
+    /// Staleness bound: a change made on another instance reaches this
+    /// cache within about `2 × heartbeat` plus the time to reconnect, or
+    /// within the cache TTL, whichever comes first. 5 s is a reasonable
+    /// heartbeat: one tiny `NOTIFY` per instance every 5 s.
+    pub async fn listen(
+        &self,
+        target: impl Invalidate,
+        heartbeat: Duration,
+    ) -> Result<(), StoreError> {
+        let heartbeat = heartbeat.max(Duration::from_millis(10));
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(StoreError::unavailable)?;
+        let channels = Channels {
+            changes: self.shared.channel.clone(),
+            // Private to this listener: other instances never see its
+            // heartbeats.
+            heartbeat: format!("tower_pat_hb:{:016x}", u64::from_be_bytes(nonce)),
+        };
+        let pool = self.shared.pool.clone();
+        let listener = channels.subscribe(&pool).await?;
         let task = tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
+            let mut listener = listener;
             loop {
-                match listener.try_recv().await {
-                    Ok(Some(n)) => {
-                        backoff = Duration::from_millis(100);
-                        let (kind, key) = n.payload().split_once(':').unwrap_or(("", ""));
-                        target.invalidate(&super::sql::parse_change(kind, key));
+                let why = channels
+                    .watch(&mut listener, &pool, heartbeat, &target)
+                    .await;
+                crate::trace::store_warning(
+                    "change notifications lost; reconnecting (caches catch up when it is back)",
+                    &StoreError::unavailable(why),
+                );
+                drop(listener);
+                let mut backoff = Duration::from_millis(100);
+                listener = loop {
+                    match channels.subscribe(&pool).await {
+                        Ok(l) => break l,
+                        Err(_) => {
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                        }
                     }
-                    // Connection lost: sqlx reconnects and re-LISTENs on
-                    // the next call; what was sent meanwhile is lost.
-                    Ok(None) => target.invalidate(&Change::All),
-                    Err(_) => {
-                        target.invalidate(&Change::All);
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                    }
-                }
+                };
+                // Listening again: what was announced meanwhile is lost, so
+                // everything may have changed.
+                target.invalidate(&Change::All);
+                crate::trace::store_warning(
+                    "change notifications back; cached records flushed",
+                    &StoreError::unavailable("reconnected"),
+                );
             }
         });
         self.shared
@@ -179,6 +212,91 @@ impl PostgresStore {
             .unwrap_or_else(PoisonError::into_inner)
             .push(task.abort_handle());
         Ok(())
+    }
+}
+
+/// The channels one listener uses.
+struct Channels {
+    /// Changes announced by every instance.
+    changes: String,
+    /// This listener's own heartbeats.
+    heartbeat: String,
+}
+
+impl Channels {
+    /// A new connection of its own (not one from the pool, which may have
+    /// sat idle on the same dead path) listening on both channels.
+    async fn subscribe(&self, pool: &PgPool) -> Result<PgListener, StoreError> {
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with((*pool.connect_options()).clone())
+            .await
+            .map_err(db_error)?;
+        let mut listener = PgListener::connect_with(&own).await.map_err(db_error)?;
+        listener
+            .listen_all([self.changes.as_str(), self.heartbeat.as_str()])
+            .await
+            .map_err(db_error)?;
+        Ok(listener)
+    }
+
+    /// Passes changes to `target` until the connection fails or a
+    /// heartbeat does not come back in time; returns why.
+    async fn watch(
+        &self,
+        listener: &mut PgListener,
+        pool: &PgPool,
+        heartbeat: Duration,
+        target: &impl Invalidate,
+    ) -> String {
+        let mut sent = 0u64;
+        // The heartbeat awaited, and when it is due back.
+        let mut awaited: Option<(String, Instant)> = None;
+        let mut next_beat = Instant::now() + heartbeat;
+        loop {
+            let wake = awaited
+                .as_ref()
+                .map_or(next_beat, |(_, due)| (*due).min(next_beat));
+            // `try_recv` is cancel-safe: a timeout loses no notification.
+            match tokio::time::timeout_at(wake, listener.try_recv()).await {
+                Ok(Ok(Some(n))) if n.channel() == self.heartbeat => {
+                    if awaited.as_ref().is_some_and(|(p, _)| p == n.payload()) {
+                        awaited = None;
+                    }
+                }
+                Ok(Ok(Some(n))) => {
+                    let (kind, key) = n.payload().split_once(':').unwrap_or(("", ""));
+                    target.invalidate(&super::sql::parse_change(kind, key));
+                }
+                Ok(Ok(None)) => return "the notification connection closed".into(),
+                Ok(Err(e)) => return format!("the notification connection failed: {e}"),
+                Err(_) => {
+                    let now = Instant::now();
+                    if awaited.as_ref().is_some_and(|(_, due)| now >= *due) {
+                        return format!("a heartbeat did not come back within {heartbeat:?}");
+                    }
+                    if now >= next_beat {
+                        next_beat = now + heartbeat;
+                        if awaited.is_none() {
+                            sent += 1;
+                            let payload = sent.to_string();
+                            let notify = sqlx::query("SELECT pg_notify($1, $2)")
+                                .bind(&self.heartbeat)
+                                .bind(&payload)
+                                .execute(pool);
+                            match tokio::time::timeout(heartbeat, notify).await {
+                                Ok(Ok(_)) => awaited = Some((payload, Instant::now() + heartbeat)),
+                                Ok(Err(e)) => return format!("sending a heartbeat failed: {e}"),
+                                Err(_) => return "sending a heartbeat timed out".into(),
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -9,8 +9,9 @@ use super::{used_recently, Change, OwnerId, StoreError, TokenRecord};
 use crate::{ScopeSet, TokenDigest, TokenId};
 
 /// The columns every lookup and listing selects, in this order.
+/// (Revocations live in their own insert-only table, `r`.)
 pub(crate) const COLUMNS: &str = "t.id, t.digest, t.owner, t.name, t.scopes, t.preview, \
-     t.created_at, t.expires_at, t.revoked_at, t.last_used_at";
+     t.created_at, t.expires_at, r.revoked_at, t.last_used_at";
 
 /// A row as stored, before validation.
 #[derive(Debug, sqlx::FromRow)]
@@ -34,10 +35,13 @@ impl RawRecord {
         let id = db_to_id(self.id);
         let digest = TokenDigest::try_from_slice(&self.digest)
             .ok_or_else(|| StoreError::corrupt(format!("token {id}: digest is not 32 bytes")))?;
-        let owner = OwnerId::new(&self.owner)
-            .map_err(|_| StoreError::corrupt(format!("token {id}: invalid owner")))?;
+        // From here on the digest is known: the layer answers 503 only to
+        // a caller who proves the secret.
+        let corrupt = |what: String| StoreError::corrupt_record(digest, what);
+        let owner =
+            OwnerId::new(&self.owner).map_err(|_| corrupt(format!("token {id}: invalid owner")))?;
         let scopes = ScopeSet::parse(self.scopes.split_ascii_whitespace())
-            .map_err(|e| StoreError::corrupt(format!("token {id}: {e}")))?;
+            .map_err(|e| corrupt(format!("token {id}: {e}")))?;
         Ok(TokenRecord::new(
             id,
             digest,
@@ -87,6 +91,10 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     use super::StoreErrorKind;
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::with_source(StoreErrorKind::Conflict, e)
+        }
+        // A write the schema's triggers refuse (a revoked id inserted again).
+        sqlx::Error::Database(d) if d.message().contains("tower_pat: ") => {
             StoreError::with_source(StoreErrorKind::Conflict, e)
         }
         _ => StoreError::with_source(StoreErrorKind::Unavailable, e),
@@ -221,10 +229,12 @@ pub(crate) fn parse_change(kind: &str, key: &str) -> Change {
 /// `?n`, the same numbered-parameter meaning).
 pub(crate) mod q {
     pub(crate) const INSERT: &str = "INSERT INTO tower_pat_tokens \
-        (id, digest, owner, name, scopes, preview, created_at, expires_at, revoked_at, last_used_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-    pub(crate) const REVOKE: &str =
-        "UPDATE tower_pat_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+        (id, digest, owner, name, scopes, preview, created_at, expires_at, last_used_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    /// Revokes an existing token; affects no row when it was revoked
+    /// already or does not exist.
+    pub(crate) const REVOKE: &str = "INSERT INTO tower_pat_revocations (id, revoked_at) \
+        SELECT id, $2 FROM tower_pat_tokens WHERE id = $1 ON CONFLICT (id) DO NOTHING";
     pub(crate) const EXISTS: &str = "SELECT COUNT(*) FROM tower_pat_tokens WHERE id = $1";
     pub(crate) const CAP_EXPIRY: &str = "UPDATE tower_pat_tokens SET expires_at = \
         CASE WHEN expires_at IS NULL OR expires_at > $2 THEN $2 ELSE expires_at END WHERE id = $1";
@@ -248,7 +258,8 @@ impl Queries {
     pub(crate) fn new(placeholder: char) -> Self {
         let base = format!(
             "SELECT {COLUMNS}, COALESCE(o.suspended, FALSE) AS owner_suspended \
-             FROM tower_pat_tokens t LEFT JOIN tower_pat_owners o ON o.owner = t.owner"
+             FROM tower_pat_tokens t LEFT JOIN tower_pat_owners o ON o.owner = t.owner \
+             LEFT JOIN tower_pat_revocations r ON r.id = t.id"
         );
         let p = |s: String| s.replace('$', &placeholder.to_string());
         Self {
@@ -295,6 +306,8 @@ macro_rules! sqlx_store_impl {
                 r: $crate::store::TokenRecord,
             ) -> Result<(), $crate::store::StoreError> {
                 use $crate::store::sql::*;
+                // The token row first: a revoked id cannot be inserted.
+                let mut tx = self.shared.pool.begin().await.map_err(db_error)?;
                 sqlx::query(&Self::sql(q::INSERT))
                     .bind(id_to_db(r.id))
                     .bind(r.digest.as_bytes().to_vec())
@@ -304,11 +317,19 @@ macro_rules! sqlx_store_impl {
                     .bind(&*r.preview)
                     .bind(to_micros(r.created_at))
                     .bind(r.expires_at.map(to_micros))
-                    .bind(r.revoked_at.map(to_micros))
                     .bind(r.last_used_at.map(to_micros))
-                    .execute(&self.shared.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(db_error)?;
+                if let Some(at) = r.revoked_at {
+                    sqlx::query(&Self::sql(q::REVOKE))
+                        .bind(id_to_db(r.id))
+                        .bind(to_micros(at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                }
+                tx.commit().await.map_err(db_error)?;
                 self.announce($crate::store::Change::Token(r.id)).await;
                 Ok(())
             }

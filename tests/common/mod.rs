@@ -100,8 +100,10 @@ pub fn app_with(layer: AuthLayer) -> Router {
         .layer(layer)
 }
 
+/// A request as it arrives on a TLS listener (the server's marker, not
+/// the URI scheme, is what says HTTPS).
 pub fn https(path: &str) -> http::request::Builder {
-    Request::get(format!("https://api.nuvlyx.test{path}"))
+    Request::get(path).extension(tower_pat::transport::TlsConnection)
 }
 
 pub fn bearer(path: &str, token: &str) -> Request<Body> {

@@ -54,7 +54,8 @@ pub fn app<S: TokenAdmin + Clone>(store: &S, clock: &ManualClock) -> Router {
 }
 
 pub async fn status(app: &Router, token: &str) -> StatusCode {
-    let req = Request::get("https://api.test/orders")
+    let req = Request::get("/orders")
+        .extension(tower_pat::transport::TlsConnection)
         .header("authorization", format!("Bearer {token}"))
         .body(Body::empty())
         .unwrap();
