@@ -5,6 +5,18 @@
 //! Only *failed* authentications spend a client's budget (keyed by peer IP):
 //! a busy integration with a valid token is never throttled by this layer.
 //! Put it outside the auth layer. Run: `cargo run --example rate_limit`.
+//!
+//! Failures are read from the [`Rejection`] the auth layer attaches to its
+//! responses (`AuthLayer::attach_rejections`), never from the HTTP status:
+//! with the `grpc` feature's `GrpcStatus` responder a refused gRPC call is
+//! HTTP 200 with `grpc-status: 16`, and a status-based limiter would never
+//! see it fail.
+//!
+//! This is also what bounds a flood of *forged* tokens. The checksum is
+//! public, so anyone can make well-formed tokens with random ids, and each
+//! one costs a store lookup (a negative cache does not help: every id is
+//! new). Per client, the limiter caps those lookups at the burst plus the
+//! refill rate; the tests count them.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -12,6 +24,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -25,7 +38,10 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{Request, Response, StatusCode};
 use tower::{Layer, Service, ServiceExt};
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::{require_scopes, AuthLayer, MemoryStore, Rejection, ScopeCatalog};
+use tower_pat::{
+    async_trait, require_scopes, AuthLayer, MemoryStore, Rejection, ScopeCatalog, StoreError,
+    TokenFormat, TokenId, TokenRecord, TokenStore,
+};
 
 /// Allows `burst` failed authentications per client, refilled at
 /// `per_minute`; past that the client gets 429 until its budget refills.
@@ -105,8 +121,11 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let res = inner.call(req).await?;
-            let failed = res.status() == StatusCode::UNAUTHORIZED
-                && res.extensions().get::<Rejection>().is_some();
+            // What the rejection means, whatever the responder answered.
+            let failed = res
+                .extensions()
+                .get::<Rejection>()
+                .is_some_and(|r| r.status() == StatusCode::UNAUTHORIZED);
             if let (true, Some(ip)) = (failed, ip) {
                 if let Err(not_until) = limits.limiter.check_key(&ip) {
                     let wait = not_until.wait_time_from(DefaultClock::default().now());
@@ -122,26 +141,54 @@ where
     }
 }
 
-async fn app_and_token() -> (Router, String) {
-    let store = MemoryStore::new();
-    let token = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx())
+/// Counts the lookups that reach the store.
+#[derive(Debug, Clone, Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    finds: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl TokenStore for CountingStore {
+    async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        self.finds.fetch_add(1, Ordering::SeqCst);
+        self.inner.find(id).await
+    }
+
+    fn try_find_now(&self, id: TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
+        self.finds.fetch_add(1, Ordering::SeqCst);
+        self.inner.try_find_now(id)
+    }
+}
+
+/// The protected app behind `auth`, the failure limiter outside it, and a
+/// valid token.
+async fn app_with<R>(
+    auth: impl FnOnce(CountingStore) -> AuthLayer<R>,
+) -> (Router, String, Arc<AtomicUsize>)
+where
+    R: tower_pat::Responder<Body> + Clone + Send + Sync + 'static,
+{
+    let store = CountingStore::default();
+    let token = TokenManager::new(store.inner.clone(), ScopeCatalog::nuvlyx())
         .create(NewToken::new("good bot", "demo-store", ["orders:read"]))
         .await
         .unwrap()
         .token
         .expose_secret()
         .to_owned();
+    let finds = store.finds.clone();
     let app = Router::new()
         .route(
             "/orders",
             get(|| async { "orders" }).route_layer(require_scopes(["orders:read"])),
         )
-        .layer(AuthLayer::new(store).attach_rejections())
+        .layer(auth(store).attach_rejections())
         .layer(FailureLimitLayer::new(10, 5));
-    (app, token)
+    (app, token, finds)
 }
 
-async fn call(app: &Router, peer: &str, token: &str) -> StatusCode {
+async fn call(app: &Router, peer: &str, token: &str) -> Response<Body> {
     let mut req = Request::get("/orders")
         .extension(tower_pat::transport::TlsConnection)
         .header("authorization", format!("Bearer {token}"))
@@ -149,39 +196,65 @@ async fn call(app: &Router, peer: &str, token: &str) -> StatusCode {
         .unwrap();
     req.extensions_mut()
         .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
-    app.clone().oneshot(req).await.unwrap().status()
+    app.clone().oneshot(req).await.unwrap()
 }
 
-/// (statuses the attacker saw, statuses the valid client saw), interleaved.
-async fn hammer() -> (Vec<StatusCode>, Vec<StatusCode>) {
-    let (app, token) = app_and_token().await;
+/// A well-formed token with a random id: it passes the offline format
+/// check (the checksum is public) and costs a store lookup.
+fn forged() -> String {
+    TokenFormat::nuvlyx_live()
+        .mint()
+        .token
+        .expose_secret()
+        .to_owned()
+}
+
+/// Statuses the attacker saw, statuses the valid client saw (interleaved),
+/// and how many lookups reached the store.
+async fn hammer<R>(
+    auth: impl FnOnce(CountingStore) -> AuthLayer<R>,
+    attempt: impl Fn(usize) -> String,
+) -> (Vec<Response<Body>>, Vec<StatusCode>, usize)
+where
+    R: tower_pat::Responder<Body> + Clone + Send + Sync + 'static,
+{
+    let (app, token, finds) = app_with(auth).await;
     let (mut attacker, mut valid) = (Vec::new(), Vec::new());
     for i in 0..30 {
-        attacker.push(call(&app, "203.0.113.66:5000", &format!("nvl_live_guess{i}")).await);
-        valid.push(call(&app, "198.51.100.7:6000", &token).await);
+        attacker.push(call(&app, "203.0.113.66:5000", &attempt(i)).await);
+        valid.push(call(&app, "198.51.100.7:6000", &token).await.status());
     }
-    (attacker, valid)
+    let lookups = finds.load(Ordering::SeqCst);
+    (attacker, valid, lookups)
 }
 
 #[tokio::main]
 async fn main() {
-    let (attacker, valid) = hammer().await;
-    let count = |v: &[StatusCode], s| v.iter().filter(|x| **x == s).count();
+    let (attacker, valid, lookups) = hammer(AuthLayer::new, |_| forged()).await;
+    let count = |s| attacker.iter().filter(|r| r.status() == s).count();
     println!(
-        "attacker: {} x 401, then {} x 429",
-        count(&attacker, StatusCode::UNAUTHORIZED),
-        count(&attacker, StatusCode::TOO_MANY_REQUESTS)
+        "attacker (30 forged, well-formed tokens): {} x 401, then {} x 429; {lookups} store lookups in all (30 valid ones included)",
+        count(StatusCode::UNAUTHORIZED),
+        count(StatusCode::TOO_MANY_REQUESTS)
     );
-    println!("valid client: {} x 200", count(&valid, StatusCode::OK));
+    println!(
+        "valid client: {} x 200",
+        valid.iter().filter(|s| **s == StatusCode::OK).count()
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn statuses(responses: &[Response<Body>]) -> Vec<StatusCode> {
+        responses.iter().map(|r| r.status()).collect()
+    }
+
     #[tokio::test]
     async fn hammering_with_bad_tokens_gets_429_while_valid_clients_keep_working() {
-        let (attacker, valid) = hammer().await;
+        let (attacker, valid, _) = hammer(AuthLayer::new, |i| format!("nvl_live_guess{i}")).await;
+        let attacker = statuses(&attacker);
         // The burst of 5 failures is spent; the failure after it (answered
         // 401, like the others) blocks the client: every later try is 429.
         assert!(
@@ -195,5 +268,47 @@ mod tests {
             "{attacker:?}"
         );
         assert!(valid.iter().all(|s| *s == StatusCode::OK), "{valid:?}");
+    }
+
+    /// Forged well-formed tokens each cost a lookup; the limiter bounds how
+    /// many one client can cause: 6 of its 30 reach the store.
+    #[tokio::test]
+    async fn forged_tokens_reach_the_store_only_until_the_client_is_blocked() {
+        let (attacker, valid, lookups) = hammer(AuthLayer::new, |_| forged()).await;
+        let attacker = statuses(&attacker);
+        assert_eq!(&attacker[..6], &[StatusCode::UNAUTHORIZED; 6]);
+        assert!(attacker[6..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS));
+        assert!(valid.iter().all(|s| *s == StatusCode::OK));
+        // One lookup per valid request (30), and 6 for the attacker.
+        assert_eq!(lookups - 30, 6, "store lookups caused by the attacker");
+    }
+
+    /// A gRPC responder answers HTTP 200 with `grpc-status: 16`: the limiter
+    /// still sees each failure through the attached `Rejection`.
+    #[cfg(feature = "grpc")]
+    #[tokio::test]
+    async fn failures_answered_as_grpc_statuses_still_count() {
+        use tower_pat::grpc::GrpcStatus;
+        let grpc = |store| AuthLayer::new(store).responder(GrpcStatus);
+        let (attacker, valid, lookups) = hammer(grpc, |_| forged()).await;
+        for refused in &attacker[..6] {
+            assert_eq!(
+                refused.status(),
+                StatusCode::OK,
+                "gRPC errors travel in headers"
+            );
+            assert_eq!(refused.headers()["grpc-status"], "16");
+        }
+        assert!(
+            attacker[6..]
+                .iter()
+                .all(|r| r.status() == StatusCode::TOO_MANY_REQUESTS),
+            "{:?}",
+            statuses(&attacker)
+        );
+        assert!(valid.iter().all(|s| *s == StatusCode::OK));
+        assert_eq!(lookups - 30, 6);
     }
 }

@@ -67,6 +67,37 @@ where
     }
 }
 
+/// Forged tokens: well-formed (the checksum is public) with a new random id
+/// on every call, so each one misses the cache, negative entries included,
+/// and costs a SQLite lookup. Minted ahead, so minting is not timed.
+fn forged_case<'a, S>(rt: &'a Runtime, svc: S) -> Case<'a>
+where
+    S: Service<Req, Response = Res, Error = Infallible> + Clone + 'a,
+{
+    let forged: Vec<String> = (0..200_000)
+        .map(|_| {
+            TokenFormat::nuvlyx_live()
+                .mint()
+                .token
+                .expose_secret()
+                .to_owned()
+        })
+        .collect();
+    let next = std::cell::Cell::new(0usize);
+    let run = move || {
+        let i = next.get();
+        next.set((i + 1) % forged.len());
+        rt.block_on(svc.clone().oneshot(request(black_box(&forged[i]))))
+            .unwrap()
+            .status()
+    };
+    assert_eq!(run(), StatusCode::UNAUTHORIZED);
+    Case {
+        name: "tower-pat CachedStore<SqliteStore> forged token (new id each call)",
+        run: Box::new(run),
+    }
+}
+
 /// A valid token, a MemoryStore holding it, and every case.
 pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
     let store = MemoryStore::new();
@@ -117,6 +148,7 @@ pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
         .layer(AuthLayer::new(cached).responder(EmptyBody))
         .layer(require_scopes(["orders:read"]).responder(EmptyBody))
         .service(bare());
+    let ours_cached_sqlite_forged = ours_cached_sqlite.clone();
 
     // What any auth layer must do besides hashing: read the clock (expiry)
     // and attach an identity to the request's extensions. `Authenticated`
@@ -224,6 +256,7 @@ pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
             &sqlite_token,
             StatusCode::OK,
         ),
+        forged_case(rt, ours_cached_sqlite_forged),
         case(rt, "jsonwebtoken HS256", jwt_svc, &jwt, StatusCode::OK),
         Case {
             name: SHA256,

@@ -452,14 +452,13 @@ impl Config {
         let now = self.clock.now();
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let floor = self.clock_floor.load(Ordering::Relaxed);
+        if secs < floor {
+            return UNIX_EPOCH + Duration::from_secs(floor);
+        }
         if secs > floor {
             self.clock_floor.fetch_max(secs, Ordering::Relaxed);
-            now
-        } else if secs == floor {
-            now
-        } else {
-            now.max(UNIX_EPOCH + Duration::from_secs(floor))
         }
+        now
     }
 
     /// Store lookup, digest comparison and record checks.
@@ -494,22 +493,14 @@ impl Config {
         digest: TokenDigest,
         found: Result<Option<Arc<TokenRecord>>, StoreError>,
     ) -> Result<Authenticated, RejectionKind> {
-        let record = match found {
-            Ok(r) => r,
+        // A record the store could not read back is the server's fault, but
+        // only a caller who proves the secret may learn that this id is
+        // special: anyone else gets the ordinary 401.
+        let (stored, record) = match found {
+            Ok(r) => (r.as_ref().map_or(TokenDigest::DUMMY, |r| r.digest), Ok(r)),
             Err(e) if e.kind() == StoreErrorKind::Corrupt => {
-                // A record that cannot be read back is the server's fault,
-                // but only a caller who proves the secret may learn that
-                // this id is special: anyone else gets the ordinary 401.
                 crate::trace::store_error(id, &e, &self.realm.log);
-                let stored = e.corrupt_digest().unwrap_or(TokenDigest::DUMMY);
-                let matches: bool = stored.ct_eq(&digest).into();
-                #[cfg(test)]
-                COMPARISONS.with(|c| c.set(c.get() + 1));
-                return Err(match (e.corrupt_digest(), matches) {
-                    (Some(_), true) => RejectionKind::StoreUnavailable(StoreErrorKind::Corrupt),
-                    (Some(_), false) => RejectionKind::SecretMismatch,
-                    (None, _) => RejectionKind::UnknownToken,
-                });
+                (e.corrupt_digest().unwrap_or(TokenDigest::DUMMY), Err(e))
             }
             Err(e) => {
                 crate::trace::store_error(id, &e, &self.realm.log);
@@ -517,12 +508,19 @@ impl Config {
             }
         };
         // Same work whether or not the id exists: always one comparison.
-        let stored = record.as_ref().map_or(TokenDigest::DUMMY, |r| r.digest);
         let matches: bool = stored.ct_eq(&digest).into();
         #[cfg(test)]
         COMPARISONS.with(|c| c.set(c.get() + 1));
-        let Some(record) = record else {
-            return Err(RejectionKind::UnknownToken);
+        let record = match record {
+            Ok(Some(record)) => record,
+            Ok(None) => return Err(RejectionKind::UnknownToken),
+            Err(e) => {
+                return Err(match (e.corrupt_digest(), matches) {
+                    (Some(_), true) => RejectionKind::StoreUnavailable(StoreErrorKind::Corrupt),
+                    (Some(_), false) => RejectionKind::SecretMismatch,
+                    (None, _) => RejectionKind::UnknownToken,
+                })
+            }
         };
         if !matches {
             return Err(RejectionKind::SecretMismatch);

@@ -260,6 +260,7 @@ impl StoreError {
     }
 
     /// A [`StoreErrorKind::Corrupt`] record whose digest was readable.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn corrupt_record(digest: TokenDigest, what: impl Into<String>) -> Self {
         Self {
             digest: Some(digest),
