@@ -1,7 +1,10 @@
 //! Axum extractors (feature `axum`).
 //!
 //! [`Authenticated`] is an extractor; `Option<Authenticated>` too, for
-//! routes that work with and without a token:
+//! routes that work with and without a token behind an
+//! [`AuthLayer::optional`](crate::AuthLayer::optional) layer (a layer that
+//! is not optional refuses a request without a token before any handler
+//! runs):
 //!
 //! ```
 //! use axum::{routing::get, Router};

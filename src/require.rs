@@ -53,7 +53,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::auth::Authenticated;
+use crate::auth::{Anonymous, Authenticated};
 use crate::response::{
     ProblemDetails, Realm, Rejection, RejectionKind, Responder, ScopeMatch, DEFAULT_REALM,
 };
@@ -186,13 +186,20 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let rejection = match req.extensions().get::<Authenticated>() {
-            None => {
-                // A wiring mistake: always tell the host why. The realm is
-                // looked up once, not on every such request.
-                static WIRING: OnceLock<&'static Realm> = OnceLock::new();
-                let realm = *WIRING.get_or_init(|| Realm::new(DEFAULT_REALM, true));
-                Some(Rejection::new(RejectionKind::NotAuthenticated, realm))
-            }
+            None => match req.extensions().get::<Anonymous>() {
+                // Let through without credentials by an optional auth layer:
+                // an ordinary missing token.
+                Some(Anonymous(realm)) => {
+                    Some(Rejection::new(RejectionKind::MissingCredentials, realm))
+                }
+                None => {
+                    // A wiring mistake: always tell the host why. The realm
+                    // is looked up once, not on every such request.
+                    static WIRING: OnceLock<&'static Realm> = OnceLock::new();
+                    let realm = *WIRING.get_or_init(|| Realm::new(DEFAULT_REALM, true));
+                    Some(Rejection::new(RejectionKind::NotAuthenticated, realm))
+                }
+            },
             Some(auth) => {
                 let ok = match self.mode {
                     ScopeMatch::All => auth.scopes().contains_all(&self.required),

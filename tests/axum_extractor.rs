@@ -53,3 +53,107 @@ async fn extractor_without_the_layer_is_a_500_not_a_pass() {
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_ne!(parts(res).await.2, b"secret data");
 }
+
+/// A route that shows more to a known caller.
+fn optional_app(f: &Fixture) -> Router {
+    Router::new()
+        .route(
+            "/products",
+            get(|who: Option<Authenticated>| async move {
+                match who {
+                    Some(who) => format!("for {}", who.owner()),
+                    None => "anonymous".to_owned(),
+                }
+            }),
+        )
+        .route(
+            "/orders",
+            get(|| async { "orders" }).route_layer(tower_pat::require_scopes(["orders:read"])),
+        )
+        .layer(f.layer().optional().attach_rejections())
+}
+
+#[tokio::test]
+async fn optional_layer_lets_a_request_without_credentials_through_anonymous() {
+    let f = Fixture::new();
+    let app = optional_app(&f);
+    let res = send(
+        &app,
+        https("/products").body(axum::body::Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(parts(res).await.2, b"anonymous");
+    assert_eq!(f.store.finds(), 0);
+}
+
+#[tokio::test]
+async fn optional_layer_authenticates_a_valid_token() {
+    let f = Fixture::new();
+    let (t, _) = f.token(&["orders:read"]).await;
+    let app = optional_app(&f);
+    let res = send(&app, bearer("/products", &t)).await;
+    assert_eq!(parts(res).await.2, b"for demo-store");
+    assert_eq!(
+        send(&app, bearer("/orders", &t)).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn optional_layer_still_refuses_bad_credentials() {
+    let f = Fixture::new();
+    let (t, id) = f.token(&["orders:read"]).await;
+    f.admin.revoke(id).await.unwrap();
+    let app = optional_app(&f);
+    for bad in [t.as_str(), "nvl_live_0000", "", "Basic abc"] {
+        let req = https("/products")
+            .header(
+                "authorization",
+                if bad.starts_with("Basic") {
+                    bad.to_owned()
+                } else {
+                    format!("Bearer {bad}")
+                },
+            )
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let res = send(&app, req).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{bad:?}");
+        assert_eq!(
+            res.headers()["www-authenticate"],
+            r#"Bearer realm="nuvlyx", error="invalid_token""#
+        );
+    }
+}
+
+#[tokio::test]
+async fn optional_layer_still_requires_https() {
+    let f = Fixture::new();
+    let app = optional_app(&f);
+    let plain = http::Request::get("/products")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, plain).await.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_scoped_route_behind_an_optional_layer_answers_401_missing_credentials() {
+    let f = Fixture::new();
+    let app = optional_app(&f);
+    let res = send(
+        &app,
+        https("/orders").body(axum::body::Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        r#"Bearer realm="nuvlyx""#
+    );
+    let rejection = res.extensions().get::<tower_pat::Rejection>().unwrap();
+    assert_eq!(
+        rejection.kind(),
+        tower_pat::RejectionKind::MissingCredentials
+    );
+}

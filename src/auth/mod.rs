@@ -71,7 +71,9 @@ pub use self::parse::bearer_token;
 
 use crate::clock::{Clock, SystemClock};
 use crate::response::{ProblemDetails, Realm, Rejection, RejectionKind, Responder, DEFAULT_REALM};
-use crate::store::{used_recently, OwnerId, StoreError, StoreErrorKind, TokenRecord, TokenStore};
+use crate::store::{
+    used_recently, OwnerId, StoreError, StoreErrorKind, TokenRecord, TokenStatus, TokenStore,
+};
 use crate::transport::TransportPolicy;
 use crate::{ScopeCatalog, ScopeSet, TokenDigest, TokenFormat, TokenId};
 
@@ -127,6 +129,12 @@ impl fmt::Debug for Authenticated {
     }
 }
 
+/// Marks a request let through without credentials by an optional
+/// [`AuthLayer`], so that `require_scopes` answers it as an ordinary missing
+/// token (401 in that layer's realm), not as a wiring mistake.
+#[derive(Clone, Copy)]
+pub(crate) struct Anonymous(pub(crate) &'static Realm);
+
 /// Default store timeout.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default `Retry-After` on 503.
@@ -144,6 +152,8 @@ pub(crate) struct Config {
     /// epoch (see [`Config::now`]).
     clock_floor: AtomicU64,
     catalog: Option<Arc<ScopeCatalog>>,
+    /// Requests without credentials go through, unauthenticated.
+    optional: bool,
 }
 
 impl fmt::Debug for Config {
@@ -194,6 +204,7 @@ impl AuthLayer<ProblemDetails> {
                 clock: Arc::new(SystemClock),
                 clock_floor: AtomicU64::new(0),
                 catalog: None,
+                optional: false,
             }),
             responder: ProblemDetails,
         }
@@ -215,6 +226,7 @@ impl<R> AuthLayer<R> {
                 clock: c.clock.clone(),
                 clock_floor: AtomicU64::new(c.clock_floor.load(Ordering::Relaxed)),
                 catalog: c.catalog.clone(),
+                optional: c.optional,
             });
         }
         Arc::get_mut(&mut self.config).expect("unique after copy")
@@ -256,6 +268,47 @@ impl<R> AuthLayer<R> {
     pub fn attach_rejections(mut self) -> Self {
         let realm: &'static Realm = self.config.realm;
         self.config_mut().realm = Realm::new(realm.name(), true);
+        self
+    }
+
+    /// Lets requests **without** credentials through, unauthenticated, for
+    /// routes that work with and without a token (a public listing that
+    /// shows more to a known caller). Handlers then see no
+    /// [`Authenticated`] (with axum, `Option<Authenticated>` is `None`), and
+    /// a `require_scopes` layer answers such a request 401 as it would
+    /// without this setting. Credentials that are present must still be
+    /// valid: a malformed, unknown, revoked or expired token is 401, never
+    /// anonymous. HTTPS is still required.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use axum::{body::Body, routing::get, Router};
+    /// use http::{Request, StatusCode};
+    /// use tower::ServiceExt;
+    /// use tower_pat::transport::TlsConnection;
+    /// use tower_pat::{Authenticated, AuthLayer, MemoryStore};
+    ///
+    /// let app: Router = Router::new()
+    ///     .route("/products", get(|who: Option<Authenticated>| async move {
+    ///         match who {
+    ///             Some(who) => format!("products, with prices for {}", who.owner()),
+    ///             None => "products".to_owned(),
+    ///         }
+    ///     }))
+    ///     .layer(AuthLayer::new(MemoryStore::new()).optional());
+    ///
+    /// let anonymous = Request::get("/products").extension(TlsConnection).body(Body::empty()).unwrap();
+    /// assert_eq!(app.clone().oneshot(anonymous).await.unwrap().status(), StatusCode::OK);
+    /// let bad = Request::get("/products")
+    ///     .extension(TlsConnection)
+    ///     .header("authorization", "Bearer nvl_live_0000")
+    ///     .body(Body::empty())
+    ///     .unwrap();
+    /// assert_eq!(app.oneshot(bad).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    /// # }
+    /// ```
+    pub fn optional(mut self) -> Self {
+        self.config_mut().optional = true;
         self
     }
 
@@ -405,6 +458,11 @@ where
 
         let (token, id) = match parse::token_and_id(req.headers(), &config.format) {
             Ok(found) => found,
+            Err(RejectionKind::MissingCredentials) if config.optional => {
+                let mut req = req;
+                req.extensions_mut().insert(Anonymous(config.realm));
+                return ResponseFuture::calling(self.inner.call(req));
+            }
             Err(kind) => return reject(kind, None),
         };
         let digest = TokenDigest::of(token);
@@ -539,14 +597,11 @@ impl Config {
             }
         }
         let now = self.now();
-        if record.revoked_at.is_some() {
-            return Err(RejectionKind::Revoked);
-        }
-        if record.is_expired_at(now) {
-            return Err(RejectionKind::Expired);
-        }
-        if record.owner_suspended {
-            return Err(RejectionKind::OwnerSuspended);
+        match record.status(now) {
+            TokenStatus::Active => {}
+            TokenStatus::Revoked => return Err(RejectionKind::Revoked),
+            TokenStatus::Expired => return Err(RejectionKind::Expired),
+            TokenStatus::OwnerSuspended => return Err(RejectionKind::OwnerSuspended),
         }
         // Last use is kept to the minute: skip the hint when the record
         // already says the token was used within the last minute. A store
