@@ -40,7 +40,8 @@ pub use crate::store::SqliteStore;
 #[cfg(feature = "cache")]
 pub use crate::store::{CacheConfig, CachedStore};
 pub use crate::store::{
-    MemoryStore, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord, TokenStore,
+    MemoryStore, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord, TokenStatus,
+    TokenStore,
 };
 pub use crate::token::{
     Environment, FormatError, InvalidPrefix, MintedToken, ParseTokenIdError, PlaintextToken,

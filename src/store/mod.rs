@@ -179,6 +179,53 @@ impl TokenRecord {
     pub fn is_expired_at(&self, now: SystemTime) -> bool {
         self.expires_at.is_some_and(|e| now >= e)
     }
+
+    /// Whether the token works at `now`, and if not, why: revoked first,
+    /// then expired, then a suspended owner. The verification layer and
+    /// admin listings use this one order.
+    pub fn status(&self, now: SystemTime) -> TokenStatus {
+        if self.revoked_at.is_some() {
+            TokenStatus::Revoked
+        } else if self.is_expired_at(now) {
+            TokenStatus::Expired
+        } else if self.owner_suspended {
+            TokenStatus::OwnerSuspended
+        } else {
+            TokenStatus::Active
+        }
+    }
+}
+
+/// What [`TokenRecord::status`] says of a token at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenStatus {
+    /// The token works.
+    Active,
+    /// Revoked, for good.
+    Revoked,
+    /// Past its expiry.
+    Expired,
+    /// Its owner is suspended (until reinstated).
+    OwnerSuspended,
+}
+
+impl TokenStatus {
+    /// Short name for listings: `active`, `revoked`, `expired`, `suspended`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TokenStatus::Active => "active",
+            TokenStatus::Revoked => "revoked",
+            TokenStatus::Expired => "expired",
+            TokenStatus::OwnerSuspended => "suspended",
+        }
+    }
+}
+
+impl fmt::Display for TokenStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What kind of failure a [`StoreError`] is.
@@ -444,3 +491,33 @@ pub use postgres::PostgresStore;
 mod cached;
 #[cfg(feature = "cache")]
 pub use cached::{CacheConfig, CacheInvalidator, CachedStore};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_says_revoked_then_expired_then_suspended() {
+        let now = SystemTime::now();
+        let base = TokenRecord::new(
+            TokenId::from_u64(1),
+            TokenDigest::of("t"),
+            OwnerId::new("o").unwrap(),
+            "n",
+            ScopeSet::parse(["orders:read"]).unwrap(),
+            now,
+        );
+        assert_eq!(base.status(now), TokenStatus::Active);
+        let suspended = base.clone().with_owner_suspended(true);
+        assert_eq!(suspended.status(now), TokenStatus::OwnerSuspended);
+        let expired = suspended.with_expires_at(Some(now));
+        assert_eq!(expired.status(now), TokenStatus::Expired);
+        assert_eq!(
+            expired.status(now - Duration::from_secs(1)),
+            TokenStatus::OwnerSuspended
+        );
+        let revoked = expired.with_revoked_at(Some(now));
+        assert_eq!(revoked.status(now), TokenStatus::Revoked);
+        assert_eq!(TokenStatus::OwnerSuspended.to_string(), "suspended");
+    }
+}

@@ -26,7 +26,6 @@ use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::transport::TlsConnection;
 use tower_pat::{
     AuthLayer, CachedStore, PostgresStore, ScopeCatalog, SqliteStore, TokenAdmin, TokenId,
-    TokenRecord,
 };
 
 #[derive(Parser, Debug)]
@@ -373,18 +372,6 @@ fn fmt_time(t: Option<SystemTime>) -> String {
     )
 }
 
-fn status_of(r: &TokenRecord, now: SystemTime) -> &'static str {
-    if r.revoked_at.is_some() {
-        "revoked"
-    } else if r.is_expired_at(now) {
-        "expired"
-    } else if r.owner_suspended {
-        "suspended"
-    } else {
-        "active"
-    }
-}
-
 async fn tokens_cmd(cmd: TokensCmd) -> Result<(), String> {
     match cmd {
         TokensCmd::Create {
@@ -425,7 +412,7 @@ async fn tokens_cmd(cmd: TokensCmd) -> Result<(), String> {
                     &*r.preview,
                     printable(&r.name),
                     r.owner.as_str(),
-                    status_of(r, now),
+                    r.status(now).as_str(),
                     fmt_time(Some(r.created_at)),
                     fmt_time(r.expires_at),
                     fmt_time(r.last_used_at),
