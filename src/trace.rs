@@ -83,6 +83,11 @@ mod imp {
         let token_id = r.token_id().map(tracing::field::display);
         let status = r.status().as_u16();
         tracing::debug!(target: "tower_pat", reason, token_id, status, "request rejected");
+        // Nothing more to do (not even reading the time) when nobody
+        // listens at WARN.
+        if !tracing::enabled!(target: "tower_pat", tracing::Level::WARN) {
+            return;
+        }
         match r.kind() {
             // Not a failure: clients without credentials are ordinary.
             RejectionKind::MissingCredentials => {}
