@@ -230,20 +230,6 @@ async fn change_feed_reaches_another_process_cache() {
     }
 }
 
-/// The revoked token's plaintext, run through the layer over `store`.
-async fn status_of<S: TokenStore>(store: S, token: &str) -> u16 {
-    use tower::ServiceExt;
-    let app = axum::Router::new()
-        .route("/orders", axum::routing::get(|| async { "ok" }))
-        .layer(tower_pat::AuthLayer::new(store));
-    let req = http::Request::get("/orders")
-        .extension(tower_pat::transport::TlsConnection)
-        .header("authorization", format!("Bearer {token}"))
-        .body(axum::body::Body::empty())
-        .unwrap();
-    app.oneshot(req).await.unwrap().status().as_u16()
-}
-
 /// Revocation is irreversible against every write path the schema can
 /// refuse: after each raw statement (refused or not), the revoked token
 /// still answers 401 and its record still reads as revoked.
@@ -283,11 +269,14 @@ async fn revocation_survives_raw_sql_write_paths() {
             .create(NewToken::new("t", "o", ["orders:read"]))
             .await
             .unwrap();
-        assert_eq!(status_of(store.clone(), c.token.expose_secret()).await, 200);
+        assert_eq!(
+            conformance::status_now(&store, c.token.expose_secret()).await,
+            200
+        );
         m.revoke(c.record.id).await.unwrap();
         let id = i64::from_be_bytes(*c.record.id.as_bytes());
         for sql in *statements {
-            let mut q = sqlx::query(sql).bind(id);
+            let mut q = sqlx::query(*sql).bind(id);
             if sql.contains("?2") {
                 q = q.bind(c.record.digest.as_bytes().to_vec());
             }
@@ -295,7 +284,7 @@ async fn revocation_survives_raw_sql_write_paths() {
             let _ = q.execute(store.pool()).await;
         }
         assert_eq!(
-            status_of(store.clone(), c.token.expose_secret()).await,
+            conformance::status_now(&store, c.token.expose_secret()).await,
             401,
             "the revoked token works again after {statements:?}"
         );
@@ -303,19 +292,6 @@ async fn revocation_survives_raw_sql_write_paths() {
             assert!(r.revoked_at.is_some(), "un-revoked by {statements:?}");
         }
     }
-}
-
-/// The same id and a valid checksum, another secret.
-fn forge_secret(token: &str) -> String {
-    let (head, body) = token.split_at(token.len() - 72);
-    let mut raw: Vec<u8> = (0..36)
-        .map(|i| u8::from_str_radix(&body[2 * i..2 * i + 2], 16).unwrap())
-        .collect();
-    raw[8..32].iter_mut().for_each(|b| *b ^= 0x5a);
-    let crc = crc32fast::hash(&raw[..32]).to_be_bytes();
-    raw[32..].copy_from_slice(&crc);
-    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{head}{hex}")
 }
 
 /// A corrupt row answers 503 only to the holder of the secret; a caller
@@ -345,9 +321,15 @@ async fn a_corrupt_row_is_401_to_a_caller_without_the_secret() {
         .await
         .unwrap();
     let token = scopes_broken.token.expose_secret();
-    assert_eq!(status_of(store.clone(), token).await, 503);
-    assert_eq!(status_of(store.clone(), &forge_secret(token)).await, 401);
+    assert_eq!(conformance::status_now(&store, token).await, 503);
+    assert_eq!(
+        conformance::status_now(&store, &conformance::forge_secret(token)).await,
+        401
+    );
     let token = digest_broken.token.expose_secret();
-    assert_eq!(status_of(store.clone(), token).await, 401);
-    assert_eq!(status_of(store.clone(), &forge_secret(token)).await, 401);
+    assert_eq!(conformance::status_now(&store, token).await, 401);
+    assert_eq!(
+        conformance::status_now(&store, &conformance::forge_secret(token)).await,
+        401
+    );
 }

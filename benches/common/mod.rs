@@ -178,10 +178,10 @@ pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
     let jwt = jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &claims,
-        &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32]),
+        &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32]).unwrap(),
     )
     .unwrap();
-    let key = jsonwebtoken::DecodingKey::from_secret(&[7u8; 32]);
+    let key = jsonwebtoken::DecodingKey::from_secret(&[7u8; 32]).unwrap();
     let validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     let jwt_svc = service_fn(move |req: Req| {
         let ok = req

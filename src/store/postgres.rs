@@ -1,7 +1,6 @@
 //! [`PostgresStore`]: tokens in PostgreSQL, shared by many instances
 //! (feature `postgres`).
 
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -10,7 +9,7 @@ use tokio::time::Instant;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
-use super::sql::{db_error, spawn_flusher, Queries, UseTracker};
+use super::sql::{db_error, spawn_flusher, Dialect, UseTracker, POSTGRES};
 use super::{Change, Invalidate, StoreError};
 
 const FLUSH_EVERY: Duration = Duration::from_secs(10);
@@ -33,7 +32,6 @@ pub struct PostgresStore {
 #[derive(Debug)]
 struct Shared {
     pool: PgPool,
-    queries: Queries,
     uses: UseTracker,
     channel: String,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
@@ -53,6 +51,8 @@ impl Drop for Shared {
 }
 
 impl PostgresStore {
+    const SQL: Dialect = POSTGRES;
+
     /// Connects to `url` (`postgres://user@host/db`) and uses the `public`
     /// schema.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -81,7 +81,9 @@ impl PostgresStore {
             .connect_with(options.clone())
             .await
             .map_err(db_error)?;
-        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        // `schema` was checked above: letters, digits and `_` only.
+        let create = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
+        sqlx::query(sqlx::AssertSqlSafe(create))
             .execute(&bootstrap)
             .await
             .map_err(db_error)?;
@@ -104,7 +106,6 @@ impl PostgresStore {
             .map_err(|e| StoreError::unavailable(format!("migrating the token store: {e}")))?;
         let shared = Arc::new(Shared {
             pool,
-            queries: Queries::new('$'),
             uses: UseTracker::default(),
             channel: format!("tower_pat:{schema}"),
             tasks: Mutex::new(Vec::new()),
@@ -116,10 +117,6 @@ impl PostgresStore {
     /// The connection pool.
     pub fn pool(&self) -> &PgPool {
         &self.shared.pool
-    }
-
-    fn sql(q: &'static str) -> Cow<'static, str> {
-        Cow::Borrowed(q)
     }
 
     async fn announce(&self, change: Change) {

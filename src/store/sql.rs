@@ -8,11 +8,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::{used_recently, Change, OwnerId, StoreError, TokenRecord};
 use crate::{ScopeSet, TokenDigest, TokenId};
 
-/// The columns every lookup and listing selects, in this order.
-/// (Revocations live in their own insert-only table, `r`.)
-pub(crate) const COLUMNS: &str = "t.id, t.digest, t.owner, t.name, t.scopes, t.preview, \
-     t.created_at, t.expires_at, r.revoked_at, t.last_used_at";
-
 /// A row as stored, before validation.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct RawRecord {
@@ -225,57 +220,129 @@ pub(crate) fn parse_change(kind: &str, key: &str) -> Change {
     change.unwrap_or(Change::All)
 }
 
-/// SQL shared by the stores, written with `$n` placeholders (SQLite gets
-/// `?n`, the same numbered-parameter meaning).
-pub(crate) mod q {
-    pub(crate) const INSERT: &str = "INSERT INTO tower_pat_tokens \
-        (id, digest, owner, name, scopes, preview, created_at, expires_at, last_used_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// The SELECT every lookup and listing starts with: the columns in the
+/// order of [`RawRecord`], the owner's suspension and the revocation joined
+/// in (revocations live in their own insert-only table).
+macro_rules! select_records {
+    () => {
+        "SELECT t.id, t.digest, t.owner, t.name, t.scopes, t.preview, t.created_at, \
+         t.expires_at, r.revoked_at, t.last_used_at, \
+         COALESCE(o.suspended, FALSE) AS owner_suspended \
+         FROM tower_pat_tokens t \
+         LEFT JOIN tower_pat_owners o ON o.owner = t.owner \
+         LEFT JOIN tower_pat_revocations r ON r.id = t.id"
+    };
+}
+
+/// The statements of one SQL dialect, written out as constants: the two
+/// dialects differ only in how parameters are numbered (`$1` in
+/// PostgreSQL, `?1` in SQLite, where `$1` would be a *named* parameter
+/// numbered by first appearance).
+#[derive(Debug)]
+pub(crate) struct Dialect {
+    pub(crate) find: &'static str,
+    pub(crate) list_all: &'static str,
+    pub(crate) list_owner: &'static str,
+    pub(crate) insert: &'static str,
     /// Revokes an existing token; affects no row when it was revoked
     /// already or does not exist.
-    pub(crate) const REVOKE: &str = "INSERT INTO tower_pat_revocations (id, revoked_at) \
-        SELECT id, $2 FROM tower_pat_tokens WHERE id = $1 ON CONFLICT (id) DO NOTHING";
-    pub(crate) const EXISTS: &str = "SELECT COUNT(*) FROM tower_pat_tokens WHERE id = $1";
-    pub(crate) const CAP_EXPIRY: &str = "UPDATE tower_pat_tokens SET expires_at = \
-        CASE WHEN expires_at IS NULL OR expires_at > $2 THEN $2 ELSE expires_at END WHERE id = $1";
-    pub(crate) const SET_SUSPENDED: &str = "INSERT INTO tower_pat_owners (owner, suspended) \
-        VALUES ($1, $2) ON CONFLICT (owner) DO UPDATE SET suspended = excluded.suspended";
-    pub(crate) const IS_SUSPENDED: &str =
-        "SELECT COUNT(*) FROM tower_pat_owners WHERE owner = $1 AND suspended";
-    pub(crate) const TOUCH: &str = "UPDATE tower_pat_tokens SET last_used_at = $2 \
-        WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
+    pub(crate) revoke: &'static str,
+    pub(crate) exists: &'static str,
+    /// Shortens the expiry, never extends it.
+    pub(crate) cap_expiry: &'static str,
+    pub(crate) set_suspended: &'static str,
+    pub(crate) is_suspended: &'static str,
+    pub(crate) touch: &'static str,
 }
 
-/// Lookup and listing queries for a table layout; built once per store.
-#[derive(Debug)]
-pub(crate) struct Queries {
-    pub(crate) find: String,
-    pub(crate) list_all: String,
-    pub(crate) list_owner: String,
-}
-
-impl Queries {
-    pub(crate) fn new(placeholder: char) -> Self {
-        let base = format!(
-            "SELECT {COLUMNS}, COALESCE(o.suspended, FALSE) AS owner_suspended \
-             FROM tower_pat_tokens t LEFT JOIN tower_pat_owners o ON o.owner = t.owner \
-             LEFT JOIN tower_pat_revocations r ON r.id = t.id"
-        );
-        let p = |s: String| s.replace('$', &placeholder.to_string());
-        Self {
-            find: p(format!("{base} WHERE t.id = $1")),
-            list_all: format!("{base} ORDER BY t.created_at DESC, t.id"),
-            list_owner: p(format!(
-                "{base} WHERE t.owner = $1 ORDER BY t.created_at DESC, t.id"
-            )),
+/// Writes one [`Dialect`] from a parameter marker (`"$"` or `"?"`).
+macro_rules! dialect {
+    ($p:literal) => {
+        Dialect {
+            find: concat!(select_records!(), " WHERE t.id = ", $p, "1"),
+            list_all: concat!(select_records!(), " ORDER BY t.created_at DESC, t.id"),
+            list_owner: concat!(
+                select_records!(),
+                " WHERE t.owner = ",
+                $p,
+                "1 ORDER BY t.created_at DESC, t.id"
+            ),
+            insert: concat!(
+                "INSERT INTO tower_pat_tokens (id, digest, owner, name, scopes, preview, \
+                 created_at, expires_at, last_used_at) VALUES (",
+                $p,
+                "1, ",
+                $p,
+                "2, ",
+                $p,
+                "3, ",
+                $p,
+                "4, ",
+                $p,
+                "5, ",
+                $p,
+                "6, ",
+                $p,
+                "7, ",
+                $p,
+                "8, ",
+                $p,
+                "9)"
+            ),
+            revoke: concat!(
+                "INSERT INTO tower_pat_revocations (id, revoked_at) SELECT id, ",
+                $p,
+                "2 FROM tower_pat_tokens WHERE id = ",
+                $p,
+                "1 ON CONFLICT (id) DO NOTHING"
+            ),
+            exists: concat!("SELECT COUNT(*) FROM tower_pat_tokens WHERE id = ", $p, "1"),
+            cap_expiry: concat!(
+                "UPDATE tower_pat_tokens SET expires_at = CASE WHEN expires_at IS NULL \
+                 OR expires_at > ",
+                $p,
+                "2 THEN ",
+                $p,
+                "2 ELSE expires_at END WHERE id = ",
+                $p,
+                "1"
+            ),
+            set_suspended: concat!(
+                "INSERT INTO tower_pat_owners (owner, suspended) VALUES (",
+                $p,
+                "1, ",
+                $p,
+                "2) ON CONFLICT (owner) DO UPDATE SET suspended = excluded.suspended"
+            ),
+            is_suspended: concat!(
+                "SELECT COUNT(*) FROM tower_pat_owners WHERE owner = ",
+                $p,
+                "1 AND suspended"
+            ),
+            touch: concat!(
+                "UPDATE tower_pat_tokens SET last_used_at = ",
+                $p,
+                "2 WHERE id = ",
+                $p,
+                "1 AND (last_used_at IS NULL OR last_used_at < ",
+                $p,
+                "2)"
+            ),
         }
-    }
+    };
 }
+
+/// PostgreSQL's statements.
+#[cfg(feature = "postgres")]
+pub(crate) const POSTGRES: Dialect = dialect!("$");
+/// SQLite's statements.
+#[cfg(feature = "sqlite")]
+pub(crate) const SQLITE: Dialect = dialect!("?");
 
 /// Implements [`TokenStore`](super::TokenStore) and
 /// [`TokenAdmin`](super::TokenAdmin) for a sqlx store whose `shared` field
-/// has `pool`, `queries`, `uses`, and whose type has `sql(&'static str)`
-/// (placeholder translation) and `announce(Change)`.
+/// has `pool` and `uses`, and whose type has `SQL: Dialect` and
+/// `announce(Change)`.
 macro_rules! sqlx_store_impl {
     ($store:ty) => {
         #[async_trait::async_trait]
@@ -284,12 +351,11 @@ macro_rules! sqlx_store_impl {
                 &self,
                 id: $crate::TokenId,
             ) -> Result<Option<$crate::store::TokenRecord>, $crate::store::StoreError> {
-                let row: Option<$crate::store::sql::RawRecord> =
-                    sqlx::query_as(&self.shared.queries.find)
-                        .bind($crate::store::sql::id_to_db(id))
-                        .fetch_optional(&self.shared.pool)
-                        .await
-                        .map_err($crate::store::sql::db_error)?;
+                let row: Option<$crate::store::sql::RawRecord> = sqlx::query_as(Self::SQL.find)
+                    .bind($crate::store::sql::id_to_db(id))
+                    .fetch_optional(&self.shared.pool)
+                    .await
+                    .map_err($crate::store::sql::db_error)?;
                 row.map($crate::store::sql::RawRecord::into_record)
                     .transpose()
             }
@@ -308,7 +374,7 @@ macro_rules! sqlx_store_impl {
                 use $crate::store::sql::*;
                 // The token row first: a revoked id cannot be inserted.
                 let mut tx = self.shared.pool.begin().await.map_err(db_error)?;
-                sqlx::query(&Self::sql(q::INSERT))
+                sqlx::query(Self::SQL.insert)
                     .bind(id_to_db(r.id))
                     .bind(r.digest.as_bytes().to_vec())
                     .bind(r.owner.as_str())
@@ -322,7 +388,7 @@ macro_rules! sqlx_store_impl {
                     .await
                     .map_err(db_error)?;
                 if let Some(at) = r.revoked_at {
-                    sqlx::query(&Self::sql(q::REVOKE))
+                    sqlx::query(Self::SQL.revoke)
                         .bind(id_to_db(r.id))
                         .bind(to_micros(at))
                         .execute(&mut *tx)
@@ -341,12 +407,12 @@ macro_rules! sqlx_store_impl {
                 use $crate::store::sql::*;
                 let rows: Vec<RawRecord> = match owner {
                     None => {
-                        sqlx::query_as(&self.shared.queries.list_all)
+                        sqlx::query_as(Self::SQL.list_all)
                             .fetch_all(&self.shared.pool)
                             .await
                     }
                     Some(o) => {
-                        sqlx::query_as(&self.shared.queries.list_owner)
+                        sqlx::query_as(Self::SQL.list_owner)
                             .bind(o.as_str())
                             .fetch_all(&self.shared.pool)
                             .await
@@ -362,7 +428,7 @@ macro_rules! sqlx_store_impl {
                 at: std::time::SystemTime,
             ) -> Result<bool, $crate::store::StoreError> {
                 use $crate::store::sql::*;
-                let done = sqlx::query(&Self::sql(q::REVOKE))
+                let done = sqlx::query(Self::SQL.revoke)
                     .bind(id_to_db(id))
                     .bind(to_micros(at))
                     .execute(&self.shared.pool)
@@ -373,7 +439,7 @@ macro_rules! sqlx_store_impl {
                     self.announce($crate::store::Change::Token(id)).await;
                     return Ok(true);
                 }
-                let exists: i64 = sqlx::query_scalar(&Self::sql(q::EXISTS))
+                let exists: i64 = sqlx::query_scalar(Self::SQL.exists)
                     .bind(id_to_db(id))
                     .fetch_one(&self.shared.pool)
                     .await
@@ -393,7 +459,7 @@ macro_rules! sqlx_store_impl {
                 at: std::time::SystemTime,
             ) -> Result<(), $crate::store::StoreError> {
                 use $crate::store::sql::*;
-                let done = sqlx::query(&Self::sql(q::CAP_EXPIRY))
+                let done = sqlx::query(Self::SQL.cap_expiry)
                     .bind(id_to_db(id))
                     .bind(to_micros(at))
                     .execute(&self.shared.pool)
@@ -415,7 +481,7 @@ macro_rules! sqlx_store_impl {
                 suspended: bool,
             ) -> Result<(), $crate::store::StoreError> {
                 use $crate::store::sql::*;
-                sqlx::query(&Self::sql(q::SET_SUSPENDED))
+                sqlx::query(Self::SQL.set_suspended)
                     .bind(owner.as_str())
                     .bind(suspended)
                     .execute(&self.shared.pool)
@@ -431,7 +497,7 @@ macro_rules! sqlx_store_impl {
                 owner: &$crate::store::OwnerId,
             ) -> Result<bool, $crate::store::StoreError> {
                 use $crate::store::sql::*;
-                let n: i64 = sqlx::query_scalar(&Self::sql(q::IS_SUSPENDED))
+                let n: i64 = sqlx::query_scalar(Self::SQL.is_suspended)
                     .bind(owner.as_str())
                     .fetch_one(&self.shared.pool)
                     .await
@@ -465,7 +531,7 @@ macro_rules! sqlx_store_impl {
                 }
                 let mut tx = self.pool.begin().await.map_err(db_error)?;
                 for (id, at) in batch {
-                    sqlx::query(&<$store>::sql(q::TOUCH))
+                    sqlx::query(<$store>::SQL.touch)
                         .bind(id_to_db(id))
                         .bind(to_micros(at))
                         .execute(&mut *tx)

@@ -1,6 +1,5 @@
 //! [`SqliteStore`]: tokens in a SQLite file (feature `sqlite`).
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -9,7 +8,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::sql::{db_error, spawn_flusher, to_micros, Queries, UseTracker};
+use super::sql::{db_error, spawn_flusher, to_micros, Dialect, UseTracker, SQLITE};
 use super::{Change, Invalidate, StoreError};
 
 /// How often pending last-use times are written.
@@ -46,11 +45,12 @@ pub struct SqliteStore {
 #[derive(Debug)]
 struct Shared {
     pool: SqlitePool,
-    queries: Queries,
     uses: UseTracker,
 }
 
 impl SqliteStore {
+    const SQL: Dialect = SQLITE;
+
     /// Opens (creating if needed) the database file at `path`.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
@@ -89,7 +89,6 @@ impl SqliteStore {
             .map_err(|e| StoreError::unavailable(format!("migrating the token store: {e}")))?;
         let shared = Arc::new(Shared {
             pool,
-            queries: Queries::new('?'),
             uses: UseTracker::default(),
         });
         spawn_flusher(Arc::downgrade(&shared), FLUSH_EVERY);
@@ -99,10 +98,6 @@ impl SqliteStore {
     /// The connection pool (for raw queries, tests, backups).
     pub fn pool(&self) -> &SqlitePool {
         &self.shared.pool
-    }
-
-    fn sql(q: &'static str) -> Cow<'static, str> {
-        Cow::Owned(q.replace('$', "?"))
     }
 
     /// Records a change for other processes; failures only delay their
