@@ -93,9 +93,8 @@ pub struct PeerAddr(pub SocketAddr);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProxyHeader {
-    /// `Forwarded: …;proto=https` (RFC 7239), as set by proxies such as
-    /// Envoy (`use_remote_address` with `forwarded` headers) or NGINX
-    /// configured to emit it.
+    /// `Forwarded: …;proto=https` (RFC 7239), for proxies configured to
+    /// emit the standard header.
     Forwarded,
     /// `X-Forwarded-Proto: https`, as set by AWS ALB, Google Cloud Load
     /// Balancing, Heroku, Traefik and most NGINX setups.
