@@ -104,8 +104,11 @@ async fn main() {
     let ca = std::env::temp_dir().join("tower-pat-hyper-example.pem");
     std::fs::write(&ca, ca_pem).expect("write CA");
     eprintln!("listening on https://localhost:{}", addr.port());
+    // The token goes to curl on its standard input, never on a command line
+    // (where every local user can read it in the process list).
+    eprintln!("token (shown once): {token}");
     eprintln!(
-        "curl --cacert {} -H \"Authorization: Bearer {token}\" https://localhost:{}/orders",
+        "try: read -rs TOKEN; printf 'Authorization: Bearer %s\\n' \"$TOKEN\" | curl --cacert {} -H @- https://localhost:{}/orders",
         ca.display(),
         addr.port()
     );
