@@ -23,7 +23,9 @@ const REASONS: [&str; 6] = [
 ];
 
 /// One token for each invalid-token reason, and the app that refuses them.
-async fn one_of_each() -> (axum::Router, Vec<String>) {
+/// Log budgets are kept per realm, and the tests of this file run in
+/// parallel: each test uses a realm of its own.
+async fn one_of_each(realm: &str) -> (axum::Router, Vec<String>) {
     let clock = ManualClock::new(SystemTime::now());
     let f = Fixture::new();
     let admin: TokenManager<_> = f.admin.clone().with_clock(clock.clone());
@@ -66,14 +68,14 @@ async fn one_of_each() -> (axum::Router, Vec<String>) {
         expired.token.expose_secret().to_owned(),
         suspended.token.expose_secret().to_owned(),
     ];
-    let app = app_with(AuthLayer::new(f.store.clone()).realm("nuvlyx").clock(clock));
+    let app = app_with(AuthLayer::new(f.store.clone()).realm(realm).clock(clock));
     (app, tokens)
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn every_invalid_token_reason_is_logged_at_the_same_level() {
     let (log, _guard) = capture_everything();
-    let (app, tokens) = one_of_each().await;
+    let (app, tokens) = one_of_each("levels-test").await;
     for token in &tokens {
         assert_eq!(send(&app, bearer("/orders", token)).await.status(), 401);
     }
@@ -104,7 +106,7 @@ async fn every_invalid_token_reason_is_logged_at_the_same_level() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_flood_of_invalid_tokens_writes_one_warning_per_window() {
     let (log, _guard) = capture_everything();
-    let (app, tokens) = one_of_each().await;
+    let (app, tokens) = one_of_each("flood-test").await;
     for i in 0..6_000 {
         let token = &tokens[i % tokens.len()];
         assert_eq!(send(&app, bearer("/orders", token)).await.status(), 401);
