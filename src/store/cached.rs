@@ -115,8 +115,9 @@ struct Floors<K> {
 
 #[derive(Debug)]
 struct FloorMap<K> {
-    map: HashMap<K, (u64, Instant)>,
-    /// (key, epoch, when) in the order raised.
+    /// The latest floor of each key.
+    map: HashMap<K, u64>,
+    /// (key, epoch, when) in the order raised: when a floor is forgotten.
     order: VecDeque<(K, u64, Instant)>,
 }
 
@@ -140,7 +141,7 @@ impl<K: Hash + Eq + Clone> Floors<K> {
             return 0;
         }
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
-        inner.map.get(k).map_or(0, |(e, _)| *e)
+        inner.map.get(k).copied().unwrap_or(0)
     }
 
     fn raise(&self, k: K, epoch: u64) {
@@ -152,12 +153,12 @@ impl<K: Hash + Eq + Clone> Floors<K> {
                 break;
             }
             // Forget the key only if no later raise replaced this floor.
-            if inner.map.get(key).is_some_and(|(latest, _)| latest == e) {
+            if inner.map.get(key) == Some(e) {
                 inner.map.remove(key);
             }
             inner.order.pop_front();
         }
-        inner.map.insert(k.clone(), (epoch, now));
+        inner.map.insert(k.clone(), epoch);
         inner.order.push_back((k, epoch, now));
         self.len.store(inner.map.len(), Ordering::SeqCst);
     }
