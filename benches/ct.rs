@@ -26,10 +26,8 @@ use dudect_bencher::{BenchRng, Class, CtRunner};
 use http::{Request, Response};
 use subtle::ConstantTimeEq;
 use tower::{service_fn, Layer, ServiceExt};
-use tower_pat::response::EmptyBody;
-use tower_pat::{
-    AuthLayer, OwnerId, ScopeSet, StoreError, TokenDigest, TokenId, TokenRecord, TokenStore,
-};
+use tower_pat::EmptyBody;
+use tower_pat::{AuthLayer, OwnerId, ScopeSet, TokenDigest, TokenId, TokenRecord, TokenStore};
 
 fn samples() -> usize {
     std::env::var("CT_SAMPLES")
@@ -165,19 +163,23 @@ fn forged_cases(token: &str) -> Vec<(Class, String)> {
 
 /// Diagnostics: the offline format check alone, then SHA-256 alone.
 fn parse_early_vs_late(runner: &mut CtRunner, _: &mut BenchRng) {
-    let token = tower_pat::TokenFormat::nuvlyx_live()
+    let token = tower_pat::preset::nuvlyx_live()
+        .format()
+        .clone()
         .mint()
         .token
         .expose_secret()
         .to_owned();
-    let format = tower_pat::TokenFormat::nuvlyx_live();
+    let format = tower_pat::preset::nuvlyx_live().format().clone();
     for (class, forged) in forged_cases(&token) {
         runner.run_one(class, || format.parse(&forged).is_ok());
     }
 }
 
 fn sha_early_vs_late(runner: &mut CtRunner, _: &mut BenchRng) {
-    let token = tower_pat::TokenFormat::nuvlyx_live()
+    let token = tower_pat::preset::nuvlyx_live()
+        .format()
+        .clone()
         .mint()
         .token
         .expose_secret()
@@ -188,7 +190,9 @@ fn sha_early_vs_late(runner: &mut CtRunner, _: &mut BenchRng) {
 }
 
 fn header_early_vs_late(runner: &mut CtRunner, _: &mut BenchRng) {
-    let token = tower_pat::TokenFormat::nuvlyx_live()
+    let token = tower_pat::preset::nuvlyx_live()
+        .format()
+        .clone()
         .mint()
         .token
         .expose_secret()
@@ -203,10 +207,9 @@ fn header_early_vs_late(runner: &mut CtRunner, _: &mut BenchRng) {
 /// A one-record store whose record the bench swaps between samples.
 struct OneRecord(std::sync::RwLock<Option<TokenRecord>>);
 
-#[tower_pat::async_trait]
 impl TokenStore for OneRecord {
-    async fn find(&self, _: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(self.0.read().unwrap().clone())
+    fn find(&self, _: TokenId) -> tower_pat::Lookup {
+        tower_pat::Lookup::ready(Ok(self.0.read().unwrap().clone().map(std::sync::Arc::new)))
     }
 }
 
@@ -221,12 +224,12 @@ fn verify_early_vs_late(runner: &mut CtRunner, _: &mut BenchRng) {
         .build()
         .unwrap();
     let store = std::sync::Arc::new(OneRecord(std::sync::RwLock::new(None)));
-    let svc = AuthLayer::new(store.clone())
+    let svc = AuthLayer::new(store.clone(), tower_pat::preset::nuvlyx_live())
         .responder(EmptyBody)
         .layer(service_fn(|_: Request<()>| async {
             Ok::<_, Infallible>(Response::new(()))
         }));
-    let format = tower_pat::TokenFormat::nuvlyx_live();
+    let format = tower_pat::preset::nuvlyx_live().format().clone();
     let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
     // Read once: a per-sample lookup would allocate for one class only and
     // bias the timings (an A/A run showed |t| > 10 from that alone).
@@ -234,7 +237,7 @@ fn verify_early_vs_late(runner: &mut CtRunner, _: &mut BenchRng) {
     for _ in 0..samples() {
         let presented = format.mint().token.expose_secret().to_owned();
         // The class bit comes from the CSPRNG, independent of all else.
-        let (class, byte) = if format.mint().id.to_u64() & 1 == 0 {
+        let (class, byte) = if format.mint().id.as_bytes()[7] & 1 == 0 {
             (Class::Left, 8)
         } else {
             (Class::Right, late)

@@ -13,8 +13,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::store::{CacheConfig, CachedStore};
-use tower_pat::{MemoryStore, ScopeCatalog, TokenFormat, TokenStore};
+use tower_pat::{CacheConfig, CachedStore};
+use tower_pat::{MemoryStore, TokenStore};
 
 struct Counting;
 
@@ -43,13 +43,9 @@ static ALLOC: Counting = Counting;
 #[derive(Debug)]
 struct Hung;
 
-#[tower_pat::async_trait]
 impl TokenStore for Hung {
-    async fn find(
-        &self,
-        _: tower_pat::TokenId,
-    ) -> Result<Option<tower_pat::TokenRecord>, tower_pat::StoreError> {
-        std::future::pending().await
+    fn find(&self, _: tower_pat::TokenId) -> tower_pat::Lookup {
+        tower_pat::Lookup::pending(std::future::pending())
     }
 }
 
@@ -80,7 +76,7 @@ fn main() {
 
         // Bytes per MemoryStore entry.
         let store = MemoryStore::new();
-        let admin = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+        let admin = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
         let before = live();
         let mut ids = Vec::with_capacity(N);
         for i in 0..N {
@@ -104,7 +100,7 @@ fn main() {
         let flood: usize = std::env::var("MEMORY_FLOOD").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
         let bound = 10_000u64;
         let cache = CachedStore::with_config(MemoryStore::new(), CacheConfig::default().max_negative_entries(bound));
-        let format = TokenFormat::nuvlyx_live();
+        let format = tower_pat::preset::nuvlyx_live().format().clone();
         let base = live();
         let mut after_bound = 0;
         for i in 0..flood {
@@ -163,8 +159,8 @@ fn main() {
         let invalidator = cache.invalidator();
         let started = std::time::Instant::now();
         for i in 0..n {
-            use tower_pat::store::{Change, Invalidate};
-            invalidator.invalidate(&Change::Token(tower_pat::TokenId::from_u64(i + 1)));
+            use tower_pat::{Change, Invalidate};
+            invalidator.invalidate(&Change::Token(tower_pat::TokenId::from_bytes((i + 1).to_be_bytes())));
         }
         let took = started.elapsed();
         stop.store(true, Ordering::Relaxed);

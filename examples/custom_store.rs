@@ -7,21 +7,21 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::{body::Body, routing::get, Router};
 use http::{Request, StatusCode};
 use tower::ServiceExt;
 use tower_pat::{
-    async_trait, require_scopes, AuthLayer, OwnerId, ScopeSet, StoreError, TokenDigest,
-    TokenFormat, TokenId, TokenRecord, TokenStore,
+    AuthLayer, Lookup, OwnerId, ScopeSet, TokenDigest, TokenId, TokenRecord, TokenStore,
 };
 
 /// Records loaded once from a JSON array of
 /// `{"id", "digest", "owner", "name", "scopes", "expires_at"?, "revoked"?}`.
 #[derive(Debug)]
 struct JsonFileStore {
-    records: HashMap<TokenId, TokenRecord>,
+    records: HashMap<TokenId, Arc<TokenRecord>>,
 }
 
 impl JsonFileStore {
@@ -54,7 +54,7 @@ impl JsonFileStore {
                     .map(|s| UNIX_EPOCH + Duration::from_secs(s)),
             )
             .with_revoked_at(row["revoked"].as_bool().unwrap_or(false).then_some(created));
-            records.insert(id, record);
+            records.insert(id, Arc::new(record));
         }
         Ok(Self { records })
     }
@@ -68,16 +68,16 @@ fn hex_to_digest(s: &str) -> Option<TokenDigest> {
     TokenDigest::try_from_slice(&bytes?)
 }
 
-#[async_trait]
+/// Everything is in memory: the answer is ready at once.
 impl TokenStore for JsonFileStore {
-    async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(self.records.get(&id).cloned())
+    fn find(&self, id: TokenId) -> Lookup {
+        Lookup::ready(Ok(self.records.get(&id).cloned()))
     }
 }
 
 /// Mints a token and writes its record — never the plaintext — to `path`.
 fn write_store_file(path: &Path) -> String {
-    let minted = TokenFormat::nuvlyx_live().mint();
+    let minted = tower_pat::preset::nuvlyx_live().format().mint();
     let digest: String = minted
         .digest
         .as_bytes()
@@ -106,16 +106,17 @@ async fn run() -> [StatusCode; 3] {
     let store = JsonFileStore::load(&path).expect("store file");
     std::fs::remove_file(&path).ok();
 
+    let auth = AuthLayer::new(store, tower_pat::preset::nuvlyx_live());
     let app = Router::new()
         .route(
             "/orders",
-            get(|| async { "orders" }).route_layer(require_scopes(["orders:read"])),
+            get(|| async { "orders" }).route_layer(auth.require_scopes(["orders:read"])),
         )
         .route(
             "/wallet",
-            get(|| async { "wallet" }).route_layer(require_scopes(["wallet:read"])),
+            get(|| async { "wallet" }).route_layer(auth.require_scopes(["wallet:read"])),
         )
-        .layer(AuthLayer::new(store));
+        .layer(auth);
     let call = |path: &str, token: Option<&str>| {
         // The TLS listener marks its requests (see `tower_pat::transport`).
         let mut req = Request::get(path).extension(tower_pat::transport::TlsConnection);

@@ -20,7 +20,7 @@ use tokio_rustls::rustls;
 use tower::{service_fn, ServiceBuilder};
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::transport::{PeerAddr, TlsConnection};
-use tower_pat::{require_scopes, AuthLayer, Authenticated, MemoryStore, ScopeCatalog};
+use tower_pat::{AuthLayer, Authenticated, MemoryStore};
 
 type Body = Full<Bytes>;
 
@@ -53,7 +53,7 @@ fn tls_config() -> (Arc<rustls::ServerConfig>, String) {
 /// Serves until the listener fails. Each TLS connection gets the markers.
 async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, store: MemoryStore) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let auth = AuthLayer::new(store);
+    let auth = AuthLayer::new(store, tower_pat::preset::nuvlyx_live());
     loop {
         let Ok((tcp, peer)) = listener.accept().await else {
             continue;
@@ -67,7 +67,7 @@ async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, store: Mem
                 req
             })
             .layer(auth.clone())
-            .layer(require_scopes(["orders:read"]))
+            .layer(auth.require_scopes(["orders:read"]))
             .service(service_fn(orders));
         tokio::spawn(async move {
             let Ok(stream) = acceptor.accept(tcp).await else {
@@ -82,7 +82,7 @@ async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, store: Mem
 
 async fn start() -> (SocketAddr, String, String) {
     let store = MemoryStore::new();
-    let admin = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+    let admin = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
     let created = admin
         .create(NewToken::new(
             "hyper example",

@@ -38,10 +38,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{Request, Response, StatusCode};
 use tower::{Layer, Service, ServiceExt};
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::{
-    async_trait, require_scopes, AuthLayer, MemoryStore, Rejection, ScopeCatalog, StoreError,
-    TokenFormat, TokenId, TokenRecord, TokenStore,
-};
+use tower_pat::{AuthLayer, Lookup, MemoryStore, Rejection, TokenId, TokenStore};
 
 /// Allows `burst` failed authentications per client, refilled at
 /// `per_minute`; past that the client gets 429 until its budget refills.
@@ -148,16 +145,10 @@ struct CountingStore {
     finds: Arc<AtomicUsize>,
 }
 
-#[async_trait]
 impl TokenStore for CountingStore {
-    async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+    fn find(&self, id: TokenId) -> Lookup {
         self.finds.fetch_add(1, Ordering::SeqCst);
-        self.inner.find(id).await
-    }
-
-    fn try_find_now(&self, id: TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
-        self.finds.fetch_add(1, Ordering::SeqCst);
-        self.inner.try_find_now(id)
+        self.inner.find(id)
     }
 }
 
@@ -170,7 +161,7 @@ where
     R: tower_pat::Responder<Body> + Clone + Send + Sync + 'static,
 {
     let store = CountingStore::default();
-    let token = TokenManager::new(store.inner.clone(), ScopeCatalog::nuvlyx())
+    let token = TokenManager::new(store.inner.clone(), tower_pat::preset::nuvlyx_live())
         .create(NewToken::new("good bot", "demo-store", ["orders:read"]))
         .await
         .unwrap()
@@ -178,12 +169,13 @@ where
         .expose_secret()
         .to_owned();
     let finds = store.finds.clone();
+    let auth = auth(store).attach_rejections();
     let app = Router::new()
         .route(
             "/orders",
-            get(|| async { "orders" }).route_layer(require_scopes(["orders:read"])),
+            get(|| async { "orders" }).route_layer(auth.require_scopes(["orders:read"])),
         )
-        .layer(auth(store).attach_rejections())
+        .layer(auth)
         .layer(FailureLimitLayer::new(10, 5));
     (app, token, finds)
 }
@@ -202,7 +194,9 @@ async fn call(app: &Router, peer: &str, token: &str) -> Response<Body> {
 /// A well-formed token with a random id: it passes the offline format
 /// check (the checksum is public) and costs a store lookup.
 fn forged() -> String {
-    TokenFormat::nuvlyx_live()
+    tower_pat::preset::nuvlyx_live()
+        .format()
+        .clone()
         .mint()
         .token
         .expose_secret()
@@ -228,9 +222,14 @@ where
     (attacker, valid, lookups)
 }
 
+/// The auth layer for the Nuvlyx live preset.
+fn live(store: CountingStore) -> AuthLayer {
+    AuthLayer::new(store, tower_pat::preset::nuvlyx_live())
+}
+
 #[tokio::main]
 async fn main() {
-    let (attacker, valid, lookups) = hammer(AuthLayer::new, |_| forged()).await;
+    let (attacker, valid, lookups) = hammer(live, |_| forged()).await;
     let count = |s| attacker.iter().filter(|r| r.status() == s).count();
     println!(
         "attacker (30 forged, well-formed tokens): {} x 401, then {} x 429; {lookups} store lookups in all (30 valid ones included)",
@@ -253,7 +252,7 @@ mod tests {
 
     #[tokio::test]
     async fn hammering_with_bad_tokens_gets_429_while_valid_clients_keep_working() {
-        let (attacker, valid, _) = hammer(AuthLayer::new, |i| format!("nvl_live_guess{i}")).await;
+        let (attacker, valid, _) = hammer(live, |i| format!("nvl_live_guess{i}")).await;
         let attacker = statuses(&attacker);
         // The burst of 5 failures is spent; the failure after it (answered
         // 401, like the others) blocks the client: every later try is 429.
@@ -274,7 +273,7 @@ mod tests {
     /// many one client can cause: 6 of its 30 reach the store.
     #[tokio::test]
     async fn forged_tokens_reach_the_store_only_until_the_client_is_blocked() {
-        let (attacker, valid, lookups) = hammer(AuthLayer::new, |_| forged()).await;
+        let (attacker, valid, lookups) = hammer(live, |_| forged()).await;
         let attacker = statuses(&attacker);
         assert_eq!(&attacker[..6], &[StatusCode::UNAUTHORIZED; 6]);
         assert!(attacker[6..]
@@ -291,7 +290,8 @@ mod tests {
     #[tokio::test]
     async fn failures_answered_as_grpc_statuses_still_count() {
         use tower_pat::grpc::GrpcStatus;
-        let grpc = |store| AuthLayer::new(store).responder(GrpcStatus);
+        let grpc =
+            |store| AuthLayer::new(store, tower_pat::preset::nuvlyx_live()).responder(GrpcStatus);
         let (attacker, valid, lookups) = hammer(grpc, |_| forged()).await;
         for refused in &attacker[..6] {
             assert_eq!(

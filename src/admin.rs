@@ -1,7 +1,7 @@
 //! Token administration: what the "API Tokens" screen of an admin panel does.
 //!
 //! [`TokenManager`] mints tokens (validating scopes against a
-//! [`ScopeCatalog`]), lists them without secrets, revokes them for good,
+//! [`ScopeCatalog`](crate::ScopeCatalog)), lists them without secrets, revokes them for good,
 //! rotates them with a grace period and suspends owners. It works over any
 //! store implementing [`TokenAdmin`].
 //!
@@ -11,7 +11,7 @@
 //! use tower_pat::admin::{NewToken, TokenManager};
 //! use tower_pat::{MemoryStore, ScopeCatalog};
 //!
-//! let tokens = TokenManager::new(MemoryStore::new(), ScopeCatalog::nuvlyx());
+//! let tokens = TokenManager::new(MemoryStore::new(), tower_pat::preset::nuvlyx_live());
 //! let created = tokens
 //!     .create(NewToken::new("order bot", "demo-store", ["orders:read"]))
 //!     .await
@@ -28,12 +28,10 @@
 //! # }
 //! ```
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use crate::clock::{Clock, SystemClock};
 use crate::store::{InvalidOwnerId, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord};
-use crate::{PlaintextToken, ScopeCatalog, ScopeError, TokenFormat, TokenId};
+use crate::{PlaintextToken, ScopeError, TokenConfig, TokenId};
 
 /// A request to create a token.
 #[derive(Debug, Clone)]
@@ -126,34 +124,14 @@ impl From<StoreError> for AdminError {
 #[derive(Debug, Clone)]
 pub struct TokenManager<S> {
     store: S,
-    catalog: Arc<ScopeCatalog>,
-    format: TokenFormat,
-    clock: Arc<dyn Clock>,
+    config: TokenConfig,
 }
 
 impl<S: TokenAdmin> TokenManager<S> {
-    /// A manager minting `nvl_live_…` tokens into `store`.
-    pub fn new(store: S, catalog: ScopeCatalog) -> Self {
-        Self {
-            store,
-            catalog: Arc::new(catalog),
-            format: TokenFormat::nuvlyx_live(),
-            clock: Arc::new(SystemClock),
-        }
-    }
-
-    /// Uses another token format (prefix, environment).
-    #[must_use]
-    pub fn with_format(mut self, format: TokenFormat) -> Self {
-        self.format = format;
-        self
-    }
-
-    /// Uses another clock (tests).
-    #[must_use]
-    pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
+    /// A manager minting tokens of `config` (format, catalog, clock: the
+    /// same value the [`crate::AuthLayer`] verifies with) into `store`.
+    pub fn new(store: S, config: TokenConfig) -> Self {
+        Self { store, config }
     }
 
     /// The underlying store.
@@ -161,25 +139,20 @@ impl<S: TokenAdmin> TokenManager<S> {
         &self.store
     }
 
-    /// The catalogue scopes are checked against.
-    pub fn catalog(&self) -> &ScopeCatalog {
-        &self.catalog
-    }
-
-    /// The format tokens are minted in.
-    pub fn format(&self) -> &TokenFormat {
-        &self.format
+    /// The format, catalog and clock tokens are minted with.
+    pub fn config(&self) -> &TokenConfig {
+        &self.config
     }
 
     /// Creates a token. Nothing is written unless every check passes.
     pub async fn create(&self, req: NewToken) -> Result<CreatedToken, AdminError> {
-        let scopes = self.catalog.grant(&req.scopes)?;
+        let scopes = self.config.catalog().grant(&req.scopes)?;
         let owner = OwnerId::new(&req.owner)?;
         let name = req.name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(unsafe_in_name) {
             return Err(AdminError::InvalidName);
         }
-        let now = self.clock.now();
+        let now = self.config.now();
         let expires_at = match req.expires_in {
             None => None,
             Some(d) if d.is_zero() => return Err(AdminError::InvalidLifetime),
@@ -187,7 +160,7 @@ impl<S: TokenAdmin> TokenManager<S> {
         };
         // An id collision (1 in 2^64 per pair) is answered by minting again.
         for _ in 0..3 {
-            let minted = self.format.mint();
+            let minted = self.config.format().mint();
             let record = TokenRecord::new(
                 minted.id,
                 minted.digest,
@@ -222,7 +195,7 @@ impl<S: TokenAdmin> TokenManager<S> {
     /// revoked it, `false` if it already was revoked.
     pub async fn revoke(&self, id: TokenId) -> Result<bool, AdminError> {
         self.store
-            .revoke(id, self.clock.now())
+            .revoke(id, self.config.now())
             .await
             .map_err(|e| not_found_as(e, id))
     }
@@ -236,7 +209,7 @@ impl<S: TokenAdmin> TokenManager<S> {
 
     /// Finds the id of a full token, checking its digest.
     pub async fn resolve(&self, token: &str) -> Result<TokenId, AdminError> {
-        let id = self.format.parse(token)?;
+        let id = self.config.format().parse(token)?;
         match self.store.find(id).await? {
             Some(r) if r.digest.verify(token) => Ok(id),
             _ => Err(AdminError::UnknownToken(id)),
@@ -253,7 +226,7 @@ impl<S: TokenAdmin> TokenManager<S> {
             .find(id)
             .await?
             .ok_or(AdminError::UnknownToken(id))?;
-        let now = self.clock.now();
+        let now = self.config.now();
         if old.revoked_at.is_some() || old.is_expired_at(now) {
             return Err(AdminError::UnknownToken(id));
         }
@@ -295,11 +268,6 @@ impl<S: TokenAdmin> TokenManager<S> {
             .set_owner_suspended(&OwnerId::new(owner)?, false)
             .await?)
     }
-
-    /// The time the manager's clock says it is.
-    pub fn now(&self) -> SystemTime {
-        self.clock.now()
-    }
 }
 
 /// Characters refused in token names: control characters, invisible
@@ -333,7 +301,7 @@ mod tests {
     use crate::{ManualClock, MemoryStore, TokenStore};
 
     fn manager() -> TokenManager<MemoryStore> {
-        TokenManager::new(MemoryStore::new(), ScopeCatalog::nuvlyx())
+        TokenManager::new(MemoryStore::new(), crate::preset::nuvlyx_live())
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -374,8 +342,11 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_grace_too_long_for_the_clock_keeps_the_old_token_working() {
-        let clock = ManualClock::new(SystemTime::now());
-        let tokens = manager().with_clock(clock.clone());
+        let clock = ManualClock::new(std::time::SystemTime::now());
+        let tokens = TokenManager::new(
+            MemoryStore::new(),
+            crate::preset::nuvlyx_live().with_clock(clock.clone()),
+        );
         let old = tokens
             .create(NewToken::new("t", "o", ["orders:read"]))
             .await

@@ -8,15 +8,16 @@
 //!
 //! ```
 //! use axum::{routing::get, Router};
-//! use tower_pat::{require_scopes, Authenticated, AuthLayer, MemoryStore};
+//! use tower_pat::{preset, Authenticated, AuthLayer, MemoryStore};
 //!
 //! async fn orders(who: Authenticated) -> String {
 //!     format!("orders for {} (token {})", who.owner(), who.token_id())
 //! }
 //!
+//! let auth = AuthLayer::new(MemoryStore::new(), preset::nuvlyx_live());
 //! let app: Router = Router::new()
-//!     .route("/orders", get(orders).route_layer(require_scopes(["orders:read"])))
-//!     .layer(AuthLayer::new(MemoryStore::new()));
+//!     .route("/orders", get(orders).route_layer(auth.require_scopes(["orders:read"])))
+//!     .layer(auth);
 //! # let _ = app;
 //! ```
 

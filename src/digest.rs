@@ -22,7 +22,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
 /// Length of a [`TokenDigest`] in bytes.
-pub const DIGEST_LEN: usize = 32;
+pub(crate) const DIGEST_LEN: usize = 32;
 
 /// SHA-256 digest of a whole token (prefix included).
 ///
@@ -44,7 +44,7 @@ impl TokenDigest {
 
     /// Wraps digest bytes read back from a store, checking the length.
     ///
-    /// Returns `None` unless `bytes` is exactly [`DIGEST_LEN`] long (a
+    /// Returns `None` unless `bytes` is exactly 32 bytes long (a
     /// corrupted database row, say).
     pub fn try_from_slice(bytes: &[u8]) -> Option<Self> {
         <[u8; DIGEST_LEN]>::try_from(bytes).ok().map(Self)

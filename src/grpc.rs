@@ -20,7 +20,7 @@
 //! use tower_pat::{AuthLayer, MemoryStore};
 //!
 //! // With tonic: Server::builder().layer(auth).add_service(...)
-//! let auth = AuthLayer::new(MemoryStore::new()).responder(GrpcStatus);
+//! let auth = AuthLayer::new(MemoryStore::new(), tower_pat::preset::nuvlyx_live()).responder(GrpcStatus);
 //! let svc = auth.layer(service_fn(|_: Request<()>| async {
 //!     Ok::<_, std::convert::Infallible>(Response::new(()))
 //! }));
@@ -40,11 +40,11 @@ use http::{HeaderValue, Response, StatusCode};
 use crate::response::{Rejection, RejectionKind, Responder};
 
 /// gRPC `UNAUTHENTICATED`.
-pub const UNAUTHENTICATED: u16 = 16;
+pub(crate) const UNAUTHENTICATED: u16 = 16;
 /// gRPC `PERMISSION_DENIED`.
-pub const PERMISSION_DENIED: u16 = 7;
+pub(crate) const PERMISSION_DENIED: u16 = 7;
 /// gRPC `UNAVAILABLE`.
-pub const UNAVAILABLE: u16 = 14;
+pub(crate) const UNAVAILABLE: u16 = 14;
 
 /// The gRPC status code for a rejection.
 pub fn grpc_code(rejection: &Rejection) -> u16 {

@@ -8,42 +8,41 @@ mod auth;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod clock;
+mod config;
 mod digest;
 #[cfg(feature = "grpc")]
 pub mod grpc;
-pub mod require;
-pub mod response;
+pub mod preset;
+mod require;
+mod response;
 mod scope;
-pub mod store;
+mod store;
 mod token;
 mod trace;
 pub mod transport;
 
-pub use async_trait::async_trait;
-/// The sqlx version the SQL stores use (their `pool()` returns its types).
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use sqlx;
-
-pub use crate::auth::{
-    bearer_token, Auth, AuthLayer, Authenticated, ResponseFuture, DEFAULT_RETRY_AFTER,
-    DEFAULT_STORE_TIMEOUT,
-};
+#[doc(hidden)]
+pub use crate::auth::bearer_token;
+pub use crate::auth::{Auth, AuthLayer, Authenticated, ResponseFuture};
 pub use crate::clock::{Clock, ManualClock, SystemClock};
-pub use crate::digest::{TokenDigest, DIGEST_LEN};
-pub use crate::require::{require_any_scope, require_scopes, RequireScopesLayer};
-pub use crate::response::{Rejection, RejectionKind, Responder, ScopeMatch};
+pub use crate::config::TokenConfig;
+pub use crate::digest::TokenDigest;
+pub use crate::require::{RequireScopes, RequireScopesFuture, RequireScopesLayer, ScopeMatch};
+pub use crate::response::{
+    EmptyBody, MalformedReason, ProblemDetails, Rejection, RejectionKind, Responder,
+};
 pub use crate::scope::{CatalogEntry, Scope, ScopeCatalog, ScopeError, ScopeSet};
 #[cfg(feature = "postgres")]
 pub use crate::store::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use crate::store::SqliteStore;
 #[cfg(feature = "cache")]
-pub use crate::store::{CacheConfig, CachedStore};
+pub use crate::store::{CacheConfig, CacheInvalidator, CachedStore};
 pub use crate::store::{
-    MemoryStore, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord, TokenStatus,
-    TokenStore,
+    Change, InvalidOwnerId, Invalidate, Lookup, MemoryStore, OwnerId, StoreError, StoreErrorKind,
+    TokenAdmin, TokenRecord, TokenStatus, TokenStore,
 };
 pub use crate::token::{
     Environment, FormatError, InvalidPrefix, MintedToken, ParseTokenIdError, PlaintextToken,
-    TokenFormat, TokenId, BODY_HEX_LEN,
+    TokenFormat, TokenId,
 };

@@ -1,7 +1,13 @@
-//! Scope checks: [`require_scopes`] (all of) and [`require_any_scope`].
+//! Scope checks, built from the [`AuthLayer`] in front of them with
+//! [`AuthLayer::require_scopes`] (all of the scopes) or
+//! [`AuthLayer::require_any_scope`] (one of them).
 //!
-//! Put them behind [`crate::AuthLayer`], per route. With axum, use
-//! `route_layer` so that unknown paths still answer 404:
+//! Built that way, a scope check answers in the layer's realm, with the
+//! layer's responder and its attach setting, and a route requiring a scope
+//! the layer's catalog does not define is refused when the route is built.
+//! With axum, put it on routes with `route_layer`: a path no route matches
+//! then answers 404 (after authentication, see the README), while a route's
+//! missing scope answers 403.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -10,20 +16,21 @@
 //! use tower::ServiceExt;
 //! use tower_pat::transport::TlsConnection;
 //! use tower_pat::admin::{NewToken, TokenManager};
-//! use tower_pat::{require_scopes, AuthLayer, MemoryStore, ScopeCatalog};
+//! use tower_pat::{preset, AuthLayer, MemoryStore};
 //!
 //! let store = MemoryStore::new();
-//! let admin = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+//! let admin = TokenManager::new(store.clone(), preset::nuvlyx_live());
 //! let token = admin
 //!     .create(NewToken::new("bot", "demo-store", ["orders:read"]))
 //!     .await
 //!     .unwrap()
 //!     .token;
 //!
+//! let auth = AuthLayer::new(store, preset::nuvlyx_live());
 //! let app = Router::new()
-//!     .route("/orders", get(|| async { "orders" }).route_layer(require_scopes(["orders:read"])))
-//!     .route("/wallet", get(|| async { "wallet" }).route_layer(require_scopes(["wallet:read"])))
-//!     .layer(AuthLayer::new(store));
+//!     .route("/orders", get(|| async { "orders" }).route_layer(auth.require_scopes(["orders:read"])))
+//!     .route("/wallet", get(|| async { "wallet" }).route_layer(auth.require_scopes(["wallet:read"])))
+//!     .layer(auth);
 //!
 //! let get = |path: &str| {
 //!     Request::get(path)
@@ -41,11 +48,15 @@
 //! );
 //! # }
 //! ```
+//!
+//! [`AuthLayer`]: crate::AuthLayer
+//! [`AuthLayer::require_scopes`]: crate::AuthLayer::require_scopes
+//! [`AuthLayer::require_any_scope`]: crate::AuthLayer::require_any_scope
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -54,52 +65,51 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::auth::{Anonymous, Authenticated};
-use crate::response::{
-    ProblemDetails, Realm, Rejection, RejectionKind, Responder, ScopeMatch, DEFAULT_REALM,
-};
-use crate::{ScopeError, ScopeSet};
+use crate::response::{ProblemDetails, Realm, Rejection, RejectionKind, Responder};
+use crate::{ScopeCatalog, ScopeError, ScopeSet};
 
-/// Requires every scope in `scopes`; 403 `insufficient_scope` otherwise.
-///
-/// # Panics
-///
-/// If a scope is not `resource:action` or the list is empty (programming
-/// errors, caught at start-up). Use [`RequireScopesLayer::try_new`] to
-/// handle them.
-pub fn require_scopes<I>(scopes: I) -> RequireScopesLayer
-where
-    I: IntoIterator,
-    I::Item: AsRef<str>,
-{
-    RequireScopesLayer::try_new(scopes, ScopeMatch::All).unwrap_or_else(|e| panic!("{e}"))
+/// Whether a route needs all of its scopes or any one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeMatch {
+    /// Every listed scope is required.
+    All,
+    /// One of the listed scopes is enough.
+    Any,
 }
 
-/// Requires at least one scope in `scopes`; 403 `insufficient_scope`
-/// otherwise.
-///
-/// # Panics
-///
-/// As [`require_scopes`].
-pub fn require_any_scope<I>(scopes: I) -> RequireScopesLayer
-where
-    I: IntoIterator,
-    I::Item: AsRef<str>,
-{
-    RequireScopesLayer::try_new(scopes, ScopeMatch::Any).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Layer checking the [`Authenticated`] scopes of each request.
-#[derive(Debug, Clone)]
+/// Layer checking the [`Authenticated`] scopes of each request. Built by
+/// [`crate::AuthLayer::require_scopes`] and
+/// [`crate::AuthLayer::require_any_scope`], with that layer's responder.
+#[derive(Clone)]
 #[must_use]
 pub struct RequireScopesLayer<R = ProblemDetails> {
     required: ScopeSet,
     mode: ScopeMatch,
+    realm: Arc<Realm>,
     responder: R,
 }
 
-impl RequireScopesLayer {
-    /// Builds the layer, validating the scopes.
-    pub fn try_new<I>(scopes: I, mode: ScopeMatch) -> Result<Self, ScopeError>
+impl<R: fmt::Debug> fmt::Debug for RequireScopesLayer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireScopesLayer")
+            .field("required", &self.required)
+            .field("mode", &self.mode)
+            .field("realm", &self.realm.name())
+            .field("responder", &self.responder)
+            .finish()
+    }
+}
+
+impl<R> RequireScopesLayer<R> {
+    /// Validates `scopes` (well-formed, at least one, each defined in
+    /// `catalog`) and builds the check.
+    pub(crate) fn try_new<I>(
+        scopes: I,
+        mode: ScopeMatch,
+        catalog: &ScopeCatalog,
+        realm: Arc<Realm>,
+        responder: R,
+    ) -> Result<Self, ScopeError>
     where
         I: IntoIterator,
         I::Item: AsRef<str>,
@@ -108,20 +118,24 @@ impl RequireScopesLayer {
         if required.is_empty() {
             return Err(ScopeError::Empty);
         }
+        if let Some(unknown) = required.iter().find(|s| catalog.get(s.as_str()).is_none()) {
+            return Err(ScopeError::Unknown(unknown.to_string()));
+        }
         Ok(Self {
             required,
             mode,
-            responder: ProblemDetails,
+            realm,
+            responder,
         })
     }
-}
 
-impl<R> RequireScopesLayer<R> {
-    /// Replaces the rejection responder.
+    /// Answers this route's rejections with `responder` instead of the
+    /// auth layer's.
     pub fn responder<R2>(self, responder: R2) -> RequireScopesLayer<R2> {
         RequireScopesLayer {
             required: self.required,
             mode: self.mode,
+            realm: self.realm,
             responder,
         }
     }
@@ -138,20 +152,25 @@ impl<S, R: Clone> Layer<S> for RequireScopesLayer<R> {
     fn layer(&self, inner: S) -> Self::Service {
         RequireScopes {
             inner,
-            required: self.required.clone(),
-            mode: self.mode,
-            responder: self.responder.clone(),
+            layer: self.clone(),
         }
     }
 }
 
 /// Service produced by [`RequireScopesLayer`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RequireScopes<S, R = ProblemDetails> {
     inner: S,
-    required: ScopeSet,
-    mode: ScopeMatch,
-    responder: R,
+    layer: RequireScopesLayer<R>,
+}
+
+impl<S: fmt::Debug, R: fmt::Debug> fmt::Debug for RequireScopes<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireScopes")
+            .field("inner", &self.inner)
+            .field("layer", &self.layer)
+            .finish()
+    }
 }
 
 impl<S, R> RequireScopes<S, R> {
@@ -185,37 +204,35 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let layer = &self.layer;
         let rejection = match req.extensions().get::<Authenticated>() {
-            None => match req.extensions().get::<Anonymous>() {
-                // Let through without credentials by an optional auth layer:
-                // an ordinary missing token.
-                Some(Anonymous(realm)) => {
-                    Some(Rejection::new(RejectionKind::MissingCredentials, realm))
-                }
-                None => {
-                    // A wiring mistake: always tell the host why. The realm
-                    // is looked up once, not on every such request.
-                    static WIRING: OnceLock<&'static Realm> = OnceLock::new();
-                    let realm = *WIRING.get_or_init(|| Realm::new(DEFAULT_REALM, true));
-                    Some(Rejection::new(RejectionKind::NotAuthenticated, realm))
-                }
-            },
             Some(auth) => {
-                let ok = match self.mode {
-                    ScopeMatch::All => auth.scopes().contains_all(&self.required),
-                    ScopeMatch::Any => auth.scopes().contains_any(&self.required),
+                let ok = match layer.mode {
+                    ScopeMatch::All => auth.scopes().contains_all(&layer.required),
+                    ScopeMatch::Any => auth.scopes().contains_any(&layer.required),
                 };
                 (!ok).then(|| {
-                    Rejection::new(RejectionKind::InsufficientScope, auth.realm)
+                    Rejection::new(RejectionKind::InsufficientScope, layer.realm.clone())
                         .with_token_id(Some(auth.token_id()))
-                        .with_required(self.required.clone(), self.mode)
+                        .with_required(layer.required.clone(), layer.mode)
                 })
             }
+            // Let through without credentials by an optional auth layer:
+            // an ordinary missing token.
+            None if req.extensions().get::<Anonymous>().is_some() => Some(Rejection::new(
+                RejectionKind::MissingCredentials,
+                layer.realm.clone(),
+            )),
+            // No auth layer ran: a wiring mistake, refused to fail closed.
+            None => Some(Rejection::new(
+                RejectionKind::NotAuthenticated,
+                layer.realm.clone(),
+            )),
         };
         match rejection {
             Some(r) => RequireScopesFuture {
                 state: FutState::Rejected {
-                    response: Some(crate::auth::respond(r, &self.responder)),
+                    response: Some(crate::auth::respond(r, &layer.responder)),
                 },
             },
             None => RequireScopesFuture {

@@ -9,7 +9,7 @@
 //! ```
 //! use tower_pat::{ScopeCatalog, ScopeError};
 //!
-//! let catalog = ScopeCatalog::nuvlyx();
+//! let catalog = tower_pat::preset::nuvlyx_scopes();
 //! assert_eq!(catalog.len(), 11);
 //! let set = catalog.grant(["orders:read", "products:read"]).unwrap();
 //! assert!(set.contains("orders:read"));
@@ -250,22 +250,6 @@ impl ScopeCatalog {
         self
     }
 
-    /// The Nuvlyx API's scopes, from its authentication document.
-    pub fn nuvlyx() -> Self {
-        Self::new()
-            .scope("products:read", "List products and variations.")
-            .scope("products:write", "Create and update products.")
-            .scope("inventory:read", "Inspect inventory and stock.")
-            .scope("inventory:write", "Upload licenses and move stock.")
-            .scope("orders:read", "Read orders and their status.")
-            .scope("orders:write", "Create orders on behalf of customers.")
-            .scope("customers:read", "Read customers and their data.")
-            .coming_soon("customers:write", "Create and update customers.")
-            .scope("wallet:read", "Inspect wallet balance.")
-            .scope("wallet:write", "Top up customer wallets.")
-            .scope("webhooks:manage", "Manage webhook endpoints.")
-    }
-
     /// The entries, in the order they were added.
     pub fn entries(&self) -> &[CatalogEntry] {
         &self.entries
@@ -323,7 +307,7 @@ impl ScopeCatalog {
 
     /// Checks that every scope a stored record holds is known (a corrupted
     /// or hand-edited row fails closed).
-    pub fn check_known(&self, scopes: &ScopeSet) -> Result<(), ScopeError> {
+    pub(crate) fn check_known(&self, scopes: &ScopeSet) -> Result<(), ScopeError> {
         match scopes.iter().find(|s| self.get(s.as_str()).is_none()) {
             Some(s) => Err(ScopeError::Unknown(s.to_string())),
             None => Ok(()),
@@ -364,7 +348,7 @@ mod tests {
 
     #[test]
     fn nuvlyx_catalog_matches_the_seed_table() {
-        let c = ScopeCatalog::nuvlyx();
+        let c = crate::preset::nuvlyx_scopes();
         let names: Vec<_> = c.entries().iter().map(|e| e.scope.as_str()).collect();
         assert_eq!(
             names,
@@ -388,7 +372,7 @@ mod tests {
 
     #[test]
     fn grant_rejects_unknown_invalid_coming_soon_and_empty() {
-        let c = ScopeCatalog::nuvlyx();
+        let c = crate::preset::nuvlyx_scopes();
         assert_eq!(
             c.grant(["orders:read", "nope:read"]),
             Err(ScopeError::Unknown("nope:read".into()))

@@ -16,7 +16,7 @@
 //! ```
 //! use tower_pat::{TokenDigest, TokenFormat};
 //!
-//! let format = TokenFormat::nuvlyx_live();
+//! let format = tower_pat::preset::nuvlyx_live().format().clone();
 //! let minted = format.mint();
 //! let token = minted.token.expose_secret();
 //! assert!(token.starts_with("nvl_live_"));
@@ -43,7 +43,7 @@ const SECRET_LEN: usize = 24;
 const CRC_LEN: usize = 4;
 const BODY_LEN: usize = ID_LEN + SECRET_LEN + CRC_LEN;
 /// Number of hex characters after `{prefix}_{environment}_`.
-pub const BODY_HEX_LEN: usize = BODY_LEN * 2;
+pub(crate) const BODY_HEX_LEN: usize = BODY_LEN * 2;
 
 /// Which environment a token belongs to; a layer accepts only its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,13 +80,9 @@ impl TokenId {
         &self.0
     }
 
-    /// The id as a `u64` (big-endian), convenient as an integer database key.
-    pub const fn to_u64(self) -> u64 {
-        u64::from_be_bytes(self.0)
-    }
-
-    /// Inverse of [`TokenId::to_u64`].
-    pub const fn from_u64(v: u64) -> Self {
+    /// The id of the big-endian bytes of `v` (tests).
+    #[cfg(test)]
+    pub(crate) const fn from_u64(v: u64) -> Self {
         Self(v.to_be_bytes())
     }
 }
@@ -227,22 +223,6 @@ impl TokenFormat {
             prefix,
             environment,
         })
-    }
-
-    /// The Nuvlyx preset for production: `nvl_live_…`.
-    pub fn nuvlyx_live() -> Self {
-        Self {
-            prefix: Cow::Borrowed("nvl"),
-            environment: Environment::Live,
-        }
-    }
-
-    /// The Nuvlyx preset for test mode: `nvl_test_…`.
-    pub fn nuvlyx_test() -> Self {
-        Self {
-            prefix: Cow::Borrowed("nvl"),
-            environment: Environment::Test,
-        }
     }
 
     /// The prefix, without the trailing underscore.
@@ -429,7 +409,7 @@ mod tests {
     use super::*;
 
     fn live() -> TokenFormat {
-        TokenFormat::nuvlyx_live()
+        crate::preset::nuvlyx_live().format().clone()
     }
 
     #[test]
@@ -444,7 +424,7 @@ mod tests {
 
     #[test]
     fn test_token_is_rejected_by_live_format() {
-        let m = TokenFormat::nuvlyx_test().mint();
+        let m = crate::preset::nuvlyx_test().format().mint();
         assert_eq!(
             live().parse(m.token.expose_secret()),
             Err(FormatError::WrongEnvironment)
@@ -490,7 +470,7 @@ mod tests {
     fn token_id_round_trips_through_text_and_integer() {
         let id = live().mint().id;
         assert_eq!(id.to_string().parse::<TokenId>(), Ok(id));
-        assert_eq!(TokenId::from_u64(id.to_u64()), id);
+        assert_eq!(TokenId::from_bytes(*id.as_bytes()), id);
         assert!("xyz".parse::<TokenId>().is_err());
     }
 

@@ -29,7 +29,7 @@
 //!
 //! let app: Router = Router::new()
 //!     .route("/", get(|| async { "ok" }))
-//!     .layer(AuthLayer::new(MemoryStore::new()));
+//!     .layer(AuthLayer::new(MemoryStore::new(), tower_pat::preset::nuvlyx_live()));
 //! let https_app = app.clone().layer(Extension(TlsConnection)); // on the TLS listener
 //!
 //! let req = || Request::get("/").body(Body::empty()).unwrap();

@@ -10,11 +10,10 @@ use axum::body::Body;
 use common::*;
 use http::{HeaderValue, Request, StatusCode};
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::response::MalformedReason;
 use tower_pat::{
-    async_trait, AuthLayer, FormatError, ManualClock, MemoryStore, Rejection, RejectionKind,
-    ScopeCatalog, ScopeSet, StoreError, StoreErrorKind, TokenDigest, TokenFormat, TokenId,
-    TokenRecord, TokenStore,
+    AuthLayer, FormatError, Lookup, MalformedReason, ManualClock, MemoryStore, Rejection,
+    RejectionKind, ScopeError, ScopeMatch, ScopeSet, StoreError, StoreErrorKind, TokenDigest,
+    TokenId, TokenRecord, TokenStore,
 };
 
 const INVALID: &str = r#"Bearer realm="nuvlyx", error="invalid_token""#;
@@ -47,7 +46,9 @@ fn flip_last(token: &str) -> String {
 
 /// A syntactically perfect token whose id is not in any store.
 fn unknown_token() -> String {
-    TokenFormat::nuvlyx_live()
+    tower_pat::preset::nuvlyx_live()
+        .format()
+        .clone()
         .mint()
         .token
         .expose_secret()
@@ -174,7 +175,9 @@ async fn two_authorization_headers_are_never_authenticated() {
 async fn format_errors_are_401_invalid_token_with_zero_store_calls() {
     let f = Fixture::new();
     let (t, _) = f.token(&["orders:read"]).await;
-    let test_token = TokenFormat::nuvlyx_test()
+    let test_token = tower_pat::preset::nuvlyx_test()
+        .format()
+        .clone()
         .mint()
         .token
         .expose_secret()
@@ -244,7 +247,10 @@ async fn revoked_token_is_401_invalid_token() {
 async fn expired_token_is_401_invalid_token() {
     let clock = ManualClock::new(SystemTime::now());
     let store = MemoryStore::new();
-    let admin = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx()).with_clock(clock.clone());
+    let admin = TokenManager::new(
+        store.clone(),
+        tower_pat::preset::nuvlyx_live().with_clock(clock.clone()),
+    );
     let t = admin
         .create(
             NewToken::new("short", "demo-store", ["orders:read"])
@@ -253,7 +259,13 @@ async fn expired_token_is_401_invalid_token() {
         .await
         .unwrap()
         .token;
-    let app = app_with(AuthLayer::new(store).realm("nuvlyx").clock(clock.clone()));
+    let app = app_with(
+        AuthLayer::new(
+            store,
+            tower_pat::preset::nuvlyx_live().with_clock(clock.clone()),
+        )
+        .realm("nuvlyx"),
+    );
     assert_eq!(
         send(&app, bearer("/orders", t.expose_secret()))
             .await
@@ -293,9 +305,9 @@ async fn suspended_owner_is_401_until_reinstated() {
 #[tokio::test]
 async fn every_invalid_token_answer_is_byte_identical() {
     let clock = ManualClock::new(SystemTime::now());
-    let f = Fixture::new();
-    let admin = f.admin.clone().with_clock(clock.clone());
-    let app = app_with(f.layer().clock(clock.clone()));
+    let f = Fixture::with_config(tower_pat::preset::nuvlyx_live().with_clock(clock.clone()));
+    let admin = f.admin.clone();
+    let app = app_with(f.layer());
     let mk = |owner: &'static str, exp: Option<u64>| {
         let admin = admin.clone();
         async move {
@@ -505,16 +517,18 @@ async fn allow_plain_http_switch_accepts_http() {
 #[tokio::test]
 async fn test_tokens_need_a_test_layer() {
     let store = MemoryStore::new();
-    let admin = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx())
-        .with_format(TokenFormat::nuvlyx_test());
+    let admin = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_test());
     let t = admin
         .create(NewToken::new("t", "demo-store", ["orders:read"]))
         .await
         .unwrap()
         .token;
     assert!(t.expose_secret().starts_with("nvl_test_"));
-    let live = app_with(AuthLayer::new(store.clone()));
-    let test = app_with(AuthLayer::new(store).format(TokenFormat::nuvlyx_test()));
+    let live = app_with(AuthLayer::new(
+        store.clone(),
+        tower_pat::preset::nuvlyx_live(),
+    ));
+    let test = app_with(AuthLayer::new(store, tower_pat::preset::nuvlyx_test()));
     assert_eq!(
         send(&live, bearer("/orders", t.expose_secret()))
             .await
@@ -533,16 +547,19 @@ async fn test_tokens_need_a_test_layer() {
 enum Faulty {
     Errors,
     Hangs,
+    /// Panics in the future it returns.
     Panics,
+    /// Panics in `find` itself, before returning a future.
+    PanicsAtOnce,
 }
 
-#[async_trait]
 impl TokenStore for Faulty {
-    async fn find(&self, _: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+    fn find(&self, _: TokenId) -> Lookup {
         match self {
-            Faulty::Errors => Err(StoreError::unavailable("connection refused")),
-            Faulty::Hangs => std::future::pending().await,
-            Faulty::Panics => panic!("store bug"),
+            Faulty::Errors => Lookup::ready(Err(StoreError::unavailable("connection refused"))),
+            Faulty::Hangs => Lookup::pending(std::future::pending()),
+            Faulty::Panics => Lookup::pending(async { panic!("store bug") }),
+            Faulty::PanicsAtOnce => panic!("store bug"),
         }
     }
 }
@@ -551,17 +568,16 @@ impl TokenStore for Faulty {
 #[derive(Debug)]
 struct WrongId(TokenRecord);
 
-#[async_trait]
 impl TokenStore for WrongId {
-    async fn find(&self, _: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(Some(self.0.clone()))
+    fn find(&self, _: TokenId) -> Lookup {
+        Lookup::pending(std::future::ready(Ok(Some(self.0.clone().into()))))
     }
 }
 
 #[tokio::test]
 async fn a_record_for_another_id_is_refused_as_corrupt() {
-    let minted = TokenFormat::nuvlyx_live().mint();
-    let other = TokenFormat::nuvlyx_live().mint().id;
+    let minted = tower_pat::preset::nuvlyx_live().format().mint();
+    let other = tower_pat::preset::nuvlyx_live().format().mint().id;
     let record = TokenRecord::new(
         other,
         TokenDigest::of(minted.token.expose_secret()),
@@ -570,7 +586,10 @@ async fn a_record_for_another_id_is_refused_as_corrupt() {
         ScopeSet::parse(["orders:read"]).unwrap(),
         SystemTime::now(),
     );
-    let app = app_with(AuthLayer::new(WrongId(record)));
+    let app = app_with(AuthLayer::new(
+        WrongId(record),
+        tower_pat::preset::nuvlyx_live(),
+    ));
     let res = send(&app, bearer("/orders", minted.token.expose_secret())).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
@@ -581,7 +600,10 @@ async fn a_record_for_another_id_is_refused_as_corrupt() {
 
 #[tokio::test]
 async fn store_error_is_503_with_retry_after() {
-    let app = app_with(AuthLayer::new(Faulty::Errors).retry_after(Duration::from_secs(3)));
+    let app = app_with(
+        AuthLayer::new(Faulty::Errors, tower_pat::preset::nuvlyx_live())
+            .retry_after(Duration::from_secs(3)),
+    );
     let res = send(&app, bearer("/orders", &unknown_token())).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(res.headers()["retry-after"], "3");
@@ -594,8 +616,10 @@ async fn store_error_is_503_with_retry_after() {
 
 #[tokio::test(start_paused = true)]
 async fn hanging_store_is_503_after_the_timeout() {
-    let app =
-        app_with(AuthLayer::new(Faulty::Hangs).store_timeout(Some(Duration::from_millis(250))));
+    let app = app_with(
+        AuthLayer::new(Faulty::Hangs, tower_pat::preset::nuvlyx_live())
+            .store_timeout(Some(Duration::from_millis(250))),
+    );
     let started = tokio::time::Instant::now();
     let res = send(&app, bearer("/orders", &unknown_token())).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -612,18 +636,21 @@ async fn hanging_store_is_503_after_the_timeout() {
 
 #[tokio::test]
 async fn panicking_store_fails_that_request_closed_and_the_service_keeps_serving() {
-    let app = app_with(AuthLayer::new(Faulty::Panics));
-    for _ in 0..3 {
-        let res = send(&app, bearer("/orders", &unknown_token())).await;
-        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(
-            kind(&res),
-            RejectionKind::StoreUnavailable(StoreErrorKind::Panicked)
-        );
+    // In `find` itself, and in the future it returns.
+    for store in [Faulty::PanicsAtOnce, Faulty::Panics] {
+        let app = app_with(AuthLayer::new(store, tower_pat::preset::nuvlyx_live()));
+        for _ in 0..3 {
+            let res = send(&app, bearer("/orders", &unknown_token())).await;
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(
+                kind(&res),
+                RejectionKind::StoreUnavailable(StoreErrorKind::Panicked)
+            );
+        }
+        // Requests that never reach the store are still answered normally.
+        let res = send(&app, https("/orders").body(Body::empty()).unwrap()).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     }
-    // Requests that never reach the store are still answered normally.
-    let res = send(&app, https("/orders").body(Body::empty()).unwrap()).await;
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -650,14 +677,99 @@ async fn custom_responder_changes_the_body_but_not_the_decision() {
 
 #[tokio::test]
 async fn require_scopes_without_auth_layer_fails_closed() {
+    // The check is built from a layer that is then never applied.
+    let auth = Fixture::new().layer().attach_rejections();
     let app = axum::Router::new().route(
         "/orders",
-        axum::routing::get(|| async { "orders" })
-            .route_layer(tower_pat::require_scopes(["orders:read"])),
+        axum::routing::get(|| async { "orders" }).route_layer(auth.require_scopes(["orders:read"])),
     );
     let res = send(&app, https("/orders").body(Body::empty()).unwrap()).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        r#"Bearer realm="nuvlyx""#
+    );
     assert_eq!(kind(&res), RejectionKind::NotAuthenticated);
+}
+
+#[test]
+fn a_route_requiring_a_scope_the_catalog_does_not_define_is_refused_when_built() {
+    let auth = Fixture::new().layer();
+    let typo = auth.try_require_scopes(["order:read"], ScopeMatch::All);
+    assert!(
+        matches!(&typo, Err(ScopeError::Unknown(s)) if s == "order:read"),
+        "{typo:?}"
+    );
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        auth.require_any_scope(["orders:read", "order:write"])
+    }))
+    .expect_err("an unknown scope must not build");
+    let message = panic.downcast_ref::<String>().unwrap();
+    assert!(message.contains("\"order:write\""), "{message}");
+    // Malformed and empty lists are refused too.
+    assert!(matches!(
+        auth.try_require_scopes(["Orders"], ScopeMatch::All),
+        Err(ScopeError::Invalid(_))
+    ));
+    assert!(matches!(
+        auth.try_require_scopes(Vec::<String>::new(), ScopeMatch::Any),
+        Err(ScopeError::Empty)
+    ));
+    // A scope routes may require before any token may hold it.
+    let soon = auth.require_scopes(["customers:write"]);
+    assert_eq!(soon.required().to_space_separated(), "customers:write");
+}
+
+#[tokio::test]
+async fn the_auth_layers_responder_answers_for_its_scope_checks_unless_overridden() {
+    let f = Fixture::new();
+    let (token, _) = f.token(&["orders:read"]).await;
+    let auth = f.layer().responder(|r: &Rejection| {
+        r.response(Body::from(format!("custom {}", r.status().as_u16())))
+    });
+    let app = axum::Router::new()
+        .route(
+            "/wallet",
+            axum::routing::get(|| async { "wallet" })
+                .route_layer(auth.require_scopes(["wallet:read"])),
+        )
+        .route(
+            "/webhooks",
+            axum::routing::get(|| async { "webhooks" }).route_layer(
+                auth.require_scopes(["webhooks:manage"])
+                    .responder(tower_pat::ProblemDetails),
+            ),
+        )
+        .layer(auth);
+    let res = send(&app, bearer("/wallet", &token)).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        r#"Bearer realm="nuvlyx", error="insufficient_scope", scope="wallet:read""#
+    );
+    assert_eq!(parts(res).await.2, b"custom 403");
+    let res = send(&app, bearer("/webhooks", &token)).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn layers_with_the_same_realm_name_keep_their_own_settings() {
+    // Two layers named alike, one attaching rejections: each keeps its own
+    // (nothing is shared through a process-wide table).
+    let f = Fixture::new();
+    let attaching = f.layer().attach_rejections();
+    let plain = f.layer();
+    let app = |layer: AuthLayer| {
+        axum::Router::new()
+            .route("/orders", axum::routing::get(|| async { "orders" }))
+            .layer(layer)
+    };
+    let a = send(&app(attaching), bearer("/orders", &unknown_token())).await;
+    let b = send(&app(plain), bearer("/orders", &unknown_token())).await;
+    assert!(a.extensions().get::<Rejection>().is_some());
+    assert!(b.extensions().get::<Rejection>().is_none());
+    assert_eq!(a.headers(), b.headers());
 }
 
 #[tokio::test]
@@ -692,7 +804,7 @@ async fn successful_use_updates_last_used() {
 async fn record_with_a_scope_outside_the_catalog_fails_closed() {
     use tower_pat::{OwnerId, ScopeSet, TokenAdmin};
     let store = MemoryStore::new();
-    let minted = TokenFormat::nuvlyx_live().mint();
+    let minted = tower_pat::preset::nuvlyx_live().format().mint();
     let record = TokenRecord::new(
         minted.id,
         minted.digest,
@@ -702,7 +814,7 @@ async fn record_with_a_scope_outside_the_catalog_fails_closed() {
         SystemTime::now(),
     );
     store.insert(record).await.unwrap();
-    let app = app_with(AuthLayer::new(store).catalog(ScopeCatalog::nuvlyx()));
+    let app = app_with(AuthLayer::new(store, tower_pat::preset::nuvlyx_live()));
     let res = send(&app, bearer("/orders", minted.token.expose_secret())).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
@@ -716,11 +828,11 @@ async fn rejections_are_attached_to_responses_only_when_asked() {
     let f = Fixture::new();
     let (token, id) = f.token(&["orders:read"]).await;
     let router = |layer: AuthLayer| {
+        let check = layer.require_scopes(["wallet:read"]);
         axum::Router::new()
             .route(
                 "/wallet",
-                axum::routing::get(|| async { "wallet" })
-                    .route_layer(tower_pat::require_scopes(["wallet:read"])),
+                axum::routing::get(|| async { "wallet" }).route_layer(check),
             )
             .layer(layer)
     };
@@ -738,7 +850,7 @@ async fn rejections_are_attached_to_responses_only_when_asked() {
     // Either order of the builders keeps both the realm and the setting.
     for layer in [
         f.layer().attach_rejections(),
-        AuthLayer::new(f.store.clone())
+        AuthLayer::new(f.store.clone(), tower_pat::preset::nuvlyx_live())
             .attach_rejections()
             .realm("nuvlyx"),
     ] {
@@ -757,21 +869,14 @@ async fn rejections_are_attached_to_responses_only_when_asked() {
     }
 }
 
-/// Answers from memory through `try_find_now`, and panics when told of a
-/// use (a buggy last-use tracker).
+/// Answers from memory (a ready lookup), and panics when told of a use (a
+/// buggy last-use tracker).
 #[derive(Debug)]
 struct PanicsOnUse(std::sync::Arc<TokenRecord>);
 
-#[async_trait]
 impl TokenStore for PanicsOnUse {
-    async fn find(&self, _: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(Some((*self.0).clone()))
-    }
-    fn try_find_now(
-        &self,
-        _: TokenId,
-    ) -> Option<Result<Option<std::sync::Arc<TokenRecord>>, StoreError>> {
-        Some(Ok(Some(self.0.clone())))
+    fn find(&self, _: TokenId) -> Lookup {
+        Lookup::ready(Ok(Some(self.0.clone())))
     }
     fn record_use(&self, _: TokenId, _: SystemTime) {
         panic!("last-use tracker bug");
@@ -780,7 +885,7 @@ impl TokenStore for PanicsOnUse {
 
 #[tokio::test]
 async fn a_store_panicking_in_record_use_on_the_synchronous_path_is_503() {
-    let minted = TokenFormat::nuvlyx_live().mint();
+    let minted = tower_pat::preset::nuvlyx_live().format().mint();
     let record = TokenRecord::new(
         minted.id,
         minted.digest,
@@ -789,7 +894,10 @@ async fn a_store_panicking_in_record_use_on_the_synchronous_path_is_503() {
         ScopeSet::parse(["orders:read"]).unwrap(),
         SystemTime::now(),
     );
-    let app = app_with(AuthLayer::new(PanicsOnUse(std::sync::Arc::new(record))));
+    let app = app_with(AuthLayer::new(
+        PanicsOnUse(std::sync::Arc::new(record)),
+        tower_pat::preset::nuvlyx_live(),
+    ));
     for _ in 0..2 {
         let res = send(&app, bearer("/orders", minted.token.expose_secret())).await;
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -805,7 +913,10 @@ async fn a_store_panicking_in_record_use_on_the_synchronous_path_is_503() {
 async fn stepping_the_wall_clock_back_does_not_revive_an_expired_token() {
     let clock = ManualClock::new(SystemTime::now());
     let store = MemoryStore::new();
-    let admin = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx()).with_clock(clock.clone());
+    let admin = TokenManager::new(
+        store.clone(),
+        tower_pat::preset::nuvlyx_live().with_clock(clock.clone()),
+    );
     let t = admin
         .create(
             NewToken::new("short", "demo-store", ["orders:read"])
@@ -814,7 +925,10 @@ async fn stepping_the_wall_clock_back_does_not_revive_an_expired_token() {
         .await
         .unwrap()
         .token;
-    let app = app_with(AuthLayer::new(store).clock(clock.clone()));
+    let app = app_with(AuthLayer::new(
+        store,
+        tower_pat::preset::nuvlyx_live().with_clock(clock.clone()),
+    ));
     let call = || send(&app, bearer("/orders", t.expose_secret()));
     assert_eq!(call().await.status(), StatusCode::OK);
     clock.advance(Duration::from_secs(61));

@@ -56,6 +56,7 @@ async fn extractor_without_the_layer_is_a_500_not_a_pass() {
 
 /// A route that shows more to a known caller.
 fn optional_app(f: &Fixture) -> Router {
+    let auth = f.layer().optional().attach_rejections();
     Router::new()
         .route(
             "/products",
@@ -68,9 +69,9 @@ fn optional_app(f: &Fixture) -> Router {
         )
         .route(
             "/orders",
-            get(|| async { "orders" }).route_layer(tower_pat::require_scopes(["orders:read"])),
+            get(|| async { "orders" }).route_layer(auth.require_scopes(["orders:read"])),
         )
-        .layer(f.layer().optional().attach_rejections())
+        .layer(auth)
 }
 
 #[tokio::test]

@@ -6,13 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use async_trait::async_trait;
 use tokio::sync::Notify;
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::store::{CacheConfig, CachedStore, Change, Invalidate};
-use tower_pat::{
-    async_trait, MemoryStore, ScopeCatalog, StoreError, TokenAdmin, TokenFormat, TokenId,
-    TokenRecord, TokenStore,
-};
+use tower_pat::{CacheConfig, CachedStore, Change, Invalidate};
+use tower_pat::{Lookup, MemoryStore, StoreError, TokenAdmin, TokenId, TokenRecord, TokenStore};
 
 struct CachedMemory;
 
@@ -43,19 +41,21 @@ struct Probe {
     gate: Option<(Arc<Notify>, Arc<Notify>)>,
 }
 
-#[async_trait]
 impl TokenStore for Probe {
-    async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+    fn find(&self, id: TokenId) -> Lookup {
         self.finds.fetch_add(1, Ordering::SeqCst);
-        let read = self.inner.find(id).await;
-        if let Some(d) = self.delay {
-            tokio::time::sleep(d).await;
-        }
-        if let Some((reached, release)) = &self.gate {
-            reached.notify_one();
-            release.notified().await;
-        }
-        read
+        let this = self.clone();
+        Lookup::pending(async move {
+            let read = this.inner.find(id).await;
+            if let Some(d) = this.delay {
+                tokio::time::sleep(d).await;
+            }
+            if let Some((reached, release)) = &this.gate {
+                reached.notify_one();
+                release.notified().await;
+            }
+            read
+        })
     }
 
     fn record_use(&self, id: TokenId, at: SystemTime) {
@@ -87,7 +87,7 @@ impl TokenAdmin for Probe {
 }
 
 async fn mint(store: &MemoryStore) -> TokenId {
-    TokenManager::new(store.clone(), ScopeCatalog::nuvlyx())
+    TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live())
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await
         .unwrap()
@@ -124,7 +124,7 @@ async fn warm_hits_do_not_reach_the_store_and_unknown_ids_are_cached_negatively(
     for _ in 0..10 {
         cache.find(id).await.unwrap().unwrap();
     }
-    let unknown = TokenFormat::nuvlyx_live().mint().id;
+    let unknown = tower_pat::preset::nuvlyx_live().format().mint().id;
     for _ in 0..10 {
         assert!(cache.find(unknown).await.unwrap().is_none());
     }
@@ -232,7 +232,7 @@ async fn a_flood_of_unknown_ids_stays_within_the_negative_bound() {
         CacheConfig::default().max_negative_entries(1_000),
     );
     for _ in 0..20_000 {
-        let id = TokenId::from_u64(rand_u64());
+        let id = TokenId::from_bytes(rand_u64().to_be_bytes());
         assert!(cache.find(id).await.unwrap().is_none());
     }
     let (_, negative) = cache.entry_counts();
@@ -240,20 +240,27 @@ async fn a_flood_of_unknown_ids_stays_within_the_negative_bound() {
 }
 
 fn rand_u64() -> u64 {
-    TokenFormat::nuvlyx_live().mint().id.to_u64()
+    u64::from_be_bytes(
+        *tower_pat::preset::nuvlyx_live()
+            .format()
+            .mint()
+            .id
+            .as_bytes(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_use_is_noted_in_the_cached_record_so_the_layer_hints_once() {
     use tower::{service_fn, Layer, ServiceExt};
     let probe = Probe::default();
-    let admin = TokenManager::new(probe.inner.clone(), ScopeCatalog::nuvlyx());
+    let admin = TokenManager::new(probe.inner.clone(), tower_pat::preset::nuvlyx_live());
     let created = admin
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await
         .unwrap();
     let cache = CachedStore::new(probe.clone());
-    let layer = tower_pat::AuthLayer::new(cache.clone()).responder(tower_pat::response::EmptyBody);
+    let layer = tower_pat::AuthLayer::new(cache.clone(), tower_pat::preset::nuvlyx_live())
+        .responder(tower_pat::EmptyBody);
     let svc = layer.layer(service_fn(|_: http::Request<()>| async {
         Ok::<_, std::convert::Infallible>(http::Response::new(()))
     }));
@@ -271,8 +278,13 @@ async fn a_use_is_noted_in_the_cached_record_so_the_layer_hints_once() {
     }
     assert_eq!(probe.uses.load(Ordering::SeqCst), 1);
     assert_eq!(probe.finds.load(Ordering::SeqCst), 1);
-    let cached = cache.try_find_now(created.record.id).unwrap().unwrap();
-    assert!(cached.unwrap().last_used_at.is_some());
+    let cached = answered_at_once(cache.find(created.record.id)).unwrap();
+    assert!(cached.unwrap().unwrap().last_used_at.is_some());
+    assert_eq!(
+        probe.finds.load(Ordering::SeqCst),
+        1,
+        "served from the cache"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,7 +298,22 @@ async fn noting_a_use_after_an_outside_revocation_cannot_serve_the_old_record() 
     probe.inner.revoke(id, SystemTime::now()).await.unwrap();
     cache.invalidator().invalidate(&Change::Token(id));
     cache.record_use(id, SystemTime::now());
-    let now = cache.try_find_now(id);
-    assert!(now.is_none(), "the stale entry must not be served");
-    assert!(cache.find(id).await.unwrap().unwrap().revoked_at.is_some());
+    let finds = probe.finds.load(Ordering::SeqCst);
+    let found = cache.find(id).await.unwrap().unwrap();
+    assert!(
+        found.revoked_at.is_some(),
+        "the stale entry must not be served"
+    );
+    assert_eq!(probe.finds.load(Ordering::SeqCst), finds + 1, "read again");
+}
+
+/// The lookup's answer if it is ready without waiting (from the cache), or
+/// `None` if it would have to wait for the store.
+fn answered_at_once(lookup: Lookup) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
+    use std::future::Future;
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(lookup).poll(&mut cx) {
+        std::task::Poll::Ready(answer) => Some(answer),
+        std::task::Poll::Pending => None,
+    }
 }

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use common::*;
 use http::StatusCode;
-use tower_pat::{TokenAdmin, TokenFormat};
+use tower_pat::TokenAdmin;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_concurrent_mixed_requests_are_all_answered_correctly() {
@@ -16,7 +16,9 @@ async fn ten_thousand_concurrent_mixed_requests_are_all_answered_correctly() {
     let (wallet, _) = f.token(&["wallet:read"]).await;
     let (revoked, rid) = f.token(&["orders:read"]).await;
     f.store.inner.revoke(rid, SystemTime::now()).await.unwrap();
-    let unknown = TokenFormat::nuvlyx_live()
+    let unknown = tower_pat::preset::nuvlyx_live()
+        .format()
+        .clone()
         .mint()
         .token
         .expose_secret()

@@ -13,7 +13,7 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::grpc::GrpcStatus;
-use tower_pat::{require_scopes, AuthLayer, Authenticated, MemoryStore, ScopeCatalog};
+use tower_pat::{AuthLayer, Authenticated, MemoryStore};
 
 #[derive(Debug, Clone, Default)]
 struct RawCodec;
@@ -112,7 +112,7 @@ async fn call(addr: std::net::SocketAddr, token: Option<&str>) -> Result<Bytes, 
 #[tokio::test]
 async fn tonic_client_sees_grpc_statuses() {
     let store = MemoryStore::new();
-    let m = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+    let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
     let reader = m
         .create(NewToken::new("grpc", "demo-store", ["orders:read"]))
         .await
@@ -125,10 +125,11 @@ async fn tonic_client_sees_grpc_statuses() {
         .token;
 
     // h2c on loopback for the test; production gRPC runs over TLS.
-    let auth = AuthLayer::new(store)
+    let auth = AuthLayer::new(store, tower_pat::preset::nuvlyx_live())
         .allow_plain_http()
         .responder(GrpcStatus);
-    let scopes = require_scopes(["orders:read"]).responder(GrpcStatus);
+    // The scope check answers with the layer's responder (gRPC statuses).
+    let scopes = auth.require_scopes(["orders:read"]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

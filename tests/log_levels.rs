@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use capture::capture_everything;
 use common::*;
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::{AuthLayer, ManualClock, TokenFormat};
+use tower_pat::ManualClock;
 
 const REASONS: [&str; 6] = [
     "invalid_format",
@@ -23,12 +23,12 @@ const REASONS: [&str; 6] = [
 ];
 
 /// One token for each invalid-token reason, and the app that refuses them.
-/// Log budgets are kept per realm, and the tests of this file run in
-/// parallel: each test uses a realm of its own.
+/// Log budgets are kept per layer, so each test's app counts its own lines
+/// (the tests of this file run in parallel).
 async fn one_of_each(realm: &str) -> (axum::Router, Vec<String>) {
     let clock = ManualClock::new(SystemTime::now());
-    let f = Fixture::new();
-    let admin: TokenManager<_> = f.admin.clone().with_clock(clock.clone());
+    let f = Fixture::with_config(tower_pat::preset::nuvlyx_live().with_clock(clock.clone()));
+    let admin: TokenManager<_> = f.admin.clone();
     let mint = |owner: &'static str, lifetime: Option<u64>| {
         let admin = admin.clone();
         async move {
@@ -58,7 +58,9 @@ async fn one_of_each(realm: &str) -> (axum::Router, Vec<String>) {
     );
     let tokens = vec![
         "nvl_live_0123".to_owned(),
-        TokenFormat::nuvlyx_live()
+        tower_pat::preset::nuvlyx_live()
+            .format()
+            .clone()
             .mint()
             .token
             .expose_secret()
@@ -68,7 +70,7 @@ async fn one_of_each(realm: &str) -> (axum::Router, Vec<String>) {
         expired.token.expose_secret().to_owned(),
         suspended.token.expose_secret().to_owned(),
     ];
-    let app = app_with(AuthLayer::new(f.store.clone()).realm(realm).clock(clock));
+    let app = app_with(f.layer().realm(realm));
     (app, tokens)
 }
 

@@ -12,17 +12,14 @@ use axum::body::Body;
 use common::*;
 use http::Request;
 use tower_pat::admin::NewToken;
-use tower_pat::{
-    async_trait, AuthLayer, StoreError, TokenFormat, TokenId, TokenRecord, TokenStore,
-};
+use tower_pat::{AuthLayer, Lookup, StoreError, TokenId, TokenStore};
 
 #[derive(Debug)]
 struct Broken;
 
-#[async_trait]
 impl TokenStore for Broken {
-    async fn find(&self, _: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        Err(StoreError::unavailable("database is down"))
+    fn find(&self, _: TokenId) -> Lookup {
+        Lookup::pending(async { Err(StoreError::unavailable("database is down")) })
     }
 }
 
@@ -51,7 +48,9 @@ async fn trace_output_never_contains_a_token() {
     let valid = created.token.expose_secret().to_owned();
     let (revoked, rid) = f.token(&["orders:read"]).await;
     f.admin.revoke(rid).await.unwrap();
-    let unknown = TokenFormat::nuvlyx_live()
+    let unknown = tower_pat::preset::nuvlyx_live()
+        .format()
+        .clone()
         .mint()
         .token
         .expose_secret()
@@ -73,7 +72,7 @@ async fn trace_output_never_contains_a_token() {
         .body(Body::empty())
         .unwrap();
     send(&app, plain).await;
-    let broken = app_with(AuthLayer::new(Broken));
+    let broken = app_with(AuthLayer::new(Broken, tower_pat::preset::nuvlyx_live()));
     send(&broken, bearer("/orders", &valid)).await;
 
     // Debug output of the types that hold or carry token data.

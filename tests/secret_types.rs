@@ -2,7 +2,7 @@
 //! on drop.
 
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::{MemoryStore, PlaintextToken, ScopeCatalog, TokenFormat};
+use tower_pat::{MemoryStore, PlaintextToken};
 
 #[test]
 fn secrets_cannot_be_compared_or_displayed() {
@@ -18,9 +18,9 @@ fn plaintext_is_zeroized_on_drop() {
 
 #[tokio::test]
 async fn debug_of_every_type_carrying_a_token_is_redacted() {
-    let minted = TokenFormat::nuvlyx_live().mint();
+    let minted = tower_pat::preset::nuvlyx_live().format().mint();
     let secret = minted.token.expose_secret().to_owned();
-    let m = TokenManager::new(MemoryStore::new(), ScopeCatalog::nuvlyx());
+    let m = TokenManager::new(MemoryStore::new(), tower_pat::preset::nuvlyx_live());
     let created = m
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await

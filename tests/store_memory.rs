@@ -2,7 +2,8 @@
 
 mod conformance;
 
-use tower_pat::{async_trait, MemoryStore};
+use async_trait::async_trait;
+use tower_pat::MemoryStore;
 
 struct Memory;
 

@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::sqlx;
-use tower_pat::store::CachedStore;
-use tower_pat::{async_trait, PostgresStore, ScopeCatalog, StoreErrorKind, TokenStore};
+use tower_pat::CachedStore;
+use tower_pat::{PostgresStore, StoreErrorKind, TokenStore};
 
 static N: AtomicUsize = AtomicUsize::new(0);
 
@@ -98,7 +98,7 @@ async fn opening_twice_is_a_noop_and_two_instances_share_tokens() {
     let b = PostgresStore::connect_in_schema(&url().unwrap(), &s)
         .await
         .unwrap();
-    let m = TokenManager::new(a, ScopeCatalog::nuvlyx());
+    let m = TokenManager::new(a, tower_pat::preset::nuvlyx_live());
     let c = m
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await
@@ -131,7 +131,7 @@ async fn revocation_on_one_instance_is_refused_by_another_within_one_second() {
     let (server_a, cache_b, _) = two_instances().await;
     let cache_a = CachedStore::new(server_a.clone());
 
-    let m = TokenManager::new(cache_a.clone(), ScopeCatalog::nuvlyx());
+    let m = TokenManager::new(cache_a.clone(), tower_pat::preset::nuvlyx_live());
     let c = m
         .create(NewToken::new("t", "demo", ["orders:read"]))
         .await
@@ -204,7 +204,7 @@ async fn listener_recovers_after_its_connection_is_killed() {
         return;
     }
     let (server_a, cache_b, s) = two_instances().await;
-    let m = TokenManager::new(server_a.clone(), ScopeCatalog::nuvlyx());
+    let m = TokenManager::new(server_a.clone(), tower_pat::preset::nuvlyx_live());
     let c = m
         .create(NewToken::new("t", "demo", ["orders:read"]))
         .await
@@ -247,7 +247,7 @@ async fn corrupted_rows_fail_closed() {
         return;
     }
     let store = fresh_store(&schema()).await.unwrap();
-    let m = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+    let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
     let c = m
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await
@@ -331,7 +331,7 @@ async fn database_down_is_503_with_retry_after_within_the_timeout() {
     let store = PostgresStore::connect_in_schema(&via_relay, &schema())
         .await
         .unwrap();
-    let m = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+    let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
     let c = m
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await
@@ -339,7 +339,10 @@ async fn database_down_is_503_with_retry_after_within_the_timeout() {
     let timeout = Duration::from_millis(500);
     let app = axum::Router::new()
         .route("/orders", axum::routing::get(|| async { "ok" }))
-        .layer(tower_pat::AuthLayer::new(store).store_timeout(Some(timeout)));
+        .layer(
+            tower_pat::AuthLayer::new(store, tower_pat::preset::nuvlyx_live())
+                .store_timeout(Some(timeout)),
+        );
     let req = || {
         http::Request::get("/orders")
             .extension(tower_pat::transport::TlsConnection)
@@ -408,7 +411,7 @@ async fn revocation_survives_raw_sql_write_paths() {
     ];
     for statements in attacks {
         let store = fresh_store(&schema()).await.unwrap();
-        let m = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+        let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
         let c = m
             .create(NewToken::new("t", "o", ["orders:read"]))
             .await
@@ -449,7 +452,7 @@ async fn a_corrupt_row_is_401_to_a_caller_without_the_secret() {
         return;
     }
     let store = fresh_store(&schema()).await.unwrap();
-    let m = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+    let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
     let c = m
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await
@@ -571,7 +574,7 @@ impl SilentRelay {
 /// (2 × heartbeat + reconnect), far inside the cache TTL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silently_dead_listen_connection_is_detected_by_the_heartbeat() {
-    use tower_pat::store::CacheConfig;
+    use tower_pat::CacheConfig;
     if !require_db() {
         return;
     }
@@ -603,7 +606,7 @@ async fn a_silently_dead_listen_connection_is_detected_by_the_heartbeat() {
         .unwrap();
     assert_eq!(relay.listens_seen.load(Ordering::SeqCst), 1);
 
-    let m = TokenManager::new(server_a.clone(), ScopeCatalog::nuvlyx());
+    let m = TokenManager::new(server_a.clone(), tower_pat::preset::nuvlyx_live());
     let c = m
         .create(NewToken::new("t", "demo", ["orders:read"]))
         .await

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::sqlx;
-use tower_pat::store::{CacheConfig, CachedStore};
-use tower_pat::{async_trait, ScopeCatalog, SqliteStore, StoreErrorKind, TokenStore};
+
+use async_trait::async_trait;
+use tower_pat::{CacheConfig, CachedStore};
+use tower_pat::{SqliteStore, StoreErrorKind, TokenStore};
 
 static N: AtomicUsize = AtomicUsize::new(0);
 
@@ -73,7 +74,7 @@ mod cached {
             file_bytes(store.inner()).await
         }
         async fn flush(store: &Self::Store) {
-            use tower_pat::store::{Change, Invalidate};
+            use tower_pat::{Change, Invalidate};
             store.inner().flush_last_used().await.unwrap();
             store.invalidator().invalidate(&Change::All);
         }
@@ -86,7 +87,7 @@ mod cached {
 async fn reopening_a_migrated_database_is_a_noop_and_keeps_tokens() {
     let path = temp_db();
     let store = SqliteStore::open(&path).await.unwrap();
-    let m = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+    let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
     let c = m
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await
@@ -104,12 +105,15 @@ async fn a_second_process_can_write_while_a_server_reads() {
     let path = temp_db();
     let server = SqliteStore::open(&path).await.unwrap();
     let cli = SqliteStore::open(&path).await.unwrap();
-    let m = TokenManager::new(cli.clone(), ScopeCatalog::nuvlyx());
+    let m = TokenManager::new(cli.clone(), tower_pat::preset::nuvlyx_live());
     let reader = tokio::spawn({
         let server = server.clone();
         async move {
             for _ in 0..200 {
-                server.find(tower_pat::TokenId::from_u64(1)).await.unwrap();
+                server
+                    .find(tower_pat::TokenId::from_bytes(1u64.to_be_bytes()))
+                    .await
+                    .unwrap();
             }
         }
     });
@@ -130,7 +134,7 @@ async fn a_second_process_can_write_while_a_server_reads() {
 #[tokio::test]
 async fn database_triggers_forbid_unrevoking_or_deleting_a_revoked_token() {
     let store = SqliteStore::open(temp_db()).await.unwrap();
-    let m = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+    let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
     let c = m
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await
@@ -159,7 +163,7 @@ async fn database_triggers_forbid_unrevoking_or_deleting_a_revoked_token() {
 #[tokio::test]
 async fn corrupted_rows_fail_closed_with_an_error_not_a_panic() {
     let store = SqliteStore::open(temp_db()).await.unwrap();
-    let m = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+    let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
     let a = m
         .create(NewToken::new("a", "o", ["orders:read"]))
         .await
@@ -197,7 +201,7 @@ async fn change_feed_reaches_another_process_cache() {
         .await
         .unwrap();
     let cli = SqliteStore::open(&path).await.unwrap();
-    let m = TokenManager::new(cli, ScopeCatalog::nuvlyx());
+    let m = TokenManager::new(cli, tower_pat::preset::nuvlyx_live());
     let c = m
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await
@@ -264,7 +268,7 @@ async fn revocation_survives_raw_sql_write_paths() {
     ];
     for statements in attacks {
         let store = SqliteStore::open(temp_db()).await.unwrap();
-        let m = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+        let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
         let c = m
             .create(NewToken::new("t", "o", ["orders:read"]))
             .await
@@ -300,7 +304,7 @@ async fn revocation_survives_raw_sql_write_paths() {
 #[tokio::test]
 async fn a_corrupt_row_is_401_to_a_caller_without_the_secret() {
     let store = SqliteStore::open(temp_db()).await.unwrap();
-    let m = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+    let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
     let scopes_broken = m
         .create(NewToken::new("a", "o", ["orders:read"]))
         .await

@@ -10,11 +10,9 @@ use http::{Request, Response, StatusCode};
 use tokio::runtime::Runtime;
 use tower::{service_fn, Layer, Service, ServiceBuilder, ServiceExt};
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::response::EmptyBody;
-use tower_pat::store::CachedStore;
-use tower_pat::{
-    require_scopes, AuthLayer, MemoryStore, ScopeCatalog, SqliteStore, TokenDigest, TokenFormat,
-};
+use tower_pat::CachedStore;
+use tower_pat::EmptyBody;
+use tower_pat::{AuthLayer, MemoryStore, SqliteStore, TokenDigest};
 
 pub type Req = Request<()>;
 pub type Res = Response<()>;
@@ -76,7 +74,9 @@ where
 {
     let forged: Vec<String> = (0..200_000)
         .map(|_| {
-            TokenFormat::nuvlyx_live()
+            tower_pat::preset::nuvlyx_live()
+                .format()
+                .clone()
                 .mint()
                 .token
                 .expose_secret()
@@ -101,14 +101,16 @@ where
 /// A valid token, a MemoryStore holding it, and every case.
 pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
     let store = MemoryStore::new();
-    let admin = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+    let admin = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
     let token = rt
         .block_on(admin.create(NewToken::new("bench", "demo-store", ["orders:read"])))
         .unwrap()
         .token
         .expose_secret()
         .to_owned();
-    let unknown = TokenFormat::nuvlyx_live()
+    let unknown = tower_pat::preset::nuvlyx_live()
+        .format()
+        .clone()
         .mint()
         .token
         .expose_secret()
@@ -120,12 +122,16 @@ pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
         &token[..token.len() - 1],
         if last == '0' { '1' } else { '0' }
     );
-    assert!(TokenFormat::nuvlyx_live().parse(&malformed).is_err());
+    assert!(tower_pat::preset::nuvlyx_live()
+        .format()
+        .parse(&malformed)
+        .is_err());
 
     let ours = |st: MemoryStore, scope: &'static str| {
+        let auth = AuthLayer::new(st, tower_pat::preset::nuvlyx_live()).responder(EmptyBody);
         ServiceBuilder::new()
-            .layer(AuthLayer::new(st).responder(EmptyBody))
-            .layer(require_scopes([scope]).responder(EmptyBody))
+            .layer(auth.clone())
+            .layer(auth.require_scopes([scope]))
             .service(bare())
     };
 
@@ -134,7 +140,7 @@ pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
     let cached = CachedStore::new(sqlite.clone());
     let sqlite_token = rt
         .block_on(
-            TokenManager::new(sqlite, ScopeCatalog::nuvlyx()).create(NewToken::new(
+            TokenManager::new(sqlite, tower_pat::preset::nuvlyx_live()).create(NewToken::new(
                 "b",
                 "demo-store",
                 ["orders:read"],
@@ -144,9 +150,10 @@ pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
         .token
         .expose_secret()
         .to_owned();
+    let auth = AuthLayer::new(cached, tower_pat::preset::nuvlyx_live()).responder(EmptyBody);
     let ours_cached_sqlite = ServiceBuilder::new()
-        .layer(AuthLayer::new(cached).responder(EmptyBody))
-        .layer(require_scopes(["orders:read"]).responder(EmptyBody))
+        .layer(auth.clone())
+        .layer(auth.require_scopes(["orders:read"]))
         .service(bare());
     let ours_cached_sqlite_forged = ours_cached_sqlite.clone();
 

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use http::{HeaderValue, Request, Response, StatusCode};
 use libfuzzer_sys::fuzz_target;
 use tower::{service_fn, Layer, ServiceExt};
-use tower_pat::response::EmptyBody;
+use tower_pat::EmptyBody;
 use tower_pat::{AuthLayer, MemoryStore};
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
             req.headers_mut().append(http::header::AUTHORIZATION, v);
         }
     }
-    let svc = AuthLayer::new(MemoryStore::new())
+    let svc = AuthLayer::new(MemoryStore::new(), tower_pat::preset::nuvlyx_live())
         .responder(EmptyBody)
         .layer(service_fn(|_req: Request<()>| async {
             Ok::<_, Infallible>(Response::new(()))

@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 use tower_pat::{bearer_token, TokenFormat};
 
 fuzz_target!(|data: &[u8]| {
-    let format = TokenFormat::nuvlyx_live();
+    let format = tower_pat::preset::nuvlyx_live().format().clone();
     // The raw bytes as a token, without the header layer.
     if let Ok(id) = format.parse_bytes(data) {
         assert_eq!(data.len(), format.token_len());

@@ -19,13 +19,13 @@
 //! use tower_layer::Layer;
 //!
 //! let store = MemoryStore::new();
-//! let admin = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+//! let admin = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
 //! let created = admin
 //!     .create(NewToken::new("bot", "demo-store", ["orders:read"]))
 //!     .await
 //!     .unwrap();
 //!
-//! let svc = AuthLayer::new(store).layer(service_fn(|req: Request<String>| async move {
+//! let svc = AuthLayer::new(store, tower_pat::preset::nuvlyx_live()).layer(service_fn(|req: Request<String>| async move {
 //!     let who = req.extensions().get::<Authenticated>().unwrap();
 //!     let body = Full::new(Bytes::from(who.owner().to_string()));
 //!     Ok::<_, std::convert::Infallible>(Response::new(body))
@@ -67,22 +67,23 @@ use tower_service::Service;
 
 pub(crate) use self::future::respond;
 pub use self::future::ResponseFuture;
+#[doc(hidden)]
 pub use self::parse::bearer_token;
 
-use crate::clock::{Clock, SystemClock};
+use crate::require::{RequireScopesLayer, ScopeMatch};
 use crate::response::{ProblemDetails, Realm, Rejection, RejectionKind, Responder, DEFAULT_REALM};
 use crate::store::{
-    used_recently, OwnerId, StoreError, StoreErrorKind, TokenRecord, TokenStatus, TokenStore,
+    used_recently, Found, Lookup, OwnerId, StoreError, StoreErrorKind, TokenRecord, TokenStatus,
+    TokenStore,
 };
 use crate::transport::TransportPolicy;
-use crate::{ScopeCatalog, ScopeSet, TokenDigest, TokenFormat, TokenId};
+use crate::{ScopeError, ScopeSet, TokenConfig, TokenDigest, TokenId};
 
 /// Who called: attached to the request extensions of every authenticated
 /// request. Cheap to clone (it shares the store's record).
 #[derive(Clone)]
 pub struct Authenticated {
     record: Arc<TokenRecord>,
-    pub(crate) realm: &'static Realm,
 }
 
 impl Authenticated {
@@ -131,27 +132,25 @@ impl fmt::Debug for Authenticated {
 
 /// Marks a request let through without credentials by an optional
 /// [`AuthLayer`], so that `require_scopes` answers it as an ordinary missing
-/// token (401 in that layer's realm), not as a wiring mistake.
+/// token, not as a wiring mistake.
 #[derive(Clone, Copy)]
-pub(crate) struct Anonymous(pub(crate) &'static Realm);
+pub(crate) struct Anonymous;
 
 /// Default store timeout.
-pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default `Retry-After` on 503.
-pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 pub(crate) struct Config {
     store: Arc<dyn TokenStore>,
-    format: TokenFormat,
-    realm: &'static Realm,
+    tokens: TokenConfig,
+    realm: Arc<Realm>,
     transport: TransportPolicy,
     store_timeout: Option<Duration>,
     retry_after: Duration,
-    clock: Arc<dyn Clock>,
-    /// The latest time read from `clock`, in whole seconds since the Unix
+    /// The latest time read from the clock, in whole seconds since the Unix
     /// epoch (see [`Config::now`]).
     clock_floor: AtomicU64,
-    catalog: Option<Arc<ScopeCatalog>>,
     /// Requests without credentials go through, unauthenticated.
     optional: bool,
 }
@@ -159,20 +158,20 @@ pub(crate) struct Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field("format", &self.format)
-            .field("realm", &self.realm)
+            .field("tokens", &self.tokens)
+            .field("realm", &self.realm.name())
             .field("transport", &self.transport)
             .field("store_timeout", &self.store_timeout)
             .field("retry_after", &self.retry_after)
-            .field("clock", &self.clock)
+            .field("optional", &self.optional)
             .finish_non_exhaustive()
     }
 }
 
 /// Applies PAT authentication to a service. Cheap to clone.
 ///
-/// Defaults: `nvl_live_…` tokens, realm `"api"`, HTTPS required, no trusted
-/// proxies, 2-second store timeout, `Retry-After: 1`, problem+json bodies.
+/// Defaults: realm `"api"`, HTTPS required, no trusted proxies, 2-second
+/// store timeout, `Retry-After: 1`, problem+json bodies.
 #[derive(Clone)]
 #[must_use]
 pub struct AuthLayer<R = ProblemDetails> {
@@ -190,20 +189,19 @@ impl<R: fmt::Debug> fmt::Debug for AuthLayer<R> {
 }
 
 impl AuthLayer<ProblemDetails> {
-    /// A layer verifying tokens against `store` (any [`TokenStore`], or an
-    /// `Arc` of one).
-    pub fn new(store: impl TokenStore) -> Self {
+    /// A layer verifying tokens of `config` (format, catalog, clock: the
+    /// same value the [`crate::admin::TokenManager`] mints with) against
+    /// `store` (any [`TokenStore`], or an `Arc` of one).
+    pub fn new(store: impl TokenStore, config: TokenConfig) -> Self {
         Self {
             config: Arc::new(Config {
                 store: Arc::new(store),
-                format: TokenFormat::nuvlyx_live(),
-                realm: Realm::new(DEFAULT_REALM, false),
+                tokens: config,
+                realm: Arc::new(Realm::new(DEFAULT_REALM, false)),
                 transport: TransportPolicy::default(),
                 store_timeout: Some(DEFAULT_STORE_TIMEOUT),
                 retry_after: DEFAULT_RETRY_AFTER,
-                clock: Arc::new(SystemClock),
                 clock_floor: AtomicU64::new(0),
-                catalog: None,
                 optional: false,
             }),
             responder: ProblemDetails,
@@ -218,25 +216,16 @@ impl<R> AuthLayer<R> {
             let c = &self.config;
             self.config = Arc::new(Config {
                 store: c.store.clone(),
-                format: c.format.clone(),
-                realm: c.realm,
+                tokens: c.tokens.clone(),
+                realm: c.realm.clone(),
                 transport: c.transport.clone(),
                 store_timeout: c.store_timeout,
                 retry_after: c.retry_after,
-                clock: c.clock.clone(),
                 clock_floor: AtomicU64::new(c.clock_floor.load(Ordering::Relaxed)),
-                catalog: c.catalog.clone(),
                 optional: c.optional,
             });
         }
         Arc::get_mut(&mut self.config).expect("unique after copy")
-    }
-
-    /// Accepts tokens of this format (prefix and environment). A layer
-    /// for `live` refuses `test` tokens and vice versa.
-    pub fn format(mut self, format: TokenFormat) -> Self {
-        self.config_mut().format = format;
-        self
     }
 
     /// Sets the realm of the `WWW-Authenticate` challenge.
@@ -255,7 +244,7 @@ impl<R> AuthLayer<R> {
             "invalid realm {realm:?}: use visible ASCII without quotes or backslashes"
         );
         let attach = self.config.realm.attach;
-        self.config_mut().realm = Realm::new(realm, attach);
+        self.config_mut().realm = Arc::new(Realm::new(realm, attach));
         self
     }
 
@@ -263,11 +252,11 @@ impl<R> AuthLayer<R> {
     /// there is one) to the extensions of every rejection response, for
     /// layers above this one: metrics by reason, rate limits on failed
     /// authentication (see `examples/rate_limit.rs`). Off by default: it
-    /// costs three small allocations per rejection. `require_scopes` layers
-    /// under this one follow the same setting.
+    /// costs three small allocations per rejection. Scope checks built from
+    /// this layer follow the same setting.
     pub fn attach_rejections(mut self) -> Self {
-        let realm: &'static Realm = self.config.realm;
-        self.config_mut().realm = Realm::new(realm.name(), true);
+        let name = self.config.realm.name().to_owned();
+        self.config_mut().realm = Arc::new(Realm::new(&name, true));
         self
     }
 
@@ -295,7 +284,7 @@ impl<R> AuthLayer<R> {
     ///             None => "products".to_owned(),
     ///         }
     ///     }))
-    ///     .layer(AuthLayer::new(MemoryStore::new()).optional());
+    ///     .layer(AuthLayer::new(MemoryStore::new(), tower_pat::preset::nuvlyx_live()).optional());
     ///
     /// let anonymous = Request::get("/products").extension(TlsConnection).body(Body::empty()).unwrap();
     /// assert_eq!(app.clone().oneshot(anonymous).await.unwrap().status(), StatusCode::OK);
@@ -329,7 +318,7 @@ impl<R> AuthLayer<R> {
     /// use tower_pat::transport::ProxyHeader;
     /// use tower_pat::{AuthLayer, MemoryStore};
     ///
-    /// let layer = AuthLayer::new(MemoryStore::new())
+    /// let layer = AuthLayer::new(MemoryStore::new(), tower_pat::preset::nuvlyx_live())
     ///     .trusted_proxies(ProxyHeader::XForwardedProto, ["10.0.0.0/8".parse().unwrap()]);
     /// # let _ = layer;
     /// ```
@@ -354,26 +343,84 @@ impl<R> AuthLayer<R> {
         self
     }
 
-    /// Reads the time from `clock` for expiry checks (tests).
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.config_mut().clock = Arc::new(clock);
-        self
-    }
-
-    /// Refuses (503, fail closed) any stored record holding a scope that
-    /// `catalog` does not know: a corrupted or hand-edited row must not
-    /// grant anything.
-    pub fn catalog(mut self, catalog: ScopeCatalog) -> Self {
-        self.config_mut().catalog = Some(Arc::new(catalog));
-        self
-    }
-
-    /// Replaces the rejection responder (see [`crate::response`]).
+    /// Replaces the rejection responder (see [`Responder`]). Scope checks
+    /// built from this layer afterwards use it too.
     pub fn responder<R2>(self, responder: R2) -> AuthLayer<R2> {
         AuthLayer {
             config: self.config,
             responder,
         }
+    }
+
+    /// A scope check requiring **every** scope in `scopes`, answering 403
+    /// `insufficient_scope` otherwise, in this layer's realm and with its
+    /// responder (override it with [`RequireScopesLayer::responder`]). Put
+    /// it behind this layer, per route (with axum, `route_layer`). Build
+    /// the layer completely first: a setting changed afterwards does not
+    /// reach checks built before.
+    ///
+    /// # Panics
+    ///
+    /// If a scope is not `resource:action`, is not defined in the layer's
+    /// catalog (a typo would refuse everyone), or the list is empty. These
+    /// are programming errors, caught when the routes are built; the panic
+    /// names the scope. [`AuthLayer::try_require_scopes`] returns them
+    /// instead.
+    ///
+    /// ```should_panic
+    /// use tower_pat::{preset, AuthLayer, MemoryStore};
+    ///
+    /// let auth = AuthLayer::new(MemoryStore::new(), preset::nuvlyx_live());
+    /// // panics: unknown scope "order:read"
+    /// let check = auth.require_scopes(["order:read"]);
+    /// # let _ = check;
+    /// ```
+    pub fn require_scopes<I>(&self, scopes: I) -> RequireScopesLayer<R>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+        R: Clone,
+    {
+        self.try_require_scopes(scopes, ScopeMatch::All)
+            .unwrap_or_else(|e| panic!("require_scopes: {e}"))
+    }
+
+    /// A scope check requiring **at least one** scope in `scopes`;
+    /// otherwise as [`AuthLayer::require_scopes`].
+    ///
+    /// # Panics
+    ///
+    /// As [`AuthLayer::require_scopes`].
+    pub fn require_any_scope<I>(&self, scopes: I) -> RequireScopesLayer<R>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+        R: Clone,
+    {
+        self.try_require_scopes(scopes, ScopeMatch::Any)
+            .unwrap_or_else(|e| panic!("require_any_scope: {e}"))
+    }
+
+    /// As [`AuthLayer::require_scopes`] or [`AuthLayer::require_any_scope`]
+    /// (by `mode`), returning an error instead of panicking: for scopes read
+    /// from configuration.
+    pub fn try_require_scopes<I>(
+        &self,
+        scopes: I,
+        mode: ScopeMatch,
+    ) -> Result<RequireScopesLayer<R>, ScopeError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+        R: Clone,
+    {
+        RequireScopesLayer::try_new(
+            scopes,
+            mode,
+            self.config.tokens.catalog(),
+            self.config.realm.clone(),
+            self.responder.clone(),
+        )
     }
 }
 
@@ -447,7 +494,7 @@ where
         if !config.transport.is_secure(&req) {
             // Tell the host when a real-looking token travelled in clear
             // so it can be revoked.
-            let exposed = parse::token_and_id(req.headers(), &config.format)
+            let exposed = parse::token_and_id(req.headers(), config.tokens.format())
                 .ok()
                 .map(|(_, id)| id);
             if let Some(id) = exposed {
@@ -456,36 +503,39 @@ where
             return reject(RejectionKind::InsecureTransport, exposed);
         }
 
-        let (token, id) = match parse::token_and_id(req.headers(), &config.format) {
+        let (token, id) = match parse::token_and_id(req.headers(), config.tokens.format()) {
             Ok(found) => found,
             Err(RejectionKind::MissingCredentials) if config.optional => {
                 let mut req = req;
-                req.extensions_mut().insert(Anonymous(config.realm));
+                req.extensions_mut().insert(Anonymous);
                 return ResponseFuture::calling(self.inner.call(req));
             }
             Err(kind) => return reject(kind, None),
         };
         let digest = TokenDigest::of(token);
 
-        // Stores that can answer from memory skip the timer and the
-        // allocation of an asynchronous lookup.
-        let now = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            config.store.try_find_now(id)
-        }))
-        .unwrap_or_else(|_| Some(Err(StoreError::new(StoreErrorKind::Panicked))));
-        if let Some(found) = now {
-            return match config.judge(id, digest, found) {
-                Ok(auth) => {
-                    crate::trace::authenticated(id);
-                    let mut req = req;
-                    req.extensions_mut().insert(auth);
-                    ResponseFuture::calling(self.inner.call(req))
+        // A store that answers from memory skips the timer and the
+        // allocation of an asynchronous lookup. A panicking store fails
+        // this request closed; the service keeps serving others.
+        let lookup =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.store.find(id)))
+                .unwrap_or_else(|_| Lookup::ready(Err(StoreError::new(StoreErrorKind::Panicked))));
+        let pending = match lookup.now() {
+            Ok(found) => {
+                return match config.judge(id, digest, found) {
+                    Ok(auth) => {
+                        crate::trace::authenticated(id);
+                        let mut req = req;
+                        req.extensions_mut().insert(auth);
+                        ResponseFuture::calling(self.inner.call(req))
+                    }
+                    Err(kind) => reject(kind, Some(id)),
                 }
-                Err(kind) => reject(kind, Some(id)),
-            };
-        }
+            }
+            Err(pending) => pending,
+        };
 
-        let lookup = Box::pin(config.clone().verify(id, digest));
+        let lookup = Box::pin(config.clone().verify(id, digest, pending));
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::verifying(lookup, req, inner, self.responder.clone(), config.clone())
@@ -494,7 +544,7 @@ where
 
 impl Config {
     pub(crate) fn rejection(&self, kind: RejectionKind) -> Rejection {
-        let r = Rejection::new(kind, self.realm);
+        let r = Rejection::new(kind, self.realm.clone());
         match kind {
             RejectionKind::StoreUnavailable(_) => r.with_retry_after(self.retry_after),
             _ => r,
@@ -507,7 +557,7 @@ impl Config {
     /// second. The floor is written at most once a second, so requests do
     /// not contend on it.
     fn now(&self) -> SystemTime {
-        let now = self.clock.now();
+        let now = self.tokens.now();
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let floor = self.clock_floor.load(Ordering::Relaxed);
         if secs < floor {
@@ -520,28 +570,21 @@ impl Config {
     }
 
     /// Store lookup, digest comparison and record checks.
+    /// Waits for a pending lookup (under the store timeout), then judges.
     async fn verify(
         self: Arc<Self>,
         id: TokenId,
         digest: TokenDigest,
+        lookup: Lookup,
     ) -> Result<Authenticated, Rejection> {
-        let checked = self.check(id, digest).await;
-        checked.map_err(|kind| self.rejection(kind).with_token_id(Some(id)))
-    }
-
-    async fn check(
-        &self,
-        id: TokenId,
-        digest: TokenDigest,
-    ) -> Result<Authenticated, RejectionKind> {
         let found = match self.store_timeout {
-            Some(t) => match tokio::time::timeout(t, self.store.find(id)).await {
-                Ok(r) => r,
-                Err(_) => Err(StoreError::new(StoreErrorKind::Timeout)),
-            },
-            None => self.store.find(id).await,
+            Some(t) => tokio::time::timeout(t, lookup)
+                .await
+                .unwrap_or_else(|_| Err(StoreError::new(StoreErrorKind::Timeout))),
+            None => lookup.await,
         };
-        self.judge(id, digest, found.map(|r| r.map(Arc::new)))
+        self.judge(id, digest, found)
+            .map_err(|kind| self.rejection(kind).with_token_id(Some(id)))
     }
 
     /// Everything after the lookup: digest comparison and record checks.
@@ -549,7 +592,19 @@ impl Config {
         &self,
         id: TokenId,
         digest: TokenDigest,
-        found: Result<Option<Arc<TokenRecord>>, StoreError>,
+        found: Found,
+    ) -> Result<Authenticated, RejectionKind> {
+        self.judge_with(id, digest, found, |a, b| a.ct_eq(b).into())
+    }
+
+    /// [`Config::judge`] with the digest comparison given, so that a test
+    /// can count comparisons without a counter on the production path.
+    fn judge_with(
+        &self,
+        id: TokenId,
+        digest: TokenDigest,
+        found: Found,
+        equal: impl FnOnce(&TokenDigest, &TokenDigest) -> bool,
     ) -> Result<Authenticated, RejectionKind> {
         // A record the store could not read back is the server's fault, but
         // only a caller who proves the secret may learn that this id is
@@ -566,9 +621,7 @@ impl Config {
             }
         };
         // Same work whether or not the id exists: always one comparison.
-        let matches: bool = stored.ct_eq(&digest).into();
-        #[cfg(test)]
-        COMPARISONS.with(|c| c.set(c.get() + 1));
+        let matches = equal(&stored, &digest);
         let record = match record {
             Ok(Some(record)) => record,
             Ok(None) => return Err(RejectionKind::UnknownToken),
@@ -589,12 +642,10 @@ impl Config {
             crate::trace::store_error(id, &e, &self.realm.log);
             return Err(RejectionKind::StoreUnavailable(StoreErrorKind::Corrupt));
         }
-        if let Some(catalog) = &self.catalog {
-            if let Err(e) = catalog.check_known(&record.scopes) {
-                let e = StoreError::with_source(StoreErrorKind::Corrupt, e);
-                crate::trace::store_error(id, &e, &self.realm.log);
-                return Err(RejectionKind::StoreUnavailable(StoreErrorKind::Corrupt));
-            }
+        if let Err(e) = self.tokens.catalog().check_known(&record.scopes) {
+            let e = StoreError::with_source(StoreErrorKind::Corrupt, e);
+            crate::trace::store_error(id, &e, &self.realm.log);
+            return Err(RejectionKind::StoreUnavailable(StoreErrorKind::Corrupt));
         }
         let now = self.now();
         match record.status(now) {
@@ -617,43 +668,39 @@ impl Config {
                 return Err(RejectionKind::StoreUnavailable(StoreErrorKind::Panicked));
             }
         }
-        Ok(Authenticated {
-            record,
-            realm: self.realm,
-        })
+        Ok(Authenticated { record })
     }
-}
-
-#[cfg(test)]
-thread_local! {
-    /// Digest comparisons made on this thread (tests only).
-    pub(crate) static COMPARISONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::admin::{NewToken, TokenManager};
-    use crate::{MemoryStore, ScopeCatalog};
+    use crate::MemoryStore;
 
-    async fn comparisons_for(config: &Arc<Config>, token: &str) -> (usize, Option<RejectionKind>) {
-        let id = config.format.parse(token).unwrap();
-        COMPARISONS.with(|c| c.set(0));
-        let r = config.clone().verify(id, TokenDigest::of(token)).await;
-        (COMPARISONS.with(|c| c.get()), r.err().map(|r| r.kind()))
+    /// Looks `token` up and judges it, counting digest comparisons.
+    async fn comparisons_for(config: &Config, token: &str) -> (usize, Option<RejectionKind>) {
+        let id = config.tokens.format().parse(token).unwrap();
+        let found = config.store.find(id).await;
+        let mut count = 0;
+        let verdict = config.judge_with(id, TokenDigest::of(token), found, |a, b| {
+            count += 1;
+            a.ct_eq(b).into()
+        });
+        (count, verdict.err())
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn unknown_id_still_compares_against_a_dummy_digest() {
         let store = MemoryStore::new();
-        let admin = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+        let admin = TokenManager::new(store.clone(), crate::preset::nuvlyx_live());
         let known = admin
             .create(NewToken::new("t", "o", ["orders:read"]))
             .await
             .unwrap()
             .token;
-        let layer = AuthLayer::new(store);
-        let unknown = TokenFormat::nuvlyx_live().mint().token;
+        let layer = AuthLayer::new(store, crate::preset::nuvlyx_live());
+        let unknown = crate::preset::nuvlyx_live().format().mint().token;
         assert_eq!(
             comparisons_for(&layer.config, unknown.expose_secret()).await,
             (1, Some(RejectionKind::UnknownToken))

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use quick_cache::sync::Cache;
 use tokio::sync::OnceCell;
 
-use super::{Change, Invalidate, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
+use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
 use crate::TokenId;
 
 /// Item capacity for the cache (at least 1).
@@ -234,11 +234,11 @@ impl State {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use tower_pat::store::{CacheConfig, CachedStore};
+/// use tower_pat::{CacheConfig, CachedStore};
 /// use tower_pat::{AuthLayer, MemoryStore};
 ///
 /// let cached = CachedStore::with_config(MemoryStore::new(), CacheConfig::default());
-/// let layer = AuthLayer::new(cached.clone());
+/// let layer = AuthLayer::new(cached.clone(), tower_pat::preset::nuvlyx_live());
 /// # let _ = layer;
 /// # }
 /// ```
@@ -303,7 +303,9 @@ impl<S: TokenStore> CachedStore<S> {
         CacheInvalidator(self.state.clone())
     }
 
-    /// Numbers of (records, unknown-id answers) held.
+    /// Numbers of (records, unknown-id answers) held: for this crate's
+    /// memory bench and bound tests, not part of the API.
+    #[doc(hidden)]
     pub fn entry_counts(&self) -> (u64, u64) {
         (
             self.state.positive.len() as u64,
@@ -352,7 +354,7 @@ impl<S: TokenStore> CachedStore<S> {
             let epoch = state.epoch.load(Ordering::SeqCst);
             let result = match self.inner.find(id).await {
                 Ok(Some(record)) => Ok(Entry {
-                    record: Arc::new(record),
+                    record,
                     epoch,
                     inserted: Instant::now(),
                 }),
@@ -399,30 +401,26 @@ impl Drop for LeaveOnDrop<'_> {
     }
 }
 
-#[async_trait]
 impl<S: TokenStore> TokenStore for CachedStore<S> {
-    async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+    fn find(&self, id: TokenId) -> Lookup {
         if let Some(answer) = self.cached(id) {
-            return Ok(answer.map(Arc::unwrap_or_clone));
+            return Lookup::ready(Ok(answer));
         }
-        match self.fill(id).await {
-            Ok(e) if self.state.is_fresh(&e.record, e.epoch) => {
-                Ok(Some(Arc::unwrap_or_clone(e.record)))
+        let this = self.clone();
+        Lookup::pending(async move {
+            match this.fill(id).await {
+                Ok(e) if this.state.is_fresh(&e.record, e.epoch) => Ok(Some(e.record)),
+                // Raced with a change: never serve what was read before it.
+                Ok(_) => {
+                    this.state.positive.remove(&id);
+                    this.inner.find(id).await
+                }
+                Err(miss) => match &*miss {
+                    Miss::Absent(_) => Ok(None),
+                    Miss::Failed(e) => Err(e.shared_copy()),
+                },
             }
-            // Raced with a change: never serve what was read before it.
-            Ok(_) => {
-                self.state.positive.remove(&id);
-                self.inner.find(id).await
-            }
-            Err(miss) => match &*miss {
-                Miss::Absent(_) => Ok(None),
-                Miss::Failed(e) => Err(e.shared_copy()),
-            },
-        }
-    }
-
-    fn try_find_now(&self, id: TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
-        self.cached(id).map(Ok)
+        })
     }
 
     fn record_use(&self, id: TokenId, at: SystemTime) {
@@ -496,10 +494,9 @@ mod tests {
     #[derive(Debug)]
     struct Hung;
 
-    #[async_trait]
     impl TokenStore for Hung {
-        async fn find(&self, _: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-            std::future::pending().await
+        fn find(&self, _: TokenId) -> Lookup {
+            Lookup::pending(std::future::pending())
         }
     }
 

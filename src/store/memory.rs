@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::{
-    used_recently, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord, TokenStore,
+    used_recently, Lookup, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord, TokenStore,
 };
 use crate::TokenId;
 
@@ -21,7 +21,7 @@ use crate::TokenId;
 /// use tower_pat::{admin::{NewToken, TokenManager}, MemoryStore, ScopeCatalog, TokenStore};
 ///
 /// let store = MemoryStore::new();
-/// let tokens = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+/// let tokens = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
 /// let created = tokens
 ///     .create(NewToken::new("order bot", "demo-store", ["orders:read"]))
 ///     .await
@@ -106,14 +106,9 @@ impl MemoryStore {
     }
 }
 
-#[async_trait]
 impl TokenStore for MemoryStore {
-    async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(self.lookup(id).map(Arc::unwrap_or_clone))
-    }
-
-    fn try_find_now(&self, id: TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
-        Some(Ok(self.lookup(id)))
+    fn find(&self, id: TokenId) -> Lookup {
+        Lookup::ready(Ok(self.lookup(id)))
     }
 
     fn record_use(&self, id: TokenId, at: SystemTime) {
@@ -204,18 +199,20 @@ impl TokenAdmin for MemoryStore {
 mod tests {
     use super::*;
     use crate::admin::{NewToken, TokenManager};
-    use crate::ScopeCatalog;
 
     #[tokio::test(flavor = "current_thread")]
     async fn lookups_share_one_record_and_changes_do_not_touch_handed_out_ones() {
         let store = MemoryStore::new();
-        let id = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx())
+        let id = TokenManager::new(store.clone(), crate::preset::nuvlyx_live())
             .create(NewToken::new("t", "o", ["orders:read"]))
             .await
             .unwrap()
             .record
             .id;
-        let found = |s: &MemoryStore| s.try_find_now(id).unwrap().unwrap().unwrap();
+        let found = |s: &MemoryStore| match s.find(id).now() {
+            Ok(found) => found.unwrap().unwrap(),
+            Err(_) => panic!("a memory lookup is always ready"),
+        };
         let (a, b) = (found(&store), found(&store));
         assert!(Arc::ptr_eq(&a, &b));
         store.revoke(id, SystemTime::now()).await.unwrap();
@@ -234,7 +231,7 @@ mod tests {
         let build = BuildHasherDefault::<IdHasher>::default();
         let mut low_bits = HashSet::new();
         for _ in 0..4096 {
-            let id = crate::TokenFormat::nuvlyx_live().mint().id;
+            let id = crate::preset::nuvlyx_live().format().mint().id;
             low_bits.insert(build.hash_one(id) & 0xfff);
         }
         // 4096 random ids in 4096 buckets fill about 63% of them.

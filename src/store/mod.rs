@@ -9,19 +9,21 @@
 //!
 //! ```
 //! use std::collections::HashMap;
-//! use std::sync::RwLock;
-//! use tower_pat::{async_trait, StoreError, TokenId, TokenRecord, TokenStore};
+//! use std::sync::{Arc, RwLock};
+//! use tower_pat::{Lookup, StoreError, TokenId, TokenRecord, TokenStore};
 //!
 //! #[derive(Debug, Default)]
-//! struct MapStore(RwLock<HashMap<TokenId, TokenRecord>>);
+//! struct MapStore(RwLock<HashMap<TokenId, Arc<TokenRecord>>>);
 //!
-//! #[async_trait]
 //! impl TokenStore for MapStore {
-//!     async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-//!         Ok(self.0.read().map_err(StoreError::unavailable)?.get(&id).cloned())
+//!     fn find(&self, id: TokenId) -> Lookup {
+//!         Lookup::ready(match self.0.read() {
+//!             Ok(map) => Ok(map.get(&id).cloned()),
+//!             Err(e) => Err(StoreError::unavailable(e)),
+//!         })
 //!     }
 //! }
-//! # let _ = tower_pat::AuthLayer::new(MapStore::default());
+//! # let _ = tower_pat::AuthLayer::new(MapStore::default(), tower_pat::preset::nuvlyx_live());
 //! ```
 //!
 //! See `examples/custom_store.rs` for one that loads a JSON file.
@@ -34,7 +36,10 @@ use async_trait::async_trait;
 
 use crate::{ScopeSet, TokenDigest, TokenId};
 
+mod lookup;
 mod memory;
+pub(crate) use lookup::Found;
+pub use lookup::Lookup;
 pub use memory::MemoryStore;
 
 /// Who a token belongs to: the store (tenant) that created it. Suspending
@@ -342,44 +347,32 @@ impl StoreError {
 /// The read side of a token store: one lookup by id, on every request.
 ///
 /// Implementations must be cheap to share (`Send + Sync + 'static`; the
-/// layer holds them in an `Arc`). Return `Ok(None)` for an unknown id and
+/// layer holds them in an `Arc`). Answer `Ok(None)` for an unknown id and
 /// `Err` only for real failures: the layer answers 503 to errors, never
 /// 2xx.
-#[async_trait]
 pub trait TokenStore: Send + Sync + 'static {
-    /// Looks up a token record by id, with `owner_suspended` filled in.
-    async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError>;
-
-    /// Answers at once when the record is at hand (in memory), without
-    /// waiting: `Some(result)` as [`TokenStore::find`] would return it, or
-    /// `None` to have the layer call `find`. The layer uses it to skip the
-    /// timer and the boxed future of an asynchronous lookup; stores that do
-    /// I/O keep the default (`None`). Must not block.
+    /// Looks up a token record by id, with `owner_suspended` filled in:
+    /// [`Lookup::ready`] when the record is at hand (it must not block),
+    /// [`Lookup::pending`] with a future when it takes I/O.
     ///
     /// The record comes in an `Arc`, so a store that keeps its records in
     /// `Arc`s hands one out by bumping one counter, and the layer attaches
     /// it to the request as is (see [`crate::Authenticated`]).
-    fn try_find_now(&self, id: TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
-        let _ = id;
-        None
-    }
+    fn find(&self, id: TokenId) -> Lookup;
 
-    /// Hint that `id` was used successfully at `at`. Called on the request
-    /// path, so it must not block or do I/O inline; stores that track
-    /// last use throttle and batch it. The default does nothing.
+    /// Hint that `id` was used successfully at `at`, for the "last used"
+    /// time of admin listings. The layer calls it at most about once a
+    /// minute per token (when the record it found says the last use is
+    /// older than that), on the request path: it must not block or do I/O
+    /// inline. The default does nothing.
     fn record_use(&self, id: TokenId, at: SystemTime) {
         let _ = (id, at);
     }
 }
 
-#[async_trait]
 impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
-    async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        (**self).find(id).await
-    }
-
-    fn try_find_now(&self, id: TokenId) -> Option<Result<Option<Arc<TokenRecord>>, StoreError>> {
-        (**self).try_find_now(id)
+    fn find(&self, id: TokenId) -> Lookup {
+        (**self).find(id)
     }
 
     fn record_use(&self, id: TokenId, at: SystemTime) {

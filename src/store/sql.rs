@@ -345,19 +345,20 @@ pub(crate) const SQLITE: Dialect = dialect!("?");
 /// `announce(Change)`.
 macro_rules! sqlx_store_impl {
     ($store:ty) => {
-        #[async_trait::async_trait]
         impl $crate::store::TokenStore for $store {
-            async fn find(
-                &self,
-                id: $crate::TokenId,
-            ) -> Result<Option<$crate::store::TokenRecord>, $crate::store::StoreError> {
-                let row: Option<$crate::store::sql::RawRecord> = sqlx::query_as(Self::SQL.find)
-                    .bind($crate::store::sql::id_to_db(id))
-                    .fetch_optional(&self.shared.pool)
-                    .await
-                    .map_err($crate::store::sql::db_error)?;
-                row.map($crate::store::sql::RawRecord::into_record)
-                    .transpose()
+            fn find(&self, id: $crate::TokenId) -> $crate::store::Lookup {
+                let pool = self.shared.pool.clone();
+                $crate::store::Lookup::pending(async move {
+                    let row: Option<$crate::store::sql::RawRecord> = sqlx::query_as(Self::SQL.find)
+                        .bind($crate::store::sql::id_to_db(id))
+                        .fetch_optional(&pool)
+                        .await
+                        .map_err($crate::store::sql::db_error)?;
+                    let record = row
+                        .map($crate::store::sql::RawRecord::into_record)
+                        .transpose()?;
+                    Ok(record.map(std::sync::Arc::new))
+                })
             }
 
             fn record_use(&self, id: $crate::TokenId, at: std::time::SystemTime) {

@@ -31,9 +31,9 @@ const KEEP_CHANGES: Duration = Duration::from_secs(24 * 3600);
 /// use tower_pat::{AuthLayer, ScopeCatalog, SqliteStore};
 ///
 /// let store = SqliteStore::in_memory().await.unwrap();
-/// let tokens = TokenManager::new(store.clone(), ScopeCatalog::nuvlyx());
+/// let tokens = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
 /// tokens.create(NewToken::new("bot", "demo-store", ["orders:read"])).await.unwrap();
-/// let layer = AuthLayer::new(store);
+/// let layer = AuthLayer::new(store, tower_pat::preset::nuvlyx_live());
 /// # let _ = layer;
 /// # }
 /// ```

@@ -12,10 +12,7 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::{
-    async_trait, require_any_scope, require_scopes, AuthLayer, MemoryStore, ScopeCatalog,
-    StoreError, TokenId, TokenRecord, TokenStore,
-};
+use tower_pat::{AuthLayer, Lookup, MemoryStore, TokenConfig, TokenId, TokenStore};
 
 /// Wraps a store and counts `find` calls.
 #[derive(Debug, Clone, Default)]
@@ -30,11 +27,10 @@ impl CountingStore {
     }
 }
 
-#[async_trait]
 impl TokenStore for CountingStore {
-    async fn find(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+    fn find(&self, id: TokenId) -> Lookup {
         self.finds.fetch_add(1, Ordering::SeqCst);
-        self.inner.find(id).await
+        self.inner.find(id)
     }
     fn record_use(&self, id: TokenId, at: SystemTime) {
         self.inner.record_use(id, at)
@@ -44,13 +40,23 @@ impl TokenStore for CountingStore {
 pub struct Fixture {
     pub store: CountingStore,
     pub admin: TokenManager<MemoryStore>,
+    pub config: TokenConfig,
 }
 
 impl Fixture {
     pub fn new() -> Self {
+        Self::with_config(tower_pat::preset::nuvlyx_live())
+    }
+
+    /// A fixture whose manager and layer share `config` (a clock, say).
+    pub fn with_config(config: TokenConfig) -> Self {
         let store = CountingStore::default();
-        let admin = TokenManager::new(store.inner.clone(), ScopeCatalog::nuvlyx());
-        Self { store, admin }
+        let admin = TokenManager::new(store.inner.clone(), config.clone());
+        Self {
+            store,
+            admin,
+            config,
+        }
     }
 
     pub async fn token(&self, scopes: &[&str]) -> (String, TokenId) {
@@ -63,7 +69,7 @@ impl Fixture {
     }
 
     pub fn layer(&self) -> AuthLayer {
-        AuthLayer::new(self.store.clone()).realm("nuvlyx")
+        AuthLayer::new(self.store.clone(), self.config.clone()).realm("nuvlyx")
     }
 
     pub fn app(&self) -> Router {
@@ -78,16 +84,17 @@ pub fn app_with(layer: AuthLayer) -> Router {
     Router::new()
         .route(
             "/orders",
-            get(|| async { "orders" }).route_layer(require_scopes(["orders:read"])),
+            get(|| async { "orders" }).route_layer(layer.require_scopes(["orders:read"])),
         )
         .route(
             "/wallet",
-            get(|| async { "wallet" }).route_layer(require_scopes(["wallet:read", "wallet:write"])),
+            get(|| async { "wallet" })
+                .route_layer(layer.require_scopes(["wallet:read", "wallet:write"])),
         )
         .route(
             "/catalog",
             get(|| async { "catalog" })
-                .route_layer(require_any_scope(["products:read", "inventory:read"])),
+                .route_layer(layer.require_any_scope(["products:read", "inventory:read"])),
         )
         .route(
             "/whoami",

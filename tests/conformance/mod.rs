@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use async_trait::async_trait;
 use axum::body::Body;
 use axum::routing::get;
 use axum::Router;
@@ -11,8 +12,7 @@ use http::{Request, StatusCode};
 use tower::ServiceExt;
 use tower_pat::admin::{AdminError, NewToken, TokenManager};
 use tower_pat::{
-    async_trait, require_scopes, AuthLayer, Clock, ManualClock, ScopeCatalog, StoreErrorKind,
-    TokenAdmin, TokenRecord, TokenStore,
+    AuthLayer, Clock, ManualClock, StoreErrorKind, TokenAdmin, TokenRecord, TokenStore,
 };
 
 /// How a test gets a fresh, empty store of one kind.
@@ -41,16 +41,23 @@ pub async fn fresh<H: Harness>() -> Option<H::Store> {
 }
 
 pub fn manager<S: TokenAdmin + Clone>(store: &S, clock: &ManualClock) -> TokenManager<S> {
-    TokenManager::new(store.clone(), ScopeCatalog::nuvlyx()).with_clock(clock.clone())
+    TokenManager::new(
+        store.clone(),
+        tower_pat::preset::nuvlyx_live().with_clock(clock.clone()),
+    )
 }
 
 pub fn app<S: TokenAdmin + Clone>(store: &S, clock: &ManualClock) -> Router {
+    let auth = AuthLayer::new(
+        store.clone(),
+        tower_pat::preset::nuvlyx_live().with_clock(clock.clone()),
+    );
     Router::new()
         .route(
             "/orders",
-            get(|| async { "ok" }).route_layer(require_scopes(["orders:read"])),
+            get(|| async { "ok" }).route_layer(auth.require_scopes(["orders:read"])),
         )
-        .layer(AuthLayer::new(store.clone()).clock(clock.clone()))
+        .layer(auth)
 }
 
 pub async fn status(app: &Router, token: &str) -> StatusCode {
@@ -177,7 +184,7 @@ pub async fn revocation_is_permanent<H: Harness>() {
         .await
         .unwrap();
     assert!(m.revoke_token(d.token.expose_secret()).await.unwrap());
-    let unknown = tower_pat::TokenFormat::nuvlyx_live().mint();
+    let unknown = tower_pat::preset::nuvlyx_live().format().mint();
     assert!(matches!(
         m.revoke(unknown.id).await,
         Err(AdminError::UnknownToken(_))

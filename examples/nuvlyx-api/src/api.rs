@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tower_pat::{require_scopes, AuthLayer, Authenticated, TokenFormat, TokenId};
+use tower_pat::{AuthLayer, Authenticated, TokenId};
 
 /// Which token called, as every handler reports it.
 fn caller(who: &Authenticated) -> Value {
@@ -77,9 +77,10 @@ handler!(
 );
 handler!(create_webhook, json!({ "created": { "id": "wh_2" } }));
 
-/// The protected routes, without the auth layer.
-pub fn routes() -> Router {
-    let r = |scope: &str| require_scopes([scope]);
+/// The protected routes, with the scope checks built from `auth` (which
+/// is not applied here).
+pub fn routes(auth: &AuthLayer) -> Router {
+    let r = |scope: &str| auth.require_scopes([scope]);
     Router::new()
         .route(
             "/api/v1/external/products",
@@ -127,7 +128,7 @@ pub fn routes() -> Router {
 /// The whole application: protected routes behind `auth`, plus (for load
 /// tests) an unprotected twin of `GET orders` when `twin` is set.
 pub fn app(auth: AuthLayer, twin: bool) -> Router {
-    let app = routes().layer(auth);
+    let app = routes(&auth).layer(auth);
     if twin {
         app.route("/unprotected/orders", get(unprotected_orders))
     } else {
@@ -154,7 +155,7 @@ pub fn plain_http_app() -> Router {
         let exposed = exposed.clone();
         async move {
             if let Ok(token) = tower_pat::bearer_token(&headers) {
-                if let Ok(id) = TokenFormat::nuvlyx_live().parse_bytes(token) {
+                if let Ok(id) = tower_pat::preset::nuvlyx_live().format().parse_bytes(token) {
                     exposed.note(id);
                 }
             }

@@ -24,9 +24,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use clap::{Args, Parser, Subcommand};
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::transport::TlsConnection;
-use tower_pat::{
-    AuthLayer, CachedStore, PostgresStore, ScopeCatalog, SqliteStore, TokenAdmin, TokenId,
-};
+use tower_pat::{AuthLayer, CachedStore, PostgresStore, SqliteStore, TokenAdmin, TokenId};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -190,7 +188,7 @@ async fn open_store(args: &StoreArgs, serving: bool) -> Result<Store, String> {
 }
 
 fn manager(store: Store) -> TokenManager<Store> {
-    TokenManager::new(store, ScopeCatalog::nuvlyx())
+    TokenManager::new(store, tower_pat::preset::nuvlyx_live())
 }
 
 /// Loads `cert.pem`/`key.pem` from the data directory, generating a
@@ -232,6 +230,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .is_empty()
     {
         let scopes: Vec<String> = tokens
+            .config()
             .catalog()
             .grantable()
             .iter()
@@ -266,9 +265,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("loading {}: {e}", cert.display()))?;
 
-    let auth = AuthLayer::new(store.clone())
-        .realm("nuvlyx")
-        .catalog(ScopeCatalog::nuvlyx());
+    let auth = AuthLayer::new(store.clone(), tower_pat::preset::nuvlyx_live()).realm("nuvlyx");
     let app = api::app(auth.clone(), args.unprotected_twin).layer(Extension(TlsConnection));
 
     if let Some(http_addr) = args.http_addr {
@@ -325,7 +322,8 @@ async fn resolve(tokens: &TokenManager<Store>, id_or_stdin: &str) -> Result<Toke
     if let Ok(id) = id_or_stdin.parse::<TokenId>() {
         return Ok(id);
     }
-    if id_or_stdin.starts_with(&format!("{}_", tokens.format().prefix())) || id_or_stdin.len() > 16
+    if id_or_stdin.starts_with(&format!("{}_", tokens.config().format().prefix()))
+        || id_or_stdin.len() > 16
     {
         return Err(format!(
             "{} looks like a whole token: a token on the command line can be read by every local \
