@@ -1,112 +1,248 @@
-//! A user-written `TokenStore`: token records read from a JSON file, the
-//! kind of thing a team writes to plug tower-pat into what they already have.
+//! A store written from scratch: token records in a JSON file, the kind of
+//! thing a team writes to plug tower-pat into what they already have.
 //!
-//! Run it: `cargo run --example custom_store`. It mints a token, writes its
-//! record (digest only) to a JSON file, loads the file into `JsonFileStore`,
-//! and sends three requests through an axum router.
+//! It shows the whole path of a custom store:
+//! - `TokenStore::find` for the layer (answered from memory: `Lookup::ready`);
+//! - `TokenAdmin` for minting and revoking through `TokenManager`, with the
+//!   rules the manager and the layer rely on (conflict on an existing id,
+//!   newest first, `cap_expiry` never extends, `find` fills in
+//!   `owner_suspended`);
+//! - the conformance suite every shipped store passes, run on this one by
+//!   `cargo test --example custom_store --features test-kit`.
+//!
+//! Run it: `cargo run --example custom_store --features test-kit`. It mints
+//! a token into a JSON file (digest only, never the plaintext), reopens the
+//! file as a new store, and sends three requests through an axum router.
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use async_trait::async_trait;
 use axum::{body::Body, routing::get, Router};
 use http::{Request, StatusCode};
+use serde_json::{json, Value};
 use tower::ServiceExt;
+use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::{
-    AuthLayer, Lookup, OwnerId, ScopeSet, TokenDigest, TokenId, TokenRecord, TokenStore,
+    preset, AuthLayer, Lookup, OwnerId, ScopeSet, StoreError, StoreErrorKind, TokenAdmin,
+    TokenDigest, TokenId, TokenRecord, TokenStore,
 };
 
-/// Records loaded once from a JSON array of
-/// `{"id", "digest", "owner", "name", "scopes", "expires_at"?, "revoked"?}`.
-#[derive(Debug)]
+/// Records kept in memory and written to a JSON file on every change.
+#[derive(Debug, Clone)]
 struct JsonFileStore {
-    records: HashMap<TokenId, Arc<TokenRecord>>,
+    path: PathBuf,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Newest first, as `TokenAdmin::list` must answer.
+    records: Vec<Arc<TokenRecord>>,
+    suspended: HashSet<OwnerId>,
 }
 
 impl JsonFileStore {
-    fn load(path: &Path) -> Result<Self, Box<dyn std::error::Error>> {
-        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
-        let mut records = HashMap::new();
-        for row in doc.as_array().ok_or("expected a JSON array")? {
-            let text = |k: &str| row[k].as_str().ok_or_else(|| format!("missing {k}"));
-            let id: TokenId = text("id")?.parse()?;
-            let digest = hex_to_digest(text("digest")?).ok_or("bad digest")?;
-            let scopes = ScopeSet::parse(
-                row["scopes"]
-                    .as_array()
-                    .ok_or("missing scopes")?
-                    .iter()
-                    .filter_map(|s| s.as_str()),
-            )?;
-            let created = UNIX_EPOCH + Duration::from_secs(row["created_at"].as_u64().unwrap_or(0));
-            let record = TokenRecord::new(
-                id,
-                digest,
-                OwnerId::new(text("owner")?)?,
-                text("name")?,
-                scopes,
-                created,
-            )
-            .with_expires_at(
-                row["expires_at"]
-                    .as_u64()
-                    .map(|s| UNIX_EPOCH + Duration::from_secs(s)),
-            )
-            .with_revoked_at(row["revoked"].as_bool().unwrap_or(false).then_some(created));
-            records.insert(id, Arc::new(record));
+    /// Opens `path`, or starts empty if it does not exist.
+    fn open(path: &Path) -> Result<Self, Box<dyn std::error::Error>> {
+        let mut state = State::default();
+        if let Ok(bytes) = std::fs::read(path) {
+            let doc: Value = serde_json::from_slice(&bytes)?;
+            for row in doc["tokens"].as_array().ok_or("expected tokens")? {
+                state.records.push(Arc::new(from_json(row)?));
+            }
+            for owner in doc["suspended"].as_array().ok_or("expected suspended")? {
+                state
+                    .suspended
+                    .insert(owner.as_str().ok_or("bad owner")?.parse()?);
+            }
         }
-        Ok(Self { records })
+        Ok(Self {
+            path: path.to_owned(),
+            state: Arc::new(Mutex::new(state)),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the file: a temporary file, then a rename, so a reader never
+    /// sees half of it.
+    fn save(&self, state: &State) -> Result<(), StoreError> {
+        let doc = json!({
+            "tokens": state.records.iter().map(|r| to_json(r)).collect::<Vec<_>>(),
+            "suspended": state.suspended.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
+        });
+        let tmp = self.path.with_extension("tmp");
+        let bytes = serde_json::to_vec_pretty(&doc).map_err(StoreError::unavailable)?;
+        std::fs::write(&tmp, bytes).map_err(StoreError::unavailable)?;
+        std::fs::rename(&tmp, &self.path).map_err(StoreError::unavailable)
+    }
+
+    /// Changes the record of `id` and saves; `NotFound` if there is none.
+    fn update(&self, id: TokenId, change: impl FnOnce(&mut TokenRecord)) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let Some(slot) = state.records.iter_mut().find(|r| r.id == id) else {
+            return Err(StoreError::new(StoreErrorKind::NotFound));
+        };
+        // Requests in flight keep the record they were handed.
+        change(Arc::make_mut(slot));
+        self.save(&state)
     }
 }
 
-fn hex_to_digest(s: &str) -> Option<TokenDigest> {
-    let bytes: Option<Vec<u8>> = (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect();
-    TokenDigest::try_from_slice(&bytes?)
+fn micros(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
-/// Everything is in memory: the answer is ready at once.
+fn time(v: &Value) -> Option<SystemTime> {
+    v.as_u64().map(|us| UNIX_EPOCH + Duration::from_micros(us))
+}
+
+fn to_json(r: &TokenRecord) -> Value {
+    json!({
+        "id": r.id.to_string(),
+        "digest": r.digest.to_hex(),
+        "owner": r.owner.as_str(),
+        "name": &*r.name,
+        "scopes": r.scopes.to_space_separated(),
+        "preview": &*r.preview,
+        "created_at": micros(r.created_at),
+        "expires_at": r.expires_at.map(micros),
+        "revoked_at": r.revoked_at.map(micros),
+        "last_used_at": r.last_used_at.map(micros),
+    })
+}
+
+fn from_json(row: &Value) -> Result<TokenRecord, Box<dyn std::error::Error>> {
+    let text = |k: &str| row[k].as_str().ok_or_else(|| format!("missing {k}"));
+    let mut record = TokenRecord::new(
+        text("id")?.parse()?,
+        TokenDigest::from_hex(text("digest")?).ok_or("bad digest")?,
+        text("owner")?.parse()?,
+        text("name")?,
+        ScopeSet::parse(text("scopes")?.split(' '))?,
+        time(&row["created_at"]).ok_or("missing created_at")?,
+    );
+    record.preview = text("preview")?.into();
+    record.expires_at = time(&row["expires_at"]);
+    record.revoked_at = time(&row["revoked_at"]);
+    record.last_used_at = time(&row["last_used_at"]);
+    Ok(record)
+}
+
+/// Verification: everything is in memory, so the answer is ready at once.
 impl TokenStore for JsonFileStore {
     fn find(&self, id: TokenId) -> Lookup {
-        Lookup::ready(Ok(self.records.get(&id).cloned()))
+        let state = self.state();
+        let found = state.records.iter().find(|r| r.id == id).map(|r| {
+            if state.suspended.contains(&r.owner) {
+                // `find` fills in `owner_suspended`.
+                let mut r = TokenRecord::clone(r);
+                r.owner_suspended = true;
+                Arc::new(r)
+            } else {
+                r.clone()
+            }
+        });
+        Lookup::ready(Ok(found))
+    }
+
+    /// A hint on the request path: keep it in memory; `save` writes it
+    /// with the next change (a real store would batch it on a timer).
+    fn record_use(&self, id: TokenId, at: SystemTime) {
+        let mut state = self.state();
+        if let Some(r) = state.records.iter_mut().find(|r| r.id == id) {
+            if r.last_used_at.is_none_or(|t| t < at) {
+                Arc::make_mut(r).last_used_at = Some(at);
+            }
+        }
     }
 }
 
-/// Mints a token and writes its record — never the plaintext — to `path`.
-fn write_store_file(path: &Path) -> String {
-    let minted = tower_pat::preset::nuvlyx_live().format().mint();
-    let digest: String = minted
-        .digest
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let doc = serde_json::json!([{
-        "id": minted.id.to_string(),
-        "digest": digest,
-        "owner": "demo-store",
-        "name": "json bot",
-        "scopes": ["orders:read"],
-        "created_at": now,
-    }]);
-    std::fs::write(path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
-    minted.token.expose_secret().to_owned()
+/// Administration: what `TokenManager` builds minting, rotation,
+/// revocation and suspension on.
+#[async_trait]
+impl TokenAdmin for JsonFileStore {
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        let mut state = self.state();
+        // An existing id is a conflict: a revoked token can never return.
+        if state.records.iter().any(|r| r.id == record.id) {
+            return Err(StoreError::new(StoreErrorKind::Conflict));
+        }
+        state.records.insert(0, Arc::new(record));
+        self.save(&state)
+    }
+
+    async fn list(&self, owner: Option<&OwnerId>) -> Result<Vec<TokenRecord>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .records
+            .iter()
+            .filter(|r| owner.is_none_or(|o| &r.owner == o))
+            .map(|r| {
+                let mut r = TokenRecord::clone(r);
+                r.owner_suspended = state.suspended.contains(&r.owner);
+                r
+            })
+            .collect())
+    }
+
+    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
+        let mut newly = false;
+        self.update(id, |r| {
+            if r.revoked_at.is_none() {
+                r.revoked_at = Some(at);
+                newly = true;
+            }
+        })?;
+        Ok(newly)
+    }
+
+    async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError> {
+        // Never extends: keep the earlier of the two.
+        self.update(id, |r| {
+            r.expires_at = Some(r.expires_at.map_or(at, |e| e.min(at)));
+        })
+    }
+
+    async fn set_owner_suspended(
+        &self,
+        owner: &OwnerId,
+        suspended: bool,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if suspended {
+            state.suspended.insert(owner.clone());
+        } else {
+            state.suspended.remove(owner);
+        }
+        self.save(&state)
+    }
+
+    async fn is_owner_suspended(&self, owner: &OwnerId) -> Result<bool, StoreError> {
+        Ok(self.state().suspended.contains(owner))
+    }
 }
 
-async fn run() -> [StatusCode; 3] {
-    let path = std::env::temp_dir().join(format!("tower-pat-example-{}.json", std::process::id()));
-    let token = write_store_file(&path);
-    let store = JsonFileStore::load(&path).expect("store file");
-    std::fs::remove_file(&path).ok();
+async fn run(path: &Path) -> [StatusCode; 3] {
+    // Mint through the manager: it validates the scopes against the
+    // catalog and hands out the plaintext once; the store gets the digest.
+    let config = preset::nuvlyx_live();
+    let minting = JsonFileStore::open(path).expect("store file");
+    let created = TokenManager::new(minting, config.clone())
+        .create(NewToken::new("json bot", "demo-store", ["orders:read"]))
+        .await
+        .expect("minted");
+    let token = created.token.expose_secret().to_owned();
 
-    let auth = AuthLayer::new(store, tower_pat::preset::nuvlyx_live());
+    // Another handle on the same file, as a server started later would open.
+    let store = JsonFileStore::open(path).expect("store file");
+    let auth = AuthLayer::new(store, config);
     let app = Router::new()
         .route(
             "/orders",
@@ -132,21 +268,44 @@ async fn run() -> [StatusCode; 3] {
     ]
 }
 
+fn scratch_file(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "tower-pat-{name}-{}-{:x}.json",
+        std::process::id(),
+        rand_u64()
+    ))
+}
+
+fn rand_u64() -> u64 {
+    u64::from_be_bytes(*preset::nuvlyx_live().format().mint().id.as_bytes())
+}
+
 #[tokio::main]
 async fn main() {
-    let [ok, anonymous, denied] = run().await;
+    let path = scratch_file("example");
+    let [ok, anonymous, denied] = run(&path).await;
+    let file = std::fs::read_to_string(&path).unwrap_or_default();
+    std::fs::remove_file(&path).ok();
     println!("GET /orders with token    -> {ok}");
     println!("GET /orders without token -> {anonymous}");
     println!("GET /wallet with token    -> {denied}");
+    println!(
+        "the file holds {} bytes; no plaintext token in it",
+        file.len()
+    );
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[tokio::test]
     async fn json_store_serves_200_401_403() {
-        use http::StatusCode;
+        let path = scratch_file("test");
+        let statuses = run(&path).await;
+        std::fs::remove_file(&path).ok();
         assert_eq!(
-            super::run().await,
+            statuses,
             [
                 StatusCode::OK,
                 StatusCode::UNAUTHORIZED,
@@ -154,4 +313,30 @@ mod tests {
             ]
         );
     }
+
+    /// How the conformance suite gets a fresh store, reads what it keeps at
+    /// rest, and flushes last-use times.
+    #[cfg(feature = "test-kit")]
+    struct JsonHarness;
+
+    #[cfg(feature = "test-kit")]
+    impl tower_pat::test_kit::Harness for JsonHarness {
+        type Store = JsonFileStore;
+
+        async fn make() -> Option<JsonFileStore> {
+            Some(JsonFileStore::open(&scratch_file("suite")).unwrap())
+        }
+
+        async fn dump(store: &JsonFileStore) -> Vec<u8> {
+            std::fs::read(&store.path).unwrap()
+        }
+
+        async fn flush(store: &JsonFileStore) {
+            let state = store.state();
+            store.save(&state).unwrap();
+        }
+    }
+
+    #[cfg(feature = "test-kit")]
+    tower_pat::conformance_tests!(JsonHarness);
 }

@@ -161,16 +161,16 @@ impl<S: TokenAdmin> TokenManager<S> {
         // An id collision (1 in 2^64 per pair) is answered by minting again.
         for _ in 0..3 {
             let minted = self.config.format().mint();
-            let record = TokenRecord::new(
+            let mut record = TokenRecord::new(
                 minted.id,
                 minted.digest,
                 owner.clone(),
                 name,
                 scopes.clone(),
                 now,
-            )
-            .with_preview(&minted.token.preview())
-            .with_expires_at(expires_at);
+            );
+            record.preview = minted.token.preview().into();
+            record.expires_at = expires_at;
             match self.store.insert(record.clone()).await {
                 Ok(()) => {
                     return Ok(CreatedToken {

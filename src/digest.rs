@@ -55,6 +55,32 @@ impl TokenDigest {
         &self.0
     }
 
+    /// The digest as 64 lowercase hex characters, for a store that keeps
+    /// text (a JSON file, a text column).
+    ///
+    /// ```
+    /// use tower_pat::TokenDigest;
+    ///
+    /// let d = TokenDigest::of("abc");
+    /// let hex = d.to_hex();
+    /// assert!(hex.starts_with("ba7816bf"));
+    /// assert!(TokenDigest::from_hex(&hex).unwrap().verify("abc"));
+    /// ```
+    pub fn to_hex(&self) -> String {
+        base16ct::lower::encode_string(&self.0)
+    }
+
+    /// Reads a digest written as 64 hex characters (either case: SQLite's
+    /// `hex()` writes uppercase). `None` for anything else, such as a
+    /// corrupted row.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let mut bytes = [0u8; DIGEST_LEN];
+        match base16ct::mixed::decode(hex, &mut bytes) {
+            Ok(decoded) if decoded.len() == DIGEST_LEN => Some(Self(bytes)),
+            _ => None,
+        }
+    }
+
     /// Constant-time check that `self` is the digest of `token`.
     pub fn verify(&self, token: impl AsRef<[u8]>) -> bool {
         Self::of(token).ct_eq(self).into()
@@ -91,6 +117,26 @@ impl fmt::Debug for TokenDigest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_round_trips_and_refuses_what_is_not_a_digest() {
+        let d = TokenDigest::of("nvl_live_example");
+        let hex = d.to_hex();
+        assert_eq!(hex.len(), 64);
+        assert!(hex.bytes().all(|b| b"0123456789abcdef".contains(&b)));
+        let back = TokenDigest::from_hex(&hex).unwrap();
+        assert!(bool::from(back.ct_eq(&d)));
+        let upper = TokenDigest::from_hex(&hex.to_uppercase()).unwrap();
+        assert!(bool::from(upper.ct_eq(&d)));
+        for bad in [
+            &hex[..62],
+            &format!("{hex}00"),
+            &hex.replacen('a', "g", 1),
+            "",
+        ] {
+            assert!(TokenDigest::from_hex(bad).is_none(), "{bad}");
+        }
+    }
 
     #[test]
     fn digest_is_sha256_of_the_token() {

@@ -17,6 +17,8 @@ mod require;
 mod response;
 mod scope;
 mod store;
+#[cfg(feature = "test-kit")]
+pub mod test_kit;
 mod token;
 mod trace;
 pub mod transport;

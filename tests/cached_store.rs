@@ -14,7 +14,6 @@ use tower_pat::{Lookup, MemoryStore, StoreError, TokenAdmin, TokenId, TokenRecor
 
 struct CachedMemory;
 
-#[async_trait]
 impl conformance::Harness for CachedMemory {
     type Store = CachedStore<MemoryStore>;
     async fn make() -> Option<Self::Store> {
@@ -29,7 +28,7 @@ impl conformance::Harness for CachedMemory {
     }
 }
 
-conformance_tests!(CachedMemory);
+tower_pat::conformance_tests!(CachedMemory);
 
 /// Counts calls; optionally holds each `find` at a gate after reading.
 #[derive(Clone, Default)]

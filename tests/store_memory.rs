@@ -2,12 +2,10 @@
 
 mod conformance;
 
-use async_trait::async_trait;
 use tower_pat::MemoryStore;
 
 struct Memory;
 
-#[async_trait]
 impl conformance::Harness for Memory {
     type Store = MemoryStore;
     async fn make() -> Option<MemoryStore> {
@@ -20,4 +18,4 @@ impl conformance::Harness for Memory {
     async fn flush(_: &MemoryStore) {}
 }
 
-conformance_tests!(Memory);
+tower_pat::conformance_tests!(Memory);

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::CachedStore;
 use tower_pat::{PostgresStore, StoreErrorKind, TokenStore};
@@ -53,7 +52,6 @@ async fn fresh_store(schema: &str) -> Option<PostgresStore> {
 
 struct Postgres;
 
-#[async_trait]
 impl conformance::Harness for Postgres {
     type Store = PostgresStore;
     async fn make() -> Option<PostgresStore> {
@@ -74,7 +72,7 @@ impl conformance::Harness for Postgres {
     }
 }
 
-conformance_tests!(Postgres);
+tower_pat::conformance_tests!(Postgres);
 
 fn require_db() -> bool {
     if url().is_some() {

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tower_pat::admin::{NewToken, TokenManager};
 
-use async_trait::async_trait;
 use tower_pat::{CacheConfig, CachedStore};
 use tower_pat::{SqliteStore, StoreErrorKind, TokenStore};
 
@@ -42,7 +41,6 @@ async fn file_bytes(store: &SqliteStore) -> Vec<u8> {
 
 struct SqliteFile;
 
-#[async_trait]
 impl conformance::Harness for SqliteFile {
     type Store = SqliteStore;
     async fn make() -> Option<SqliteStore> {
@@ -56,14 +54,13 @@ impl conformance::Harness for SqliteFile {
     }
 }
 
-conformance_tests!(SqliteFile);
+tower_pat::conformance_tests!(SqliteFile);
 
 mod cached {
     use super::*;
 
     pub struct CachedSqlite;
 
-    #[async_trait]
     impl conformance::Harness for CachedSqlite {
         type Store = CachedStore<SqliteStore>;
         async fn make() -> Option<Self::Store> {
@@ -80,7 +77,7 @@ mod cached {
         }
     }
 
-    conformance_tests!(CachedSqlite);
+    tower_pat::conformance_tests!(CachedSqlite);
 }
 
 #[tokio::test]

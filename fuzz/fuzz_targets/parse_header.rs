@@ -4,7 +4,7 @@
 
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use tower_pat::{bearer_token, TokenFormat};
+use tower_pat::bearer_token;
 
 fuzz_target!(|data: &[u8]| {
     let format = tower_pat::preset::nuvlyx_live().format().clone();

@@ -7,9 +7,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::{
-    used_recently, Lookup, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord, TokenStore,
-};
+use super::{Lookup, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord, TokenStore};
 use crate::TokenId;
 
 /// An in-process store: a hash map behind a read-write lock. Lookups take
@@ -112,10 +110,10 @@ impl TokenStore for MemoryStore {
     }
 
     fn record_use(&self, id: TokenId, at: SystemTime) {
-        // The layer only calls this when the record's last use is older
-        // than the resolution, so the write lock is taken rarely.
+        // The layer sends this at most about once a minute per token; the
+        // store only keeps the latest time.
         if let Some(r) = self.write().tokens.get_mut(&id) {
-            if !r.last_used_at.is_some_and(|t| used_recently(t, at)) {
+            if r.last_used_at.is_none_or(|t| t < at) {
                 // Requests in flight keep the record they were given.
                 Arc::make_mut(r).last_used_at = Some(at);
             }

@@ -90,8 +90,9 @@ impl fmt::Debug for OwnerId {
 
 /// What a store keeps about one token. Never the plaintext.
 ///
-/// Fields are public for reading; build a record with
-/// [`TokenRecord::new`] and the `with_*` methods.
+/// Build one with [`TokenRecord::new`] (a live, non-expiring record), then
+/// set the other fields directly (`record.expires_at = Some(t)`): a store
+/// reading records back sets them all.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct TokenRecord {
@@ -142,41 +143,6 @@ impl TokenRecord {
             last_used_at: None,
             owner_suspended: false,
         }
-    }
-
-    /// Sets the non-secret preview.
-    #[must_use]
-    pub fn with_preview(mut self, preview: &str) -> Self {
-        self.preview = Arc::from(preview);
-        self
-    }
-
-    /// Sets the expiry.
-    #[must_use]
-    pub fn with_expires_at(mut self, at: Option<SystemTime>) -> Self {
-        self.expires_at = at;
-        self
-    }
-
-    /// Sets the revocation time.
-    #[must_use]
-    pub fn with_revoked_at(mut self, at: Option<SystemTime>) -> Self {
-        self.revoked_at = at;
-        self
-    }
-
-    /// Sets the last-used time.
-    #[must_use]
-    pub fn with_last_used_at(mut self, at: Option<SystemTime>) -> Self {
-        self.last_used_at = at;
-        self
-    }
-
-    /// Sets whether the owner is suspended.
-    #[must_use]
-    pub fn with_owner_suspended(mut self, suspended: bool) -> Self {
-        self.owner_suspended = suspended;
-        self
     }
 
     /// Whether the token has expired at `now` (expiry is exclusive: a token
@@ -501,15 +467,18 @@ mod tests {
             now,
         );
         assert_eq!(base.status(now), TokenStatus::Active);
-        let suspended = base.clone().with_owner_suspended(true);
+        let mut suspended = base.clone();
+        suspended.owner_suspended = true;
         assert_eq!(suspended.status(now), TokenStatus::OwnerSuspended);
-        let expired = suspended.with_expires_at(Some(now));
+        let mut expired = suspended;
+        expired.expires_at = Some(now);
         assert_eq!(expired.status(now), TokenStatus::Expired);
         assert_eq!(
             expired.status(now - Duration::from_secs(1)),
             TokenStatus::OwnerSuspended
         );
-        let revoked = expired.with_revoked_at(Some(now));
+        let mut revoked = expired;
+        revoked.revoked_at = Some(now);
         assert_eq!(revoked.status(now), TokenStatus::Revoked);
         assert_eq!(TokenStatus::OwnerSuspended.to_string(), "suspended");
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{used_recently, Change, OwnerId, StoreError, TokenRecord};
+use super::{Change, OwnerId, StoreError, TokenRecord};
 use crate::{ScopeSet, TokenDigest, TokenId};
 
 /// A row as stored, before validation.
@@ -37,19 +37,20 @@ impl RawRecord {
             OwnerId::new(&self.owner).map_err(|_| corrupt(format!("token {id}: invalid owner")))?;
         let scopes = ScopeSet::parse(self.scopes.split_ascii_whitespace())
             .map_err(|e| corrupt(format!("token {id}: {e}")))?;
-        Ok(TokenRecord::new(
+        let mut record = TokenRecord::new(
             id,
             digest,
             owner,
             &self.name,
             scopes,
             from_micros(self.created_at),
-        )
-        .with_preview(&self.preview)
-        .with_expires_at(self.expires_at.map(from_micros))
-        .with_revoked_at(self.revoked_at.map(from_micros))
-        .with_last_used_at(self.last_used_at.map(from_micros))
-        .with_owner_suspended(self.owner_suspended))
+        );
+        record.preview = self.preview.into();
+        record.expires_at = self.expires_at.map(from_micros);
+        record.revoked_at = self.revoked_at.map(from_micros);
+        record.last_used_at = self.last_used_at.map(from_micros);
+        record.owner_suspended = self.owner_suspended;
+        Ok(record)
     }
 }
 
@@ -96,31 +97,21 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// Collects successful uses in memory and hands them out in batches, at most
-/// one per token per minute (`LAST_USE_RESOLUTION`): no database write on the
-/// request path.
+/// Collects successful uses in memory and hands them out in batches: no
+/// database write on the request path. The layer already sends a use at
+/// most about once a minute per token (when the record it found says the
+/// last use is older than that); uses of one token between two flushes
+/// collapse into the latest.
 #[derive(Debug, Default)]
 pub(crate) struct UseTracker {
     pending: Mutex<HashMap<TokenId, SystemTime>>,
-    written: Mutex<HashMap<TokenId, SystemTime>>,
 }
 
 impl UseTracker {
     pub(crate) fn note(&self, id: TokenId, at: SystemTime) {
-        {
-            let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
-            if written
-                .get(&id)
-                .is_some_and(|last| used_recently(*last, at))
-            {
-                return;
-            }
-            written.insert(id, at);
-        }
-        self.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, at);
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = pending.entry(id).or_insert(at);
+        *slot = (*slot).max(at);
     }
 
     pub(crate) fn take(&self) -> Vec<(TokenId, SystemTime)> {
@@ -166,17 +157,19 @@ mod tests {
     }
 
     #[test]
-    fn uses_are_throttled_per_token() {
+    fn uses_between_two_flushes_collapse_into_the_latest() {
         let t = UseTracker::default();
-        let id = TokenId::from_u64(7);
+        let (a, b) = (TokenId::from_u64(7), TokenId::from_u64(8));
         let now = SystemTime::now();
-        t.note(id, now);
-        t.note(id, now + Duration::from_secs(10));
-        assert_eq!(t.take(), vec![(id, now)]);
-        t.note(id, now + Duration::from_secs(30));
+        t.note(a, now + Duration::from_secs(10));
+        t.note(a, now);
+        t.note(b, now);
+        let mut batch = t.take();
+        batch.sort();
+        assert_eq!(batch, vec![(a, now + Duration::from_secs(10)), (b, now)]);
         assert!(t.take().is_empty());
-        t.note(id, now + Duration::from_secs(61));
-        assert_eq!(t.take().len(), 1);
+        t.note(a, now + Duration::from_secs(61));
+        assert_eq!(t.take(), vec![(a, now + Duration::from_secs(61))]);
     }
 
     #[test]
