@@ -11,7 +11,8 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{Authenticated, Config};
+use super::verify::Config;
+use super::Authenticated;
 use crate::response::{Rejection, RejectionKind, Responder};
 use crate::store::StoreErrorKind;
 

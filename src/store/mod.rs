@@ -28,287 +28,26 @@
 //!
 //! See `examples/custom_store.rs` for one that loads a JSON file.
 
-use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use crate::{ScopeSet, TokenDigest, TokenId};
+use crate::TokenId;
 
+mod error;
+mod invalidation;
 mod lookup;
 mod memory;
-pub(crate) use lookup::Found;
-pub use lookup::Lookup;
-pub use memory::MemoryStore;
+mod record;
 
-/// Who a token belongs to: the store (tenant) that created it. Suspending
-/// an owner disables all its tokens.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OwnerId(Arc<str>);
-
-/// Error for an owner id that is empty, longer than 128 bytes or holds
-/// characters other than visible ASCII.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("an owner id is 1 to 128 visible ASCII characters")]
-pub struct InvalidOwnerId;
-
-impl OwnerId {
-    /// Validates and wraps an owner id.
-    pub fn new(id: &str) -> Result<Self, InvalidOwnerId> {
-        if (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()) {
-            Ok(Self(Arc::from(id)))
-        } else {
-            Err(InvalidOwnerId)
-        }
-    }
-
-    /// The id text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::str::FromStr for OwnerId {
-    type Err = InvalidOwnerId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::new(s)
-    }
-}
-
-impl fmt::Display for OwnerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for OwnerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-/// What a store keeps about one token. Never the plaintext.
-///
-/// Build one with [`TokenRecord::new`] (a live, non-expiring record), then
-/// set the other fields directly (`record.expires_at = Some(t)`): a store
-/// reading records back sets them all.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct TokenRecord {
-    /// Non-secret id (the lookup key).
-    pub id: TokenId,
-    /// SHA-256 of the whole token.
-    pub digest: TokenDigest,
-    /// The owning store / tenant.
-    pub owner: OwnerId,
-    /// Human name given at creation.
-    pub name: Arc<str>,
-    /// Granted scopes.
-    pub scopes: ScopeSet,
-    /// Non-secret preview for listings (`nvl_live_a4f2…`).
-    pub preview: Arc<str>,
-    /// Creation time.
-    pub created_at: SystemTime,
-    /// When the token stops working, if ever.
-    pub expires_at: Option<SystemTime>,
-    /// When the token was revoked; revocation is permanent.
-    pub revoked_at: Option<SystemTime>,
-    /// Last successful use, as far as the store has recorded it.
-    pub last_used_at: Option<SystemTime>,
-    /// Whether the owner was suspended when this record was read.
-    pub owner_suspended: bool,
-}
-
-impl TokenRecord {
-    /// A live, non-expiring, non-revoked record.
-    pub fn new(
-        id: TokenId,
-        digest: TokenDigest,
-        owner: OwnerId,
-        name: &str,
-        scopes: ScopeSet,
-        created_at: SystemTime,
-    ) -> Self {
-        Self {
-            id,
-            digest,
-            owner,
-            name: Arc::from(name),
-            scopes,
-            preview: Arc::from(""),
-            created_at,
-            expires_at: None,
-            revoked_at: None,
-            last_used_at: None,
-            owner_suspended: false,
-        }
-    }
-
-    /// Whether the token has expired at `now` (expiry is exclusive: a token
-    /// expiring at `t` is refused at `t`).
-    pub fn is_expired_at(&self, now: SystemTime) -> bool {
-        self.expires_at.is_some_and(|e| now >= e)
-    }
-
-    /// Whether the token works at `now`, and if not, why: revoked first,
-    /// then expired, then a suspended owner. The verification layer and
-    /// admin listings use this one order.
-    pub fn status(&self, now: SystemTime) -> TokenStatus {
-        if self.revoked_at.is_some() {
-            TokenStatus::Revoked
-        } else if self.is_expired_at(now) {
-            TokenStatus::Expired
-        } else if self.owner_suspended {
-            TokenStatus::OwnerSuspended
-        } else {
-            TokenStatus::Active
-        }
-    }
-}
-
-/// What [`TokenRecord::status`] says of a token at a given time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum TokenStatus {
-    /// The token works.
-    Active,
-    /// Revoked, for good.
-    Revoked,
-    /// Past its expiry.
-    Expired,
-    /// Its owner is suspended (until reinstated).
-    OwnerSuspended,
-}
-
-impl TokenStatus {
-    /// Short name for listings: `active`, `revoked`, `expired`, `suspended`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            TokenStatus::Active => "active",
-            TokenStatus::Revoked => "revoked",
-            TokenStatus::Expired => "expired",
-            TokenStatus::OwnerSuspended => "suspended",
-        }
-    }
-}
-
-impl fmt::Display for TokenStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What kind of failure a [`StoreError`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum StoreErrorKind {
-    /// The backend could not be reached or failed.
-    Unavailable,
-    /// The call took longer than the configured timeout.
-    Timeout,
-    /// A stored record could not be read back (bad digest length, unknown
-    /// scope…).
-    Corrupt,
-    /// The store panicked while serving the call.
-    Panicked,
-    /// A management call named a token or owner that does not exist.
-    NotFound,
-    /// A management call conflicts with existing data (duplicate id).
-    Conflict,
-}
-
-impl fmt::Display for StoreErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            StoreErrorKind::Unavailable => "token store unavailable",
-            StoreErrorKind::Timeout => "token store timed out",
-            StoreErrorKind::Corrupt => "corrupt token record",
-            StoreErrorKind::Panicked => "token store panicked",
-            StoreErrorKind::NotFound => "not found",
-            StoreErrorKind::Conflict => "conflict",
-        })
-    }
-}
-
-/// A store failure. The verification layer turns it into 503 (fail closed).
-#[derive(Debug, thiserror::Error)]
-#[error("{kind}")]
-pub struct StoreError {
-    kind: StoreErrorKind,
-    #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    /// For a record that could not be read back whole: its digest, when
-    /// that part was readable, so the layer answers 503 only to a caller
-    /// who proves the secret (anyone else gets the ordinary 401).
-    digest: Option<TokenDigest>,
-}
-
-impl StoreError {
-    /// An error of `kind` with no underlying cause.
-    pub fn new(kind: StoreErrorKind) -> Self {
-        Self {
-            kind,
-            source: None,
-            digest: None,
-        }
-    }
-
-    /// An error of `kind` caused by `source`.
-    pub fn with_source(
-        kind: StoreErrorKind,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
-        Self {
-            kind,
-            source: Some(source.into()),
-            digest: None,
-        }
-    }
-
-    /// Shorthand for an [`StoreErrorKind::Unavailable`] error from any cause;
-    /// handy with `map_err`.
-    pub fn unavailable(source: impl fmt::Display) -> Self {
-        Self::with_source(StoreErrorKind::Unavailable, source.to_string())
-    }
-
-    /// Shorthand for a [`StoreErrorKind::Corrupt`] error.
-    pub fn corrupt(what: impl Into<String>) -> Self {
-        Self::with_source(StoreErrorKind::Corrupt, what.into())
-    }
-
-    /// A [`StoreErrorKind::Corrupt`] record whose digest was readable.
-    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
-    pub(crate) fn corrupt_record(digest: TokenDigest, what: impl Into<String>) -> Self {
-        Self {
-            digest: Some(digest),
-            ..Self::corrupt(what)
-        }
-    }
-
-    /// The same failure for another caller of a coalesced lookup (the
-    /// source is kept as text).
-    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
-    pub(crate) fn shared_copy(&self) -> Self {
-        let source =
-            std::error::Error::source(self).map_or_else(|| self.to_string(), |s| s.to_string());
-        Self {
-            kind: self.kind,
-            source: Some(source.into()),
-            digest: self.digest,
-        }
-    }
-
-    /// The digest of the corrupt record, when it was readable.
-    pub(crate) fn corrupt_digest(&self) -> Option<TokenDigest> {
-        self.digest
-    }
-
-    /// What kind of failure this is.
-    pub fn kind(&self) -> StoreErrorKind {
-        self.kind
-    }
-}
+pub use self::error::{StoreError, StoreErrorKind};
+pub use self::invalidation::{Change, Invalidate};
+pub(crate) use self::lookup::Found;
+pub use self::lookup::Lookup;
+pub use self::memory::MemoryStore;
+pub(crate) use self::record::used_recently;
+pub use self::record::{InvalidOwnerId, OwnerId, TokenRecord, TokenStatus};
 
 /// The read side of a token store: one lookup by id, on every request.
 ///
@@ -402,37 +141,6 @@ impl<T: TokenAdmin + ?Sized> TokenAdmin for Arc<T> {
     }
 }
 
-/// Last-use times are kept to this resolution: a token's last use is
-/// written at most once per period.
-pub(crate) const LAST_USE_RESOLUTION: Duration = Duration::from_secs(60);
-
-/// Whether a use at `at` falls within the resolution of one recorded at
-/// `last` (a `last` later than `at`, after a clock step back, counts too).
-pub(crate) fn used_recently(last: SystemTime, at: SystemTime) -> bool {
-    at.duration_since(last)
-        .map_or(true, |d| d < LAST_USE_RESOLUTION)
-}
-
-/// A change that caches must hear about: announced by stores that other
-/// processes share, consumed by [`Invalidate`] implementations such as the
-/// `CachedStore` handle.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Change {
-    /// One token changed (revoked, expiry shortened, created).
-    Token(TokenId),
-    /// An owner was suspended or reinstated.
-    Owner(OwnerId),
-    /// Anything may have changed (a change feed was interrupted).
-    All,
-}
-
-/// Receives [`Change`]s, for example to drop cached records.
-pub trait Invalidate: Send + Sync + 'static {
-    /// Forgets whatever `change` makes stale.
-    fn invalidate(&self, change: &Change);
-}
-
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod sql;
 
@@ -450,36 +158,3 @@ pub use postgres::PostgresStore;
 mod cached;
 #[cfg(feature = "cache")]
 pub use cached::{CacheConfig, CacheInvalidator, CachedStore};
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_says_revoked_then_expired_then_suspended() {
-        let now = SystemTime::now();
-        let base = TokenRecord::new(
-            TokenId::from_u64(1),
-            TokenDigest::of("t"),
-            OwnerId::new("o").unwrap(),
-            "n",
-            ScopeSet::parse(["orders:read"]).unwrap(),
-            now,
-        );
-        assert_eq!(base.status(now), TokenStatus::Active);
-        let mut suspended = base.clone();
-        suspended.owner_suspended = true;
-        assert_eq!(suspended.status(now), TokenStatus::OwnerSuspended);
-        let mut expired = suspended;
-        expired.expires_at = Some(now);
-        assert_eq!(expired.status(now), TokenStatus::Expired);
-        assert_eq!(
-            expired.status(now - Duration::from_secs(1)),
-            TokenStatus::OwnerSuspended
-        );
-        let mut revoked = expired;
-        revoked.revoked_at = Some(now);
-        assert_eq!(revoked.status(now), TokenStatus::Revoked);
-        assert_eq!(TokenStatus::OwnerSuspended.to_string(), "suspended");
-    }
-}

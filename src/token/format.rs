@@ -1,49 +1,11 @@
-//! The token format: minting, offline format checks and the plaintext type.
-//!
-//! A token is `{prefix}_{environment}_{72 lowercase hex}`, for example
-//! `nvl_live_…`. The 72 hex characters encode 36 bytes:
-//!
-//! | bytes  | content                                                   |
-//! |--------|-----------------------------------------------------------|
-//! | 0..8   | token id — not secret, the store's lookup key             |
-//! | 8..32  | secret — 192 bits from the operating system's CSPRNG      |
-//! | 32..36 | CRC-32 (IEEE) of bytes 0..32, big-endian                  |
-//!
-//! The checksum lets [`TokenFormat::parse`] reject typos and junk without a
-//! store call, and lets secret scanners recognise a real token. Only the
-//! [`TokenDigest`] (SHA-256 of the whole token) is stored.
-//!
-//! ```
-//! use tower_pat::{TokenDigest, TokenFormat};
-//!
-//! let format = tower_pat::preset::nuvlyx_live().format().clone();
-//! let minted = format.mint();
-//! let token = minted.token.expose_secret();
-//! assert!(token.starts_with("nvl_live_"));
-//! assert_eq!(format.parse(token).unwrap(), minted.id);
-//! assert!(minted.digest.verify(token));
-//!
-//! // A single changed character fails the checksum: no store is asked.
-//! let mut typo = token.to_owned();
-//! let last = typo.pop().unwrap();
-//! typo.push(if last == '0' { '1' } else { '0' });
-//! assert!(format.parse(&typo).is_err());
-//! ```
+//! [`TokenFormat`]: the layout of a token, minting, and the offline check.
 
 use std::borrow::Cow;
-use std::fmt;
-use std::str::FromStr;
 
 use zeroize::{Zeroize, Zeroizing};
 
+use super::{MintedToken, PlaintextToken, TokenId, BODY_HEX_LEN, BODY_LEN, ID_LEN, SECRET_LEN};
 use crate::TokenDigest;
-
-const ID_LEN: usize = 8;
-const SECRET_LEN: usize = 24;
-const CRC_LEN: usize = 4;
-const BODY_LEN: usize = ID_LEN + SECRET_LEN + CRC_LEN;
-/// Number of hex characters after `{prefix}_{environment}_`.
-pub(crate) const BODY_HEX_LEN: usize = BODY_LEN * 2;
 
 /// Which environment a token belongs to; a layer accepts only its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,110 +24,6 @@ impl Environment {
             Environment::Test => "test",
         }
     }
-}
-
-/// The non-secret id embedded in every token (8 bytes, shown as 16 hex
-/// characters). Stores are keyed by it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TokenId([u8; ID_LEN]);
-
-impl TokenId {
-    /// Wraps raw id bytes.
-    pub const fn from_bytes(bytes: [u8; ID_LEN]) -> Self {
-        Self(bytes)
-    }
-
-    /// The raw id bytes.
-    pub const fn as_bytes(&self) -> &[u8; ID_LEN] {
-        &self.0
-    }
-
-    /// The id of the big-endian bytes of `v` (tests).
-    #[cfg(test)]
-    pub(crate) const fn from_u64(v: u64) -> Self {
-        Self(v.to_be_bytes())
-    }
-}
-
-impl fmt::Display for TokenId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut buf = [0u8; ID_LEN * 2];
-        f.write_str(base16ct::lower::encode_str(&self.0, &mut buf).map_err(|_| fmt::Error)?)
-    }
-}
-
-impl fmt::Debug for TokenId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TokenId({self})")
-    }
-}
-
-/// Error parsing a [`TokenId`] from its 16-character hex form.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a token id is 16 lowercase hex characters")]
-pub struct ParseTokenIdError;
-
-impl FromStr for TokenId {
-    type Err = ParseTokenIdError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut out = [0u8; ID_LEN];
-        match base16ct::lower::decode(s, &mut out) {
-            Ok(decoded) if decoded.len() == ID_LEN => Ok(Self(out)),
-            _ => Err(ParseTokenIdError),
-        }
-    }
-}
-
-/// The plaintext of a freshly minted token.
-///
-/// It exists once, at minting: show it to its owner and drop it. `Debug`
-/// shows only the non-secret prefix; there is no `Display` and no
-/// `PartialEq`; the memory is zeroized on drop.
-pub struct PlaintextToken(Zeroizing<String>);
-
-impl PlaintextToken {
-    /// The token text, to hand to its owner exactly once.
-    pub fn expose_secret(&self) -> &str {
-        &self.0
-    }
-
-    /// A non-secret preview (`nvl_live_a4f2…`): the prefix and the first
-    /// four characters of the id, for listings and logs.
-    pub fn preview(&self) -> String {
-        preview_of(&self.0)
-    }
-}
-
-pub(crate) fn preview_of(token: &str) -> String {
-    let keep = token
-        .rfind('_')
-        .map_or(0, |i| i + 1)
-        .saturating_add(4)
-        .min(token.len());
-    let head = token.get(..keep).unwrap_or("");
-    format!("{head}…")
-}
-
-// `Zeroizing` wipes the text when the token is dropped.
-impl zeroize::ZeroizeOnDrop for PlaintextToken {}
-
-impl fmt::Debug for PlaintextToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PlaintextToken({})", self.preview())
-    }
-}
-
-/// A token straight out of [`TokenFormat::mint`].
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct MintedToken {
-    /// The plaintext, shown once.
-    pub token: PlaintextToken,
-    /// Its non-secret id.
-    pub id: TokenId,
-    /// SHA-256 of the plaintext: what the store keeps.
-    pub digest: TokenDigest,
 }
 
 /// Why a string is not a well-formed token. Detected offline, before any
@@ -265,8 +123,8 @@ impl TokenFormat {
         id.copy_from_slice(&raw[..ID_LEN]);
         let digest = TokenDigest::of(&text);
         MintedToken {
-            token: PlaintextToken(Zeroizing::new(text)),
-            id: TokenId(id),
+            token: PlaintextToken::new(text),
+            id: TokenId::from_bytes(id),
             digest,
         }
     }
@@ -314,7 +172,7 @@ impl TokenFormat {
         if !ok {
             return Err(FormatError::BadChecksum);
         }
-        Ok(TokenId(id))
+        Ok(TokenId::from_bytes(id))
     }
 
     /// A regular expression (POSIX ERE / Rust `regex` syntax) matching
@@ -332,6 +190,7 @@ impl TokenFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ParseTokenIdError;
 
     fn live() -> TokenFormat {
         crate::preset::nuvlyx_live().format().clone()
@@ -380,23 +239,6 @@ mod tests {
         assert_eq!(live().parse("nvl_"), Err(FormatError::WrongPrefix));
         assert_eq!(live().parse("nvl_live"), Err(FormatError::WrongPrefix));
         assert_eq!(live().parse("nvl_livex"), Err(FormatError::WrongPrefix));
-    }
-
-    #[test]
-    fn plaintext_debug_shows_only_the_preview() {
-        let m = live().mint();
-        let shown = format!("{:?}", m.token);
-        assert!(shown.starts_with("PlaintextToken(nvl_live_"));
-        assert!(shown.len() < 40, "{shown}");
-        assert!(!shown.contains(&m.token.expose_secret()[9..25]));
-    }
-
-    #[test]
-    fn token_id_round_trips_through_text_and_integer() {
-        let id = live().mint().id;
-        assert_eq!(id.to_string().parse::<TokenId>(), Ok(id));
-        assert_eq!(TokenId::from_bytes(*id.as_bytes()), id);
-        assert!("xyz".parse::<TokenId>().is_err());
     }
 
     #[test]

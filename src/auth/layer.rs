@@ -1,0 +1,290 @@
+//! [`AuthLayer`]: the configuration, its builders, and the scope checks
+//! built from it.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use tower_layer::Layer;
+
+use super::verify::Config;
+use super::Auth;
+use crate::require::{RequireScopesLayer, ScopeMatch};
+use crate::response::{ProblemDetails, Realm, DEFAULT_REALM};
+use crate::transport::TransportPolicy;
+use crate::{ScopeError, TokenConfig, TokenStore};
+
+/// Default store timeout.
+pub(crate) const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default `Retry-After` on 503.
+pub(crate) const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Applies PAT authentication to a service. Cheap to clone.
+///
+/// Defaults: realm `"api"`, HTTPS required, no trusted proxies, 2-second
+/// store timeout, `Retry-After: 1`, problem+json bodies.
+#[derive(Clone)]
+#[must_use]
+pub struct AuthLayer<R = ProblemDetails> {
+    pub(super) config: Arc<Config>,
+    responder: R,
+}
+
+impl<R: fmt::Debug> fmt::Debug for AuthLayer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthLayer")
+            .field("config", &self.config)
+            .field("responder", &self.responder)
+            .finish()
+    }
+}
+
+impl AuthLayer<ProblemDetails> {
+    /// A layer verifying tokens of `config` (format, catalog, clock: the
+    /// same value the [`crate::admin::TokenManager`] mints with) against
+    /// `store` (any [`TokenStore`], or an `Arc` of one).
+    pub fn new(store: impl TokenStore, config: TokenConfig) -> Self {
+        Self {
+            config: Arc::new(Config {
+                store: Arc::new(store),
+                tokens: config,
+                realm: Arc::new(Realm::new(DEFAULT_REALM, false)),
+                transport: TransportPolicy::default(),
+                store_timeout: Some(DEFAULT_STORE_TIMEOUT),
+                retry_after: DEFAULT_RETRY_AFTER,
+                clock_floor: AtomicU64::new(0),
+                optional: false,
+            }),
+            responder: ProblemDetails,
+        }
+    }
+}
+
+impl<R> AuthLayer<R> {
+    fn config_mut(&mut self) -> &mut Config {
+        // Builders run before the layer is cloned; if it was, copy it.
+        if Arc::get_mut(&mut self.config).is_none() {
+            let c = &self.config;
+            self.config = Arc::new(Config {
+                store: c.store.clone(),
+                tokens: c.tokens.clone(),
+                realm: c.realm.clone(),
+                transport: c.transport.clone(),
+                store_timeout: c.store_timeout,
+                retry_after: c.retry_after,
+                clock_floor: AtomicU64::new(c.clock_floor.load(Ordering::Relaxed)),
+                optional: c.optional,
+            });
+        }
+        Arc::get_mut(&mut self.config).expect("unique after copy")
+    }
+
+    /// Sets the realm of the `WWW-Authenticate` challenge.
+    ///
+    /// # Panics
+    ///
+    /// If `realm` is empty or has characters other than visible ASCII and
+    /// space, or a quote or backslash (a programming error).
+    pub fn realm(mut self, realm: &str) -> Self {
+        let ok = !realm.is_empty()
+            && realm
+                .bytes()
+                .all(|b| (b == b' ' || b.is_ascii_graphic()) && b != b'"' && b != b'\\');
+        assert!(
+            ok,
+            "invalid realm {realm:?}: use visible ASCII without quotes or backslashes"
+        );
+        let attach = self.config.realm.attach;
+        self.config_mut().realm = Arc::new(Realm::new(realm, attach));
+        self
+    }
+
+    /// Adds the [`Rejection`](crate::Rejection) (the precise reason, with the token id when
+    /// there is one) to the extensions of every rejection response, for
+    /// layers above this one: metrics by reason, rate limits on failed
+    /// authentication (see `examples/rate_limit.rs`). Off by default: it
+    /// costs three small allocations per rejection. Scope checks built from
+    /// this layer follow the same setting.
+    pub fn attach_rejections(mut self) -> Self {
+        let name = self.config.realm.name().to_owned();
+        self.config_mut().realm = Arc::new(Realm::new(&name, true));
+        self
+    }
+
+    /// Lets requests **without** credentials through, unauthenticated, for
+    /// routes that work with and without a token (a public listing that
+    /// shows more to a known caller). Handlers then see no
+    /// [`Authenticated`](crate::Authenticated) (with axum, `Option<Authenticated>` is `None`), and
+    /// a `require_scopes` layer answers such a request 401 as it would
+    /// without this setting. Credentials that are present must still be
+    /// valid: a malformed, unknown, revoked or expired token is 401, never
+    /// anonymous. HTTPS is still required.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use axum::{body::Body, routing::get, Router};
+    /// use http::{Request, StatusCode};
+    /// use tower::ServiceExt;
+    /// use tower_pat::transport::TlsConnection;
+    /// use tower_pat::{Authenticated, AuthLayer, MemoryStore};
+    ///
+    /// let app: Router = Router::new()
+    ///     .route("/products", get(|who: Option<Authenticated>| async move {
+    ///         match who {
+    ///             Some(who) => format!("products, with prices for {}", who.owner()),
+    ///             None => "products".to_owned(),
+    ///         }
+    ///     }))
+    ///     .layer(AuthLayer::new(MemoryStore::new(), tower_pat::preset::nuvlyx_live()).optional());
+    ///
+    /// let anonymous = Request::get("/products").extension(TlsConnection).body(Body::empty()).unwrap();
+    /// assert_eq!(app.clone().oneshot(anonymous).await.unwrap().status(), StatusCode::OK);
+    /// let bad = Request::get("/products")
+    ///     .extension(TlsConnection)
+    ///     .header("authorization", "Bearer nvl_live_0000")
+    ///     .body(Body::empty())
+    ///     .unwrap();
+    /// assert_eq!(app.oneshot(bad).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    /// # }
+    /// ```
+    pub fn optional(mut self) -> Self {
+        self.config_mut().optional = true;
+        self
+    }
+
+    /// Accepts requests over plain HTTP. **For local development only**:
+    /// tokens sent over plain HTTP can be read by anyone on the path.
+    pub fn allow_plain_http(mut self) -> Self {
+        self.config_mut().transport.allow_plain_http = true;
+        self
+    }
+
+    /// Believes `header` when, and only when, it comes from one of these
+    /// proxy addresses or networks (`"10.0.0.0/8"`, `"127.0.0.1/32"`): the
+    /// TLS-terminating proxy in front of this service. Name the one header
+    /// your proxy sets; the other is ignored (see [`crate::transport`] for
+    /// the parsing rules).
+    ///
+    /// ```
+    /// use tower_pat::transport::ProxyHeader;
+    /// use tower_pat::{AuthLayer, MemoryStore};
+    ///
+    /// let layer = AuthLayer::new(MemoryStore::new(), tower_pat::preset::nuvlyx_live())
+    ///     .trusted_proxies(ProxyHeader::XForwardedProto, ["10.0.0.0/8".parse().unwrap()]);
+    /// # let _ = layer;
+    /// ```
+    pub fn trusted_proxies<I>(mut self, header: crate::transport::ProxyHeader, proxies: I) -> Self
+    where
+        I: IntoIterator<Item = IpNet>,
+    {
+        self.config_mut().transport.proxies = Some((header, proxies.into_iter().collect()));
+        self
+    }
+
+    /// Fails a store call that takes longer than `timeout` with 503.
+    /// `None` waits forever (not recommended). Needs a Tokio runtime.
+    pub fn store_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config_mut().store_timeout = timeout;
+        self
+    }
+
+    /// The `Retry-After` sent with 503 (whole seconds, at least 1).
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.config_mut().retry_after = after;
+        self
+    }
+
+    /// Replaces the rejection responder (see [`Responder`](crate::Responder)). Scope checks
+    /// built from this layer afterwards use it too.
+    pub fn responder<R2>(self, responder: R2) -> AuthLayer<R2> {
+        AuthLayer {
+            config: self.config,
+            responder,
+        }
+    }
+
+    /// A scope check requiring **every** scope in `scopes`, answering 403
+    /// `insufficient_scope` otherwise, in this layer's realm and with its
+    /// responder (override it with [`RequireScopesLayer::responder`]). Put
+    /// it behind this layer, per route (with axum, `route_layer`). Build
+    /// the layer completely first: a setting changed afterwards does not
+    /// reach checks built before.
+    ///
+    /// # Panics
+    ///
+    /// If a scope is not `resource:action`, is not defined in the layer's
+    /// catalog (a typo would refuse everyone), or the list is empty. These
+    /// are programming errors, caught when the routes are built; the panic
+    /// names the scope. [`AuthLayer::try_require_scopes`] returns them
+    /// instead.
+    ///
+    /// ```should_panic
+    /// use tower_pat::{preset, AuthLayer, MemoryStore};
+    ///
+    /// let auth = AuthLayer::new(MemoryStore::new(), preset::nuvlyx_live());
+    /// // panics: unknown scope "order:read"
+    /// let check = auth.require_scopes(["order:read"]);
+    /// # let _ = check;
+    /// ```
+    pub fn require_scopes<I>(&self, scopes: I) -> RequireScopesLayer<R>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+        R: Clone,
+    {
+        self.try_require_scopes(scopes, ScopeMatch::All)
+            .unwrap_or_else(|e| panic!("require_scopes: {e}"))
+    }
+
+    /// A scope check requiring **at least one** scope in `scopes`;
+    /// otherwise as [`AuthLayer::require_scopes`].
+    ///
+    /// # Panics
+    ///
+    /// As [`AuthLayer::require_scopes`].
+    pub fn require_any_scope<I>(&self, scopes: I) -> RequireScopesLayer<R>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+        R: Clone,
+    {
+        self.try_require_scopes(scopes, ScopeMatch::Any)
+            .unwrap_or_else(|e| panic!("require_any_scope: {e}"))
+    }
+
+    /// As [`AuthLayer::require_scopes`] or [`AuthLayer::require_any_scope`]
+    /// (by `mode`), returning an error instead of panicking: for scopes read
+    /// from configuration.
+    pub fn try_require_scopes<I>(
+        &self,
+        scopes: I,
+        mode: ScopeMatch,
+    ) -> Result<RequireScopesLayer<R>, ScopeError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+        R: Clone,
+    {
+        RequireScopesLayer::try_new(
+            scopes,
+            mode,
+            self.config.tokens.catalog(),
+            self.config.realm.clone(),
+            self.responder.clone(),
+        )
+    }
+}
+
+impl<S, R: Clone> Layer<S> for AuthLayer<R> {
+    type Service = Auth<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Auth {
+            inner,
+            config: self.config.clone(),
+            responder: self.responder.clone(),
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! [`Change`] and [`Invalidate`]: how caches hear of changes made through
+//! other handles or processes.
+
+use crate::{OwnerId, TokenId};
+
+/// A change that caches must hear about: announced by stores that other
+/// processes share, consumed by [`Invalidate`] implementations such as the
+/// `CachedStore` handle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Change {
+    /// One token changed (revoked, expiry shortened, created).
+    Token(TokenId),
+    /// An owner was suspended or reinstated.
+    Owner(OwnerId),
+    /// Anything may have changed (a change feed was interrupted).
+    All,
+}
+
+/// Receives [`Change`]s, for example to drop cached records.
+pub trait Invalidate: Send + Sync + 'static {
+    /// Forgets whatever `change` makes stale.
+    fn invalidate(&self, change: &Change);
+}

@@ -1,0 +1,208 @@
+//! [`TokenRecord`]: what a store keeps about one token, and who owns it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::{ScopeSet, TokenDigest, TokenId};
+
+/// Who a token belongs to: the store (tenant) that created it. Suspending
+/// an owner disables all its tokens.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OwnerId(Arc<str>);
+
+/// Error for an owner id that is empty, longer than 128 bytes or holds
+/// characters other than visible ASCII.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an owner id is 1 to 128 visible ASCII characters")]
+pub struct InvalidOwnerId;
+
+impl OwnerId {
+    /// Validates and wraps an owner id.
+    pub fn new(id: &str) -> Result<Self, InvalidOwnerId> {
+        if (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(Self(Arc::from(id)))
+        } else {
+            Err(InvalidOwnerId)
+        }
+    }
+
+    /// The id text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for OwnerId {
+    type Err = InvalidOwnerId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl fmt::Display for OwnerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for OwnerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// What a store keeps about one token. Never the plaintext.
+///
+/// Build one with [`TokenRecord::new`] (a live, non-expiring record), then
+/// set the other fields directly (`record.expires_at = Some(t)`): a store
+/// reading records back sets them all.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct TokenRecord {
+    /// Non-secret id (the lookup key).
+    pub id: TokenId,
+    /// SHA-256 of the whole token.
+    pub digest: TokenDigest,
+    /// The owning store / tenant.
+    pub owner: OwnerId,
+    /// Human name given at creation.
+    pub name: Arc<str>,
+    /// Granted scopes.
+    pub scopes: ScopeSet,
+    /// Non-secret preview for listings (`nvl_live_a4f2…`).
+    pub preview: Arc<str>,
+    /// Creation time.
+    pub created_at: SystemTime,
+    /// When the token stops working, if ever.
+    pub expires_at: Option<SystemTime>,
+    /// When the token was revoked; revocation is permanent.
+    pub revoked_at: Option<SystemTime>,
+    /// Last successful use, as far as the store has recorded it.
+    pub last_used_at: Option<SystemTime>,
+    /// Whether the owner was suspended when this record was read.
+    pub owner_suspended: bool,
+}
+
+impl TokenRecord {
+    /// A live, non-expiring, non-revoked record.
+    pub fn new(
+        id: TokenId,
+        digest: TokenDigest,
+        owner: OwnerId,
+        name: &str,
+        scopes: ScopeSet,
+        created_at: SystemTime,
+    ) -> Self {
+        Self {
+            id,
+            digest,
+            owner,
+            name: Arc::from(name),
+            scopes,
+            preview: Arc::from(""),
+            created_at,
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+            owner_suspended: false,
+        }
+    }
+
+    /// Whether the token has expired at `now` (expiry is exclusive: a token
+    /// expiring at `t` is refused at `t`).
+    pub fn is_expired_at(&self, now: SystemTime) -> bool {
+        self.expires_at.is_some_and(|e| now >= e)
+    }
+
+    /// Whether the token works at `now`, and if not, why: revoked first,
+    /// then expired, then a suspended owner. The verification layer and
+    /// admin listings use this one order.
+    pub fn status(&self, now: SystemTime) -> TokenStatus {
+        if self.revoked_at.is_some() {
+            TokenStatus::Revoked
+        } else if self.is_expired_at(now) {
+            TokenStatus::Expired
+        } else if self.owner_suspended {
+            TokenStatus::OwnerSuspended
+        } else {
+            TokenStatus::Active
+        }
+    }
+}
+
+/// What [`TokenRecord::status`] says of a token at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenStatus {
+    /// The token works.
+    Active,
+    /// Revoked, for good.
+    Revoked,
+    /// Past its expiry.
+    Expired,
+    /// Its owner is suspended (until reinstated).
+    OwnerSuspended,
+}
+
+impl TokenStatus {
+    /// Short name for listings: `active`, `revoked`, `expired`, `suspended`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TokenStatus::Active => "active",
+            TokenStatus::Revoked => "revoked",
+            TokenStatus::Expired => "expired",
+            TokenStatus::OwnerSuspended => "suspended",
+        }
+    }
+}
+
+impl fmt::Display for TokenStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Last-use times are kept to this resolution: a token's last use is
+/// written at most once per period.
+pub(crate) const LAST_USE_RESOLUTION: Duration = Duration::from_secs(60);
+
+/// Whether a use at `at` falls within the resolution of one recorded at
+/// `last` (a `last` later than `at`, after a clock step back, counts too).
+pub(crate) fn used_recently(last: SystemTime, at: SystemTime) -> bool {
+    at.duration_since(last)
+        .map_or(true, |d| d < LAST_USE_RESOLUTION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_says_revoked_then_expired_then_suspended() {
+        let now = SystemTime::now();
+        let base = TokenRecord::new(
+            TokenId::from_u64(1),
+            TokenDigest::of("t"),
+            OwnerId::new("o").unwrap(),
+            "n",
+            ScopeSet::parse(["orders:read"]).unwrap(),
+            now,
+        );
+        assert_eq!(base.status(now), TokenStatus::Active);
+        let mut suspended = base.clone();
+        suspended.owner_suspended = true;
+        assert_eq!(suspended.status(now), TokenStatus::OwnerSuspended);
+        let mut expired = suspended;
+        expired.expires_at = Some(now);
+        assert_eq!(expired.status(now), TokenStatus::Expired);
+        assert_eq!(
+            expired.status(now - Duration::from_secs(1)),
+            TokenStatus::OwnerSuspended
+        );
+        let mut revoked = expired;
+        revoked.revoked_at = Some(now);
+        assert_eq!(revoked.status(now), TokenStatus::Revoked);
+        assert_eq!(TokenStatus::OwnerSuspended.to_string(), "suspended");
+    }
+}

@@ -1,0 +1,76 @@
+//! [`TokenId`]: the non-secret part of a token, the store's key.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::ID_LEN;
+
+/// The non-secret id embedded in every token (8 bytes, shown as 16 hex
+/// characters). Stores are keyed by it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenId([u8; ID_LEN]);
+
+impl TokenId {
+    /// Wraps raw id bytes.
+    pub const fn from_bytes(bytes: [u8; ID_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw id bytes.
+    pub const fn as_bytes(&self) -> &[u8; ID_LEN] {
+        &self.0
+    }
+
+    /// The id of the big-endian bytes of `v` (tests).
+    #[cfg(test)]
+    pub(crate) const fn from_u64(v: u64) -> Self {
+        Self(v.to_be_bytes())
+    }
+}
+
+impl fmt::Display for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; ID_LEN * 2];
+        f.write_str(base16ct::lower::encode_str(&self.0, &mut buf).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Debug for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenId({self})")
+    }
+}
+
+/// Error parsing a [`TokenId`] from its 16-character hex form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a token id is 16 lowercase hex characters")]
+pub struct ParseTokenIdError;
+
+impl FromStr for TokenId {
+    type Err = ParseTokenIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; ID_LEN];
+        match base16ct::lower::decode(s, &mut out) {
+            Ok(decoded) if decoded.len() == ID_LEN => Ok(Self(out)),
+            _ => Err(ParseTokenIdError),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live() -> crate::TokenFormat {
+        crate::preset::nuvlyx_live().format().clone()
+    }
+
+    #[test]
+    fn token_id_round_trips_through_text_and_integer() {
+        let id = live().mint().id;
+        assert_eq!(id.to_string().parse::<TokenId>(), Ok(id));
+        assert_eq!(TokenId::from_bytes(*id.as_bytes()), id);
+        assert!("xyz".parse::<TokenId>().is_err());
+    }
+}
