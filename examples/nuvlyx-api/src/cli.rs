@@ -1,0 +1,162 @@
+//! The command line: serve (the default), `tokens …` and `owners …`, with
+//! one group of store options for all of them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nuvlyx-api",
+    version,
+    about = "The Nuvlyx store API, protected by tower-pat"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Where the tokens are: one group for every command.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the API over HTTPS (the default).
+    Serve(ServeArgs),
+    /// Create, list, revoke and rotate tokens.
+    #[command(subcommand)]
+    Tokens(TokensCmd),
+    /// Suspend or reinstate a store (owner): all its tokens answer 401 while suspended.
+    #[command(subcommand)]
+    Owners(OwnersCmd),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Directory for the certificate and the SQLite token store.
+    #[arg(long, global = true, default_value = "./nuvlyx-data")]
+    pub data_dir: PathBuf,
+    /// Use a PostgreSQL token store instead (several instances can share it).
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// PostgreSQL schema holding the tables.
+    #[arg(long, global = true, default_value = "public", hide = true)]
+    pub database_schema: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// HTTPS listen address.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub addr: SocketAddr,
+    /// Also listen for plain HTTP here, answering every request with the
+    /// HTTPS-required rejection (never a redirect).
+    #[arg(long)]
+    pub http_addr: Option<SocketAddr>,
+    /// Mount an unprotected twin of `GET orders` at /unprotected/orders (load tests).
+    #[arg(long, hide = true)]
+    pub unprotected_twin: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokensCmd {
+    /// Create a token; prints the plaintext alone on stdout (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes, e.g. orders:read,products:read
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Lifetime: 30s, 15m, 24h, 30d…
+        #[arg(long, value_parser = parse_duration)]
+        expires_in: Option<Duration>,
+        #[arg(long, default_value = "demo-store")]
+        owner: String,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Revoke a token at once and for good: by id, or `-` to read the full
+    /// token from standard input (never put a token on the command line:
+    /// every local user can read it in the process list).
+    Revoke {
+        /// The token id (16 hex characters, from `tokens list`), or `-`.
+        id_or_stdin: String,
+    },
+    /// Rotate a token: prints the new token alone on stdout; the old one
+    /// keeps working for the grace period.
+    Rotate {
+        /// The token id (16 hex characters, from `tokens list`), or `-` to
+        /// read the full token from standard input.
+        id_or_stdin: String,
+        /// How long the old token keeps working (never past its own expiry).
+        #[arg(long, value_parser = parse_duration, default_value = "1h")]
+        grace: Duration,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OwnersCmd {
+    /// Suspend a store: its tokens answer 401. Refuses an owner that has no
+    /// token (a typo?) unless `--force`.
+    Suspend {
+        owner: String,
+        /// Suspend even an owner with no token yet.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Lift a suspension.
+    Reinstate { owner: String },
+}
+
+/// Parses a lifetime such as `30s`, `15m`, `24h`, `30d` or `1h 30m`
+/// (humantime's syntax). Zero is refused.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| {
+        format!("invalid duration {s:?}: {e} (use a number and a unit, e.g. 30s, 15m, 24h, 30d)")
+    })?;
+    if d.is_zero() {
+        return Err(format!(
+            "invalid duration {s:?}: it must be longer than zero"
+        ));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(2_592_000)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5_400)));
+        for bad in [
+            "",
+            "d",
+            "10",
+            "10w-",
+            "-1d",
+            "0s",
+            "99999999999999999999d",
+            // Not ASCII: a clear error, never a panic.
+            "1é",
+            "5€",
+            "€",
+            "١٢h",
+        ] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains("invalid duration"), "{bad}: {err}");
+        }
+    }
+}

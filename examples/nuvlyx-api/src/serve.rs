@@ -1,0 +1,102 @@
+//! `nuvlyx-api serve`: the API over HTTPS, on the configured store.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::Extension;
+use axum_server::tls_rustls::RustlsConfig;
+use tower_pat::admin::NewToken;
+use tower_pat::transport::TlsConnection;
+use tower_pat::AuthLayer;
+
+use crate::cli::{ServeArgs, StoreArgs};
+use crate::commands::fmt_time;
+use crate::store::{manager, open_store};
+use crate::{api, tls};
+
+/// How long the demo token minted on first start lives.
+const DEMO_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// Serves the API over HTTPS (and the plain-HTTP refusal, if asked).
+pub async fn serve(args: ServeArgs, store_args: StoreArgs) -> Result<()> {
+    let store = open_store(&store_args, true).await?;
+    let tokens = manager(store.clone());
+
+    // First start of the embedded store: a demo token, shown once, that
+    // expires in 24 hours. Never for a database given with --database-url:
+    // that may be a production store, where tokens are minted on purpose.
+    let embedded = store_args.database_url.is_none();
+    if embedded && tokens.list(None).await?.is_empty() {
+        let scopes: Vec<String> = tokens
+            .config()
+            .catalog()
+            .grantable()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let created = tokens
+            .create(
+                NewToken::new("demo token", "demo-store", scopes).expires_in(DEMO_TOKEN_LIFETIME),
+            )
+            .await?;
+        let cert = store_args.data_dir.join("cert.pem");
+        println!(
+            "Demo token (shown once, expires in 24 h): {}",
+            created.token.expose_secret()
+        );
+        println!(
+            "It holds every grantable scope and expires at {}. Try it without putting it on a command line:",
+            fmt_time(created.record.expires_at)
+        );
+        println!("  read -rs NUVLYX_TOKEN    # paste the token, then Enter");
+        println!(
+            "  printf 'Authorization: Bearer %s\\n' \"$NUVLYX_TOKEN\" | curl --cacert {} -H @- https://{}/api/v1/external/orders",
+            cert.display(),
+            display_addr(args.addr)
+        );
+    }
+
+    let (cert, key) = tls::load_or_create_cert(&store_args.data_dir)?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = RustlsConfig::from_pem_file(&cert, &key)
+        .await
+        .with_context(|| format!("loading {}", cert.display()))?;
+
+    let auth = AuthLayer::new(store.clone(), tower_pat::preset::nuvlyx_live()).realm("nuvlyx");
+    let app = api::app(auth.clone(), args.unprotected_twin).layer(Extension(TlsConnection));
+
+    if let Some(http_addr) = args.http_addr {
+        let listener = tokio::net::TcpListener::bind(http_addr)
+            .await
+            .with_context(|| format!("binding {http_addr}"))?;
+        let plain = api::plain_http_app();
+        eprintln!("plain HTTP on http://{http_addr} (every request is refused: HTTPS required)");
+        tokio::spawn(async move { axum::serve(listener, plain).await });
+    }
+
+    eprintln!(
+        "serving https://{} (tokens in {})",
+        display_addr(args.addr),
+        store_label(&store_args)
+    );
+    axum_server::bind_rustls(args.addr, tls)
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+        .await
+        .with_context(|| format!("serving on {}", args.addr))
+}
+
+fn display_addr(addr: SocketAddr) -> String {
+    if addr.ip().is_loopback() && addr.is_ipv4() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}
+
+fn store_label(args: &StoreArgs) -> String {
+    match &args.database_url {
+        Some(_) => "PostgreSQL".into(),
+        None => args.data_dir.join("tokens.db").display().to_string(),
+    }
+}

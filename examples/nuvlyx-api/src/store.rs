@@ -1,0 +1,57 @@
+//! Opening the configured token store: the embedded SQLite file, or a
+//! shared PostgreSQL database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tower_pat::admin::TokenManager;
+use tower_pat::{CachedStore, PostgresStore, SqliteStore, TokenAdmin};
+
+use crate::cli::StoreArgs;
+use crate::files;
+
+/// Any of the token stores, as the commands use it.
+pub type Store = Arc<dyn TokenAdmin>;
+
+/// Opens the configured store. For serving, the store sits behind a cache
+/// wired to the change feed, so CLI revocations apply within ~250 ms.
+pub async fn open_store(args: &StoreArgs, serving: bool) -> Result<Store> {
+    match &args.database_url {
+        Some(url) => {
+            let pg = PostgresStore::connect_in_schema(url, &args.database_schema)
+                .await
+                .context("PostgreSQL")?;
+            if !serving {
+                return Ok(Arc::new(pg));
+            }
+            let cached = CachedStore::new(pg.clone());
+            pg.listen(cached.invalidator(), Duration::from_secs(5))
+                .await
+                .context("LISTEN")?;
+            Ok(Arc::new(cached))
+        }
+        None => {
+            files::private_dir(&args.data_dir)?;
+            let db = args.data_dir.join("tokens.db");
+            files::private_file(&db)?;
+            let sqlite = SqliteStore::open(&db)
+                .await
+                .context("opening the token store")?;
+            if !serving {
+                return Ok(Arc::new(sqlite));
+            }
+            let cached = CachedStore::new(sqlite.clone());
+            sqlite
+                .watch_changes(cached.invalidator(), Duration::from_millis(250))
+                .await
+                .context("watching changes")?;
+            Ok(Arc::new(cached))
+        }
+    }
+}
+
+/// The manager every command mints and revokes through.
+pub fn manager(store: Store) -> TokenManager<Store> {
+    TokenManager::new(store, tower_pat::preset::nuvlyx_live())
+}
