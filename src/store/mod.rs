@@ -142,6 +142,8 @@ impl<T: TokenAdmin + ?Sized> TokenAdmin for Arc<T> {
 }
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod engine;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod sql;
 
 #[cfg(feature = "sqlite")]

@@ -9,8 +9,14 @@ use tokio::time::Instant;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
-use super::sql::{db_error, spawn_flusher, Dialect, UseTracker, POSTGRES};
-use super::{Change, Invalidate, StoreError};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use super::engine::{Backend, Engine};
+use super::sql::{db_error, spawn_flusher, Dialect, Flush, POSTGRES};
+use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
+use crate::TokenId;
 
 const FLUSH_EVERY: Duration = Duration::from_secs(10);
 /// Longest wait between two reconnection attempts of the listener.
@@ -26,18 +32,48 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// instance drops stale entries within milliseconds.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    shared: Arc<Shared>,
+    engine: Arc<Engine<Postgres>>,
 }
 
+/// PostgreSQL's side of the engine: `$1` parameters, `NOTIFY` on the
+/// schema's channel, and the listener tasks to stop with the store.
 #[derive(Debug)]
-struct Shared {
-    pool: PgPool,
-    uses: UseTracker,
+struct Postgres {
     channel: String,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
-impl Drop for Shared {
+impl Backend for Postgres {
+    type Db = sqlx::Postgres;
+    const SQL: Dialect = POSTGRES;
+
+    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    /// `NOTIFY` on the schema's channel, which [`PostgresStore::listen`]
+    /// hears in every instance.
+    async fn announce(&self, pool: &PgPool, change: Change) {
+        let payload = match &change {
+            Change::Token(id) => format!("token:{id}"),
+            Change::Owner(o) => format!("owner:{o}"),
+            _ => return,
+        };
+        let sent = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&self.channel)
+            .bind(payload)
+            .execute(pool)
+            .await;
+        if let Err(_e) = sent {
+            crate::trace::store_warning(
+                "NOTIFY failed; other caches catch up by TTL",
+                &db_error(_e),
+            );
+        }
+    }
+}
+
+impl Drop for Postgres {
     fn drop(&mut self) {
         for t in self
             .tasks
@@ -51,8 +87,6 @@ impl Drop for Shared {
 }
 
 impl PostgresStore {
-    const SQL: Dialect = POSTGRES;
-
     /// Connects to `url` (`postgres://user@host/db`) and uses the `public`
     /// schema.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -104,38 +138,24 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::unavailable(format!("migrating the token store: {e}")))?;
-        let shared = Arc::new(Shared {
-            pool,
-            uses: UseTracker::default(),
+        let backend = Postgres {
             channel: format!("tower_pat:{schema}"),
             tasks: Mutex::new(Vec::new()),
-        });
-        spawn_flusher(Arc::downgrade(&shared), FLUSH_EVERY);
-        Ok(Self { shared })
+        };
+        let engine = Arc::new(Engine::new(pool, backend));
+        spawn_flusher(Arc::downgrade(&engine), FLUSH_EVERY);
+        Ok(Self { engine })
     }
 
     /// The connection pool.
     pub fn pool(&self) -> &PgPool {
-        &self.shared.pool
+        &self.engine.pool
     }
 
-    async fn announce(&self, change: Change) {
-        let payload = match &change {
-            Change::Token(id) => format!("token:{id}"),
-            Change::Owner(o) => format!("owner:{o}"),
-            _ => return,
-        };
-        let sent = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(&self.shared.channel)
-            .bind(payload)
-            .execute(&self.shared.pool)
-            .await;
-        if let Err(_e) = sent {
-            crate::trace::store_warning(
-                "NOTIFY failed; other caches catch up by TTL",
-                &db_error(_e),
-            );
-        }
+    /// Writes pending last-use times now (they are otherwise written in the
+    /// background every 10 s).
+    pub async fn flush_last_used(&self) -> Result<(), StoreError> {
+        self.engine.flush_uses().await
     }
 
     /// Listens for changes announced by any instance and passes them to
@@ -166,12 +186,12 @@ impl PostgresStore {
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(StoreError::unavailable)?;
         let channels = Channels {
-            changes: self.shared.channel.clone(),
+            changes: self.engine.backend.channel.clone(),
             // Private to this listener: other instances never see its
             // heartbeats.
             heartbeat: format!("tower_pat_hb:{:016x}", u64::from_be_bytes(nonce)),
         };
-        let pool = self.shared.pool.clone();
+        let pool = self.engine.pool.clone();
         let listener = channels.subscribe(&pool).await?;
         let task = tokio::spawn(async move {
             let mut listener = listener;
@@ -203,7 +223,8 @@ impl PostgresStore {
                 );
             }
         });
-        self.shared
+        self.engine
+            .backend
             .tasks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -297,4 +318,51 @@ impl Channels {
     }
 }
 
-super::sql::sqlx_store_impl!(PostgresStore);
+impl TokenStore for PostgresStore {
+    fn find(&self, id: TokenId) -> Lookup {
+        self.engine.find(id)
+    }
+
+    /// Kept in memory and written in the background every 10 s (see
+    /// [`PostgresStore::flush_last_used`]).
+    fn record_use(&self, id: TokenId, at: SystemTime) {
+        self.engine.note_use(id, at);
+    }
+}
+
+#[async_trait]
+impl TokenAdmin for PostgresStore {
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        self.engine.insert(record).await
+    }
+
+    async fn list(&self, owner: Option<&OwnerId>) -> Result<Vec<TokenRecord>, StoreError> {
+        self.engine.list(owner).await
+    }
+
+    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
+        self.engine.revoke(id, at).await
+    }
+
+    async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError> {
+        self.engine.cap_expiry(id, at).await
+    }
+
+    async fn set_owner_suspended(
+        &self,
+        owner: &OwnerId,
+        suspended: bool,
+    ) -> Result<(), StoreError> {
+        self.engine.set_owner_suspended(owner, suspended).await
+    }
+
+    async fn is_owner_suspended(&self, owner: &OwnerId) -> Result<bool, StoreError> {
+        self.engine.is_owner_suspended(owner).await
+    }
+}
+
+impl Flush for Engine<Postgres> {
+    async fn flush(&self) {
+        self.flush_or_warn().await;
+    }
+}

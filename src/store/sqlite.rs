@@ -8,8 +8,12 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::sql::{db_error, spawn_flusher, to_micros, Dialect, UseTracker, SQLITE};
-use super::{Change, Invalidate, StoreError};
+use async_trait::async_trait;
+
+use super::engine::{Backend, Engine};
+use super::sql::{db_error, spawn_flusher, to_micros, Dialect, Flush, SQLITE};
+use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
+use crate::TokenId;
 
 /// How often pending last-use times are written.
 const FLUSH_EVERY: Duration = Duration::from_secs(10);
@@ -39,18 +43,55 @@ const KEEP_CHANGES: Duration = Duration::from_secs(24 * 3600);
 /// ```
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    shared: Arc<Shared>,
+    engine: Arc<Engine<Sqlite>>,
 }
 
+/// SQLite's side of the engine: `?1` parameters, and a change table that
+/// other processes poll.
 #[derive(Debug)]
-struct Shared {
-    pool: SqlitePool,
-    uses: UseTracker,
+struct Sqlite;
+
+impl Backend for Sqlite {
+    type Db = sqlx::Sqlite;
+    const SQL: Dialect = SQLITE;
+
+    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    /// Appends the change to the change table that
+    /// [`SqliteStore::watch_changes`] polls in every process.
+    async fn announce(&self, pool: &SqlitePool, change: Change) {
+        let (kind, key) = match &change {
+            Change::Token(id) => ("token", id.to_string()),
+            Change::Owner(o) => ("owner", o.to_string()),
+            _ => return,
+        };
+        let now = to_micros(SystemTime::now());
+        let keep = i64::try_from(KEEP_CHANGES.as_micros()).unwrap_or(i64::MAX);
+        let result = async {
+            sqlx::query("INSERT INTO tower_pat_changes (kind, key, at) VALUES (?1, ?2, ?3)")
+                .bind(kind)
+                .bind(key)
+                .bind(now)
+                .execute(pool)
+                .await?;
+            sqlx::query("DELETE FROM tower_pat_changes WHERE at < ?1")
+                .bind(now.saturating_sub(keep))
+                .execute(pool)
+                .await
+        }
+        .await;
+        if let Err(_e) = result {
+            crate::trace::store_warning(
+                "recording a change for other processes failed",
+                &db_error(_e),
+            );
+        }
+    }
 }
 
 impl SqliteStore {
-    const SQL: Dialect = SQLITE;
-
     /// Opens (creating if needed) the database file at `path`.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
@@ -87,48 +128,20 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::unavailable(format!("migrating the token store: {e}")))?;
-        let shared = Arc::new(Shared {
-            pool,
-            uses: UseTracker::default(),
-        });
-        spawn_flusher(Arc::downgrade(&shared), FLUSH_EVERY);
-        Ok(Self { shared })
+        let engine = Arc::new(Engine::new(pool, Sqlite));
+        spawn_flusher(Arc::downgrade(&engine), FLUSH_EVERY);
+        Ok(Self { engine })
     }
 
     /// The connection pool (for raw queries, tests, backups).
     pub fn pool(&self) -> &SqlitePool {
-        &self.shared.pool
+        &self.engine.pool
     }
 
-    /// Records a change for other processes; failures only delay their
-    /// caches by up to the cache TTL, so they are logged, not returned.
-    async fn announce(&self, change: Change) {
-        let (kind, key) = match &change {
-            Change::Token(id) => ("token", id.to_string()),
-            Change::Owner(o) => ("owner", o.to_string()),
-            _ => return,
-        };
-        let now = to_micros(SystemTime::now());
-        let keep = i64::try_from(KEEP_CHANGES.as_micros()).unwrap_or(i64::MAX);
-        let result = async {
-            sqlx::query("INSERT INTO tower_pat_changes (kind, key, at) VALUES (?1, ?2, ?3)")
-                .bind(kind)
-                .bind(key)
-                .bind(now)
-                .execute(&self.shared.pool)
-                .await?;
-            sqlx::query("DELETE FROM tower_pat_changes WHERE at < ?1")
-                .bind(now.saturating_sub(keep))
-                .execute(&self.shared.pool)
-                .await
-        }
-        .await;
-        if let Err(_e) = result {
-            crate::trace::store_warning(
-                "recording a change for other processes failed",
-                &db_error(_e),
-            );
-        }
+    /// Writes pending last-use times now (they are otherwise written in the
+    /// background every 10 s).
+    pub async fn flush_last_used(&self) -> Result<(), StoreError> {
+        self.engine.flush_uses().await
     }
 
     /// Polls the change table every `every` and passes each change made by
@@ -141,22 +154,22 @@ impl SqliteStore {
         every: Duration,
     ) -> Result<(), StoreError> {
         let start: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM tower_pat_changes")
-            .fetch_one(&self.shared.pool)
+            .fetch_one(&self.engine.pool)
             .await
             .map_err(db_error)?;
-        let weak = Arc::downgrade(&self.shared);
+        let weak = Arc::downgrade(&self.engine);
         tokio::spawn(async move {
             let mut last = start.unwrap_or(0);
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let Some(shared) = weak.upgrade() else { break };
+                let Some(engine) = weak.upgrade() else { break };
                 let rows: Result<Vec<(i64, String, String)>, _> = sqlx::query_as(
                     "SELECT seq, kind, key FROM tower_pat_changes WHERE seq > ?1 ORDER BY seq",
                 )
                 .bind(last)
-                .fetch_all(&shared.pool)
+                .fetch_all(&engine.pool)
                 .await;
                 // On error the rows stay in the table and are read next time.
                 let Ok(rows) = rows else { continue };
@@ -170,4 +183,51 @@ impl SqliteStore {
     }
 }
 
-super::sql::sqlx_store_impl!(SqliteStore);
+impl TokenStore for SqliteStore {
+    fn find(&self, id: TokenId) -> Lookup {
+        self.engine.find(id)
+    }
+
+    /// Kept in memory and written in the background every 10 s (see
+    /// [`SqliteStore::flush_last_used`]).
+    fn record_use(&self, id: TokenId, at: SystemTime) {
+        self.engine.note_use(id, at);
+    }
+}
+
+#[async_trait]
+impl TokenAdmin for SqliteStore {
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        self.engine.insert(record).await
+    }
+
+    async fn list(&self, owner: Option<&OwnerId>) -> Result<Vec<TokenRecord>, StoreError> {
+        self.engine.list(owner).await
+    }
+
+    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
+        self.engine.revoke(id, at).await
+    }
+
+    async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError> {
+        self.engine.cap_expiry(id, at).await
+    }
+
+    async fn set_owner_suspended(
+        &self,
+        owner: &OwnerId,
+        suspended: bool,
+    ) -> Result<(), StoreError> {
+        self.engine.set_owner_suspended(owner, suspended).await
+    }
+
+    async fn is_owner_suspended(&self, owner: &OwnerId) -> Result<bool, StoreError> {
+        self.engine.is_owner_suspended(owner).await
+    }
+}
+
+impl Flush for Engine<Sqlite> {
+    async fn flush(&self) {
+        self.flush_or_warn().await;
+    }
+}

@@ -1,0 +1,220 @@
+//! The SQL store engine: the store operations written once for every sqlx
+//! backend. A backend supplies its statements (a [`Dialect`] of constant
+//! SQL), how to count the rows a statement changed, and how to tell other
+//! processes of a change; `SqliteStore` and `PostgresStore` wrap an
+//! `Arc<Engine<_>>` and delegate to it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+
+use super::sql::{db_error, id_to_db, scopes_to_db, to_micros, Dialect, RawRecord, UseTracker};
+use super::{Change, Lookup, OwnerId, StoreError, StoreErrorKind, TokenRecord};
+use crate::TokenId;
+
+/// What differs between two SQL databases, beyond the SQL itself.
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// The sqlx database.
+    type Db: Database;
+
+    /// The backend's statements.
+    const SQL: Dialect;
+
+    /// How many rows a statement changed.
+    fn rows_affected(result: &<Self::Db as Database>::QueryResult) -> u64;
+
+    /// Tells other processes' caches of a change, best effort: a failure is
+    /// logged, and those caches catch up within their TTL.
+    fn announce(&self, pool: &Pool<Self::Db>, change: Change) -> impl Future<Output = ()> + Send;
+}
+
+/// A connection pool, the pending last-use times, and the backend.
+#[derive(Debug)]
+pub(crate) struct Engine<B: Backend> {
+    pub(crate) pool: Pool<B::Db>,
+    pub(crate) uses: UseTracker,
+    pub(crate) backend: B,
+}
+
+impl<B: Backend> Engine<B> {
+    pub(crate) fn new(pool: Pool<B::Db>, backend: B) -> Self {
+        Self {
+            pool,
+            uses: UseTracker::default(),
+            backend,
+        }
+    }
+
+    /// Notes a successful use, written with the next flush.
+    pub(crate) fn note_use(&self, id: TokenId, at: SystemTime) {
+        self.uses.note(id, at);
+    }
+}
+
+impl<B: Backend> Engine<B>
+where
+    for<'c> &'c Pool<B::Db>: Executor<'c, Database = B::Db>,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    <B::Db as Database>::Arguments: IntoArguments<B::Db>,
+    for<'r> RawRecord: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
+    for<'q> i64: Type<B::Db> + Encode<'q, B::Db> + Decode<'q, B::Db>,
+    for<'q> Option<i64>: Type<B::Db> + Encode<'q, B::Db>,
+    for<'q> Vec<u8>: Type<B::Db> + Encode<'q, B::Db>,
+    for<'q> String: Type<B::Db> + Encode<'q, B::Db>,
+    for<'q> bool: Type<B::Db> + Encode<'q, B::Db>,
+{
+    /// The record of `id`, from one query (the owner's suspension and the
+    /// revocation are joined in).
+    pub(crate) fn find(self: &Arc<Self>, id: TokenId) -> Lookup {
+        let this = self.clone();
+        Lookup::pending(async move {
+            let row: Option<RawRecord> = sqlx::query_as(B::SQL.find)
+                .bind(id_to_db(id))
+                .fetch_optional(&this.pool)
+                .await
+                .map_err(db_error)?;
+            let record = row.map(RawRecord::into_record).transpose()?;
+            Ok(record.map(Arc::new))
+        })
+    }
+
+    pub(crate) async fn insert(&self, r: TokenRecord) -> Result<(), StoreError> {
+        // The token row first: a revoked id cannot be inserted.
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query(B::SQL.insert)
+            .bind(id_to_db(r.id))
+            .bind(r.digest.as_bytes().to_vec())
+            .bind(r.owner.as_str().to_owned())
+            .bind(r.name.to_string())
+            .bind(scopes_to_db(&r.scopes))
+            .bind(r.preview.to_string())
+            .bind(to_micros(r.created_at))
+            .bind(r.expires_at.map(to_micros))
+            .bind(r.last_used_at.map(to_micros))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if let Some(at) = r.revoked_at {
+            sqlx::query(B::SQL.revoke)
+                .bind(id_to_db(r.id))
+                .bind(to_micros(at))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        self.backend.announce(&self.pool, Change::Token(r.id)).await;
+        Ok(())
+    }
+
+    pub(crate) async fn list(
+        &self,
+        owner: Option<&OwnerId>,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows: Vec<RawRecord> = match owner {
+            None => sqlx::query_as(B::SQL.list_all).fetch_all(&self.pool).await,
+            Some(o) => {
+                sqlx::query_as(B::SQL.list_owner)
+                    .bind(o.as_str().to_owned())
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(db_error)?;
+        rows.into_iter().map(RawRecord::into_record).collect()
+    }
+
+    pub(crate) async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
+        let done = sqlx::query(B::SQL.revoke)
+            .bind(id_to_db(id))
+            .bind(to_micros(at))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        if B::rows_affected(&done) == 1 {
+            self.backend.announce(&self.pool, Change::Token(id)).await;
+            return Ok(true);
+        }
+        // Nothing changed: revoked already, or unknown.
+        let (exists,): (i64,) = sqlx::query_as(B::SQL.exists)
+            .bind(id_to_db(id))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        if exists == 0 {
+            Err(StoreError::new(StoreErrorKind::NotFound))
+        } else {
+            Ok(false)
+        }
+    }
+
+    pub(crate) async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError> {
+        let done = sqlx::query(B::SQL.cap_expiry)
+            .bind(id_to_db(id))
+            .bind(to_micros(at))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        if B::rows_affected(&done) == 0 {
+            return Err(StoreError::new(StoreErrorKind::NotFound));
+        }
+        self.backend.announce(&self.pool, Change::Token(id)).await;
+        Ok(())
+    }
+
+    pub(crate) async fn set_owner_suspended(
+        &self,
+        owner: &OwnerId,
+        suspended: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query(B::SQL.set_suspended)
+            .bind(owner.as_str().to_owned())
+            .bind(suspended)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        self.backend
+            .announce(&self.pool, Change::Owner(owner.clone()))
+            .await;
+        Ok(())
+    }
+
+    pub(crate) async fn is_owner_suspended(&self, owner: &OwnerId) -> Result<bool, StoreError> {
+        let (n,): (i64,) = sqlx::query_as(B::SQL.is_suspended)
+            .bind(owner.as_str().to_owned())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(n > 0)
+    }
+
+    /// Writes the pending last-use times, in one transaction.
+    pub(crate) async fn flush_uses(&self) -> Result<(), StoreError> {
+        let batch = self.uses.take();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        for (id, at) in batch {
+            sqlx::query(B::SQL.touch)
+                .bind(id_to_db(id))
+                .bind(to_micros(at))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    /// [`Engine::flush_uses`] for the background flusher: failures are
+    /// logged, and the times are lost (last use is a hint).
+    pub(crate) async fn flush_or_warn(&self) {
+        if let Err(_e) = self.flush_uses().await {
+            crate::trace::store_warning("writing last-used times failed", &_e);
+        }
+    }
+}
