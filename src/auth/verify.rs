@@ -16,7 +16,7 @@ use super::{parse, Authenticated};
 use crate::response::{Realm, Rejection, RejectionKind};
 use crate::store::{used_recently, Found, Lookup, StoreError, StoreErrorKind, TokenStatus};
 use crate::transport::TransportPolicy;
-use crate::{TokenConfig, TokenDigest, TokenId, TokenStore};
+use crate::{TokenConfig, TokenDigest, TokenId, TokenRecord, TokenStore};
 
 /// Everything an [`crate::AuthLayer`] was configured with, shared (in an
 /// `Arc`) by the layer, its services and their pending lookups.
@@ -173,69 +173,85 @@ impl Config {
         found: Found,
         equal: impl FnOnce(&TokenDigest, &TokenDigest) -> bool,
     ) -> Result<Authenticated, RejectionKind> {
-        // A record the store could not read back is the server's fault, but
-        // only a caller who proves the secret may learn that this id is
-        // special: anyone else gets the ordinary 401.
+        // 5. The secret: one constant-time comparison whatever was found.
+        let record = self.compare(id, digest, found, equal)?;
+        // 6. The record itself: sound, and active now.
+        let now = self.now();
+        self.check_record(id, &record, now)?;
+        // 7. Last use, kept to the minute: no hint when the record already
+        //    says the token was used within the last minute (the one place
+        //    last use is throttled). A store that panics here fails this
+        //    request closed, like one that panics in its lookup.
+        if !record.last_used_at.is_some_and(|t| used_recently(t, now)) {
+            let noted = catch_unwind(AssertUnwindSafe(|| self.store.record_use(id, now)));
+            if noted.is_err() {
+                return Err(self.store_failure(id, StoreError::new(StoreErrorKind::Panicked)));
+            }
+        }
+        Ok(Authenticated { record })
+    }
+
+    /// Compares the presented token's digest with the stored one: against
+    /// a dummy digest when the id is unknown, so the work is the same
+    /// either way. A record the store could not read back is the server's
+    /// fault, but only a caller who proves the secret may learn that this
+    /// id is special: anyone else gets the ordinary 401.
+    fn compare(
+        &self,
+        id: TokenId,
+        digest: TokenDigest,
+        found: Found,
+        equal: impl FnOnce(&TokenDigest, &TokenDigest) -> bool,
+    ) -> Result<Arc<TokenRecord>, RejectionKind> {
         let (stored, record) = match found {
             Ok(r) => (r.as_ref().map_or(TokenDigest::DUMMY, |r| r.digest), Ok(r)),
             Err(e) if e.kind() == StoreErrorKind::Corrupt => {
                 crate::trace::store_error(id, &e, &self.realm.log);
                 (e.corrupt_digest().unwrap_or(TokenDigest::DUMMY), Err(e))
             }
-            Err(e) => {
-                crate::trace::store_error(id, &e, &self.realm.log);
-                return Err(RejectionKind::StoreUnavailable(e.kind()));
-            }
+            Err(e) => return Err(self.store_failure(id, e)),
         };
-        // Same work whether or not the id exists: always one comparison.
         let matches = equal(&stored, &digest);
-        let record = match record {
-            Ok(Some(record)) => record,
-            Ok(None) => return Err(RejectionKind::UnknownToken),
-            Err(e) => {
-                return Err(match (e.corrupt_digest(), matches) {
-                    (Some(_), true) => RejectionKind::StoreUnavailable(StoreErrorKind::Corrupt),
-                    (Some(_), false) => RejectionKind::SecretMismatch,
-                    (None, _) => RejectionKind::UnknownToken,
-                })
-            }
-        };
-        if !matches {
-            return Err(RejectionKind::SecretMismatch);
+        match record {
+            Ok(Some(record)) if matches => Ok(record),
+            Ok(Some(_)) => Err(RejectionKind::SecretMismatch),
+            Ok(None) => Err(RejectionKind::UnknownToken),
+            Err(e) => Err(match (e.corrupt_digest(), matches) {
+                (Some(_), true) => RejectionKind::StoreUnavailable(StoreErrorKind::Corrupt),
+                (Some(_), false) => RejectionKind::SecretMismatch,
+                (None, _) => RejectionKind::UnknownToken,
+            }),
         }
+    }
+
+    /// A record that proved its secret: is it the one asked for, does it
+    /// hold only scopes the catalog defines, and is it active at `now`?
+    fn check_record(
+        &self,
+        id: TokenId,
+        record: &TokenRecord,
+        now: SystemTime,
+    ) -> Result<(), RejectionKind> {
         if record.id != id {
             // The digest covers the id, so only a broken store gets here.
             let e = StoreError::corrupt("the store answered with another token's record");
-            crate::trace::store_error(id, &e, &self.realm.log);
-            return Err(RejectionKind::StoreUnavailable(StoreErrorKind::Corrupt));
+            return Err(self.store_failure(id, e));
         }
         if let Err(e) = self.tokens.catalog().check_known(&record.scopes) {
-            let e = StoreError::with_source(StoreErrorKind::Corrupt, e);
-            crate::trace::store_error(id, &e, &self.realm.log);
-            return Err(RejectionKind::StoreUnavailable(StoreErrorKind::Corrupt));
+            return Err(self.store_failure(id, StoreError::with_source(StoreErrorKind::Corrupt, e)));
         }
-        let now = self.now();
         match record.status(now) {
-            TokenStatus::Active => {}
-            TokenStatus::Revoked => return Err(RejectionKind::Revoked),
-            TokenStatus::Expired => return Err(RejectionKind::Expired),
-            TokenStatus::OwnerSuspended => return Err(RejectionKind::OwnerSuspended),
+            TokenStatus::Active => Ok(()),
+            TokenStatus::Revoked => Err(RejectionKind::Revoked),
+            TokenStatus::Expired => Err(RejectionKind::Expired),
+            TokenStatus::OwnerSuspended => Err(RejectionKind::OwnerSuspended),
         }
-        // Last use is kept to the minute: skip the hint when the record
-        // already says the token was used within the last minute. A store
-        // that panics here fails this request closed, like one that panics
-        // in its lookup.
-        if !record.last_used_at.is_some_and(|t| used_recently(t, now)) {
-            let noted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.store.record_use(id, now)
-            }));
-            if noted.is_err() {
-                let e = StoreError::new(StoreErrorKind::Panicked);
-                crate::trace::store_error(id, &e, &self.realm.log);
-                return Err(RejectionKind::StoreUnavailable(StoreErrorKind::Panicked));
-            }
-        }
-        Ok(Authenticated { record })
+    }
+
+    /// Logs a store failure and answers it 503, fail closed.
+    fn store_failure(&self, id: TokenId, e: StoreError) -> RejectionKind {
+        crate::trace::store_error(id, &e, &self.realm.log);
+        RejectionKind::StoreUnavailable(e.kind())
     }
 }
 
