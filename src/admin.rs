@@ -35,25 +35,24 @@ use crate::{PlaintextToken, ScopeError, TokenConfig, TokenId};
 
 /// A request to create a token.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct NewToken {
-    /// Human name ("order bot"): 1 to 100 characters once trimmed. Names
-    /// are shown in admin panels and terminals, so control characters,
-    /// invisible ones (zero-width spaces, the BOM) and bidirectional
-    /// formatting characters (U+202A–U+202E, U+2066–U+2069, U+200E/F,
-    /// U+061C), which can make a listing lie about what it shows, are
-    /// refused.
-    pub name: String,
-    /// Owner (store / tenant) id.
-    pub owner: String,
-    /// Scopes to grant; each must be known and grantable.
-    pub scopes: Vec<String>,
-    /// Lifetime from now; `None` for a token that does not expire.
-    pub expires_in: Option<Duration>,
+    name: String,
+    owner: String,
+    scopes: Vec<String>,
+    expires_in: Option<Duration>,
 }
 
 impl NewToken {
-    /// A non-expiring token request.
+    /// A request for a token that does not expire.
+    ///
+    /// - `name` ("order bot"): 1 to 100 characters once trimmed. Names are
+    ///   shown in admin panels and terminals, so control characters,
+    ///   invisible ones (zero-width spaces, the BOM) and bidirectional
+    ///   formatting characters (U+202A–U+202E, U+2066–U+2069, U+200E/F,
+    ///   U+061C), which can make a listing lie about what it shows, are
+    ///   refused.
+    /// - `owner`: the store / tenant id.
+    /// - `scopes`: each must be defined in the catalog and grantable.
     pub fn new<I>(name: &str, owner: &str, scopes: I) -> Self
     where
         I: IntoIterator,
@@ -67,7 +66,7 @@ impl NewToken {
         }
     }
 
-    /// Sets a lifetime.
+    /// Makes the token expire `lifetime` from its creation.
     #[must_use]
     pub fn expires_in(mut self, lifetime: Duration) -> Self {
         self.expires_in = Some(lifetime);
@@ -97,7 +96,7 @@ pub enum AdminError {
     Owner(#[from] InvalidOwnerId),
     /// The token name is empty, longer than 100 characters, or holds a
     /// control, invisible or bidirectional-formatting character (see
-    /// [`NewToken::name`]).
+    /// [`NewToken::new`]).
     #[error("a token name is 1 to 100 characters, without control, invisible or bidirectional-formatting characters")]
     InvalidName,
     /// The expiry is zero or overflows the clock.

@@ -151,6 +151,7 @@ async fn status(app: &App, token: &str) -> StatusCode {
 
 /// The status the layer answers `token` with, over `store`, now: for tests
 /// of a store's own failure modes (a corrupt row, say).
+#[doc(hidden)]
 pub async fn status_now<S: TokenStore + Clone>(store: &S, token: &str) -> u16 {
     let clock = ManualClock::new(SystemTime::now());
     status(&app(store, &clock), token).await.as_u16()

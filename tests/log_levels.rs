@@ -33,7 +33,9 @@ async fn one_of_each(realm: &str) -> (axum::Router, Vec<String>) {
         let admin = admin.clone();
         async move {
             let mut req = NewToken::new("t", owner, ["orders:read"]);
-            req.expires_in = lifetime.map(Duration::from_secs);
+            if let Some(s) = lifetime {
+                req = req.expires_in(Duration::from_secs(s));
+            }
             admin.create(req).await.unwrap()
         }
     };

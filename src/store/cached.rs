@@ -20,21 +20,14 @@ fn capacity(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX).max(1)
 }
 
-/// Sizes and lifetimes of a [`CachedStore`].
+/// Sizes and lifetimes of a [`CachedStore`]: start from
+/// `CacheConfig::default()` and change what you need.
 #[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
 pub struct CacheConfig {
-    /// Most records kept (default 100 000).
-    pub max_entries: u64,
-    /// How long a record is served from the cache (default 10 s). This is
-    /// the staleness bound for changes made by another process when no
-    /// change feed reaches this cache.
-    pub ttl: Duration,
-    /// Most "unknown id" answers kept (default 10 000): a flood of random
-    /// ids cannot grow memory past this.
-    pub max_negative_entries: u64,
-    /// How long an "unknown id" answer is kept (default 5 s).
-    pub negative_ttl: Duration,
+    max_entries: u64,
+    ttl: Duration,
+    max_negative_entries: u64,
+    negative_ttl: Duration,
 }
 
 impl Default for CacheConfig {
@@ -49,28 +42,31 @@ impl Default for CacheConfig {
 }
 
 impl CacheConfig {
-    /// Sets [`CacheConfig::max_entries`].
+    /// Most records kept (default 100 000).
     #[must_use]
     pub fn max_entries(mut self, n: u64) -> Self {
         self.max_entries = n;
         self
     }
 
-    /// Sets [`CacheConfig::ttl`].
+    /// How long a record is served from the cache (default 10 s). This is
+    /// the staleness bound for changes made by another process when no
+    /// change feed reaches this cache.
     #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
     }
 
-    /// Sets [`CacheConfig::max_negative_entries`].
+    /// Most "unknown id" answers kept (default 10 000): a flood of random
+    /// ids cannot grow memory past this.
     #[must_use]
     pub fn max_negative_entries(mut self, n: u64) -> Self {
         self.max_negative_entries = n;
         self
     }
 
-    /// Sets [`CacheConfig::negative_ttl`].
+    /// How long an "unknown id" answer is kept (default 5 s).
     #[must_use]
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl = ttl;

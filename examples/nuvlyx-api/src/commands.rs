@@ -85,7 +85,9 @@ pub async fn tokens_cmd(cmd: TokensCmd, store: &StoreArgs) -> Result<()> {
         } => {
             let tokens = manager(open_store(store, false).await?);
             let mut req = NewToken::new(&name, &owner, &scopes);
-            req.expires_in = expires_in;
+            if let Some(lifetime) = expires_in {
+                req = req.expires_in(lifetime);
+            }
             let created = tokens.create(req).await?;
             eprintln!(
                 "created token {} \"{}\" for {} with scopes {} (shown once: store it now)",
