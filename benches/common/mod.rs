@@ -290,6 +290,15 @@ pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
         ),
         case(
             rt,
+            "tower-pat valid token, AuthLayer alone (no scope check)",
+            AuthLayer::new(store.clone(), tower_pat::preset::nuvlyx_live())
+                .responder(EmptyBody)
+                .layer(bare()),
+            &token,
+            StatusCode::OK,
+        ),
+        case(
+            rt,
             "tower-pat unknown id",
             ours(store.clone(), "orders:read"),
             &unknown,
