@@ -98,6 +98,15 @@ async fn fresh<H: Harness>() -> Option<H::Store> {
     s
 }
 
+/// A fresh store, a clock stopped at a whole second, and a manager minting
+/// into the store on that clock.
+async fn setup<H: Harness>() -> Option<(H::Store, ManualClock, TokenManager<H::Store>)> {
+    let store = fresh::<H>().await?;
+    let clock = ManualClock::new(now());
+    let m = manager(&store, &clock);
+    Some((store, clock, m))
+}
+
 fn manager<S: TokenAdmin + Clone>(store: &S, clock: &ManualClock) -> TokenManager<S> {
     TokenManager::new(
         store.clone(),
@@ -168,11 +177,9 @@ fn now() -> SystemTime {
 
 #[doc(hidden)]
 pub async fn create_find_list<H: Harness>() {
-    let Some(store) = fresh::<H>().await else {
+    let Some((store, clock, m)) = setup::<H>().await else {
         return;
     };
-    let clock = ManualClock::new(now());
-    let m = manager(&store, &clock);
     let c = m
         .create(
             NewToken::new("order bot", "store-a", ["orders:read", "wallet:read"])
@@ -209,11 +216,9 @@ pub async fn create_find_list<H: Harness>() {
 
 #[doc(hidden)]
 pub async fn revocation_is_permanent<H: Harness>() {
-    let Some(store) = fresh::<H>().await else {
+    let Some((store, clock, m)) = setup::<H>().await else {
         return;
     };
-    let clock = ManualClock::new(now());
-    let m = manager(&store, &clock);
     let c = m
         .create(NewToken::new("t", "store-a", ["orders:read"]))
         .await
@@ -263,11 +268,9 @@ pub async fn revocation_is_permanent<H: Harness>() {
 
 #[doc(hidden)]
 pub async fn rotation_keeps_the_old_token_for_the_grace_only<H: Harness>() {
-    let Some(store) = fresh::<H>().await else {
+    let Some((store, clock, m)) = setup::<H>().await else {
         return;
     };
-    let clock = ManualClock::new(now());
-    let m = manager(&store, &clock);
     let app = app(&store, &clock);
     let old = m
         .create(NewToken::new("bot", "store-a", ["orders:read"]))
@@ -302,11 +305,9 @@ pub async fn rotation_keeps_the_old_token_for_the_grace_only<H: Harness>() {
 
 #[doc(hidden)]
 pub async fn rotation_never_extends_the_original_expiry<H: Harness>() {
-    let Some(store) = fresh::<H>().await else {
+    let Some((store, clock, m)) = setup::<H>().await else {
         return;
     };
-    let clock = ManualClock::new(now());
-    let m = manager(&store, &clock);
     let old = m
         .create(
             NewToken::new("bot", "store-a", ["orders:read"]).expires_in(Duration::from_secs(60)),
@@ -327,11 +328,9 @@ pub async fn rotation_never_extends_the_original_expiry<H: Harness>() {
 
 #[doc(hidden)]
 pub async fn suspension_disables_all_owner_tokens_until_reinstated<H: Harness>() {
-    let Some(store) = fresh::<H>().await else {
+    let Some((store, clock, m)) = setup::<H>().await else {
         return;
     };
-    let clock = ManualClock::new(now());
-    let m = manager(&store, &clock);
     let app = app(&store, &clock);
     let a1 = m
         .create(NewToken::new("a1", "store-a", ["orders:read"]))
@@ -362,11 +361,9 @@ pub async fn suspension_disables_all_owner_tokens_until_reinstated<H: Harness>()
 
 #[doc(hidden)]
 pub async fn expiry_follows_the_injected_clock<H: Harness>() {
-    let Some(store) = fresh::<H>().await else {
+    let Some((store, clock, m)) = setup::<H>().await else {
         return;
     };
-    let clock = ManualClock::new(now());
-    let m = manager(&store, &clock);
     let app = app(&store, &clock);
     let c = m
         .create(NewToken::new("t", "store-a", ["orders:read"]).expires_in(Duration::from_secs(30)))
@@ -383,11 +380,9 @@ pub async fn expiry_follows_the_injected_clock<H: Harness>() {
 
 #[doc(hidden)]
 pub async fn last_use_is_recorded_off_the_request_path<H: Harness>() {
-    let Some(store) = fresh::<H>().await else {
+    let Some((store, clock, m)) = setup::<H>().await else {
         return;
     };
-    let clock = ManualClock::new(now());
-    let m = manager(&store, &clock);
     let c = m
         .create(NewToken::new("t", "store-a", ["orders:read"]))
         .await
@@ -403,11 +398,9 @@ pub async fn last_use_is_recorded_off_the_request_path<H: Harness>() {
 
 #[doc(hidden)]
 pub async fn concurrent_minting_and_revoking<H: Harness>() {
-    let Some(store) = fresh::<H>().await else {
+    let Some((_, _, m)) = setup::<H>().await else {
         return;
     };
-    let clock = ManualClock::new(now());
-    let m = manager(&store, &clock);
     let mut tasks = Vec::new();
     for i in 0..100 {
         let m = m.clone();
@@ -434,11 +427,9 @@ pub async fn concurrent_minting_and_revoking<H: Harness>() {
 
 #[doc(hidden)]
 pub async fn nothing_in_clear_at_rest<H: Harness>() {
-    let Some(store) = fresh::<H>().await else {
+    let Some((store, _, m)) = setup::<H>().await else {
         return;
     };
-    let clock = ManualClock::new(now());
-    let m = manager(&store, &clock);
     let mut tokens = Vec::new();
     for i in 0..5 {
         let c = m
@@ -464,11 +455,9 @@ pub async fn nothing_in_clear_at_rest<H: Harness>() {
 /// The [`TokenAdmin`] rules the layer and the manager rely on.
 #[doc(hidden)]
 pub async fn admin_contract<H: Harness>() {
-    let Some(store) = fresh::<H>().await else {
+    let Some((store, clock, m)) = setup::<H>().await else {
         return;
     };
-    let clock = ManualClock::new(now());
-    let m = manager(&store, &clock);
     let first = m
         .create(
             NewToken::new("first", "store-a", ["orders:read"]).expires_in(Duration::from_secs(600)),
