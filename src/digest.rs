@@ -67,18 +67,23 @@ impl TokenDigest {
     /// assert!(TokenDigest::from_hex(&hex).unwrap().verify("abc"));
     /// ```
     pub fn to_hex(&self) -> String {
-        base16ct::lower::encode_string(&self.0)
+        let mut hex = [0u8; DIGEST_LEN * 2];
+        crate::token::hex::encode_hex(&self.0, &mut hex);
+        hex.iter().map(|&b| char::from(b)).collect()
     }
 
     /// Reads a digest written as 64 hex characters (either case: SQLite's
     /// `hex()` writes uppercase). `None` for anything else, such as a
     /// corrupted row.
     pub fn from_hex(hex: &str) -> Option<Self> {
-        let mut bytes = [0u8; DIGEST_LEN];
-        match base16ct::mixed::decode(hex, &mut bytes) {
-            Ok(decoded) if decoded.len() == DIGEST_LEN => Some(Self(bytes)),
-            _ => None,
+        let mut lower = [0u8; DIGEST_LEN * 2];
+        if hex.len() != lower.len() {
+            return None;
         }
+        lower.copy_from_slice(hex.as_bytes());
+        lower.make_ascii_lowercase();
+        let mut bytes = [0u8; DIGEST_LEN];
+        crate::token::hex::decode_hex(&lower, &mut bytes).then_some(Self(bytes))
     }
 
     /// Constant-time check that `self` is the digest of `token`.

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 
 use zeroize::{Zeroize, Zeroizing};
 
+use super::hex::{decode_hex, encode_hex};
 use super::{MintedToken, PlaintextToken, TokenId, BODY_HEX_LEN, BODY_LEN, ID_LEN, SECRET_LEN};
 use crate::TokenDigest;
 
@@ -115,9 +116,9 @@ impl TokenFormat {
         text.push_str(self.environment.as_str());
         text.push('_');
         let mut hex = Zeroizing::new([0u8; BODY_HEX_LEN]);
-        let body = base16ct::lower::encode_str(&raw[..], &mut hex[..])
-            .expect("the buffer holds exactly the hex of the body");
-        text.push_str(body);
+        encode_hex(&raw[..], &mut hex[..]);
+        // Hex digits are ASCII.
+        text.push_str(std::str::from_utf8(&hex[..]).expect("hex is ascii"));
 
         let mut id = [0u8; ID_LEN];
         id.copy_from_slice(&raw[..ID_LEN]);
@@ -158,9 +159,7 @@ impl TokenFormat {
             return Err(FormatError::WrongLength);
         }
         let mut raw = [0u8; BODY_LEN];
-        // The length is checked above, so any error is a character outside
-        // `0-9a-f` (uppercase included).
-        if base16ct::lower::decode(body, &mut raw).is_err() {
+        if !decode_hex(body, &mut raw) {
             return Err(FormatError::NotHex);
         }
         let (payload, crc) = raw.split_at(ID_LEN + SECRET_LEN);

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::hex::{decode_hex, encode_hex};
 use super::ID_LEN;
 
 /// The non-secret id embedded in every token (8 bytes, shown as 16 hex
@@ -31,7 +32,9 @@ impl TokenId {
 impl fmt::Display for TokenId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut buf = [0u8; ID_LEN * 2];
-        f.write_str(base16ct::lower::encode_str(&self.0, &mut buf).map_err(|_| fmt::Error)?)
+        encode_hex(&self.0, &mut buf);
+        // Hex digits are ASCII.
+        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -51,10 +54,10 @@ impl FromStr for TokenId {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut out = [0u8; ID_LEN];
-        match base16ct::lower::decode(s, &mut out) {
-            Ok(decoded) if decoded.len() == ID_LEN => Ok(Self(out)),
-            _ => Err(ParseTokenIdError),
+        if s.len() != ID_LEN * 2 || !decode_hex(s.as_bytes(), &mut out) {
+            return Err(ParseTokenIdError);
         }
+        Ok(Self(out))
     }
 }
 

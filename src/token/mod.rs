@@ -31,6 +31,7 @@
 //! ```
 
 mod format;
+pub(crate) mod hex;
 mod id;
 mod plaintext;
 
