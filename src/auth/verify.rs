@@ -68,6 +68,7 @@ impl Config {
     /// header, offline format check, lookup, then (in [`Config::judge`])
     /// digest comparison and the record's status. Everything that can be
     /// decided without waiting is decided here.
+    #[inline]
     pub(crate) fn begin<B>(self: &Arc<Self>, req: &Request<B>) -> Begun {
         let refuse = |kind, id| Begun::Refused(self.rejection(kind).with_token_id(id));
 

@@ -24,6 +24,7 @@ pub(crate) fn encode_hex(src: &[u8], dst: &mut [u8]) {
 /// character is not `0-9a-f` (checked after the whole input is read).
 /// Eight characters at a time as one 64-bit word, the rest one pair at a
 /// time.
+#[inline]
 pub(crate) fn decode_hex(src: &[u8], dst: &mut [u8]) -> bool {
     if src.len() != dst.len() * 2 {
         return false;
