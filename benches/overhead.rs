@@ -67,6 +67,7 @@ fn main() {
     let (bare, sha) = (idx(BARE).unwrap(), idx(SHA256).unwrap());
     let valid_and_malformed = idx("tower-pat valid token").zip(idx("tower-pat malformed"));
     let floor = idx(common::FLOOR);
+    let alone = idx("tower-pat valid token, AuthLayer alone (no scope check)");
 
     // Warm-up: one batch of each.
     for c in &mut cases {
@@ -113,15 +114,23 @@ fn main() {
             s
         );
     }
-    if let (Some((valid, _)), Some(floor)) = (valid_and_malformed, floor) {
-        let ratio: Vec<f64> = t
-            .iter()
-            .map(|row| (row[valid] - row[bare]) / (row[floor] - row[bare]))
-            .collect();
-        println!(
-            "valid overhead / hand-written verifier overhead (target <= 1.0): {}",
-            summary(&ratio, 2)
-        );
+    for (case, label) in [
+        (
+            valid_and_malformed.map(|(v, _)| v),
+            "valid, with the scope check",
+        ),
+        (alone, "valid, AuthLayer alone"),
+    ] {
+        if let (Some(case), Some(floor)) = (case, floor) {
+            let ratio: Vec<f64> = t
+                .iter()
+                .map(|row| (row[case] - row[bare]) / (row[floor] - row[bare]))
+                .collect();
+            println!(
+                "{label}: overhead / hand-written verifier overhead (target <= 1.0): {}",
+                summary(&ratio, 2)
+            );
+        }
     }
     if let Some((valid, malformed)) = valid_and_malformed {
         let ratio: Vec<f64> = t
