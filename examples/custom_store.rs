@@ -35,6 +35,18 @@ use tower_pat::{
 struct JsonFileStore {
     path: PathBuf,
     state: Arc<Mutex<State>>,
+    /// Tests only: deletes the file when the last handle goes.
+    scratch: Option<Arc<RemoveOnDrop>>,
+}
+
+/// Deletes a file when dropped.
+#[derive(Debug)]
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        std::fs::remove_file(&self.0).ok();
+    }
 }
 
 #[derive(Debug, Default)]
@@ -62,6 +74,7 @@ impl JsonFileStore {
         Ok(Self {
             path: path.to_owned(),
             state: Arc::new(Mutex::new(state)),
+            scratch: None,
         })
     }
 
@@ -324,7 +337,10 @@ mod tests {
         type Store = JsonFileStore;
 
         async fn make() -> Option<JsonFileStore> {
-            Some(JsonFileStore::open(&scratch_file("suite")).unwrap())
+            let path = scratch_file("suite");
+            let mut store = JsonFileStore::open(&path).unwrap();
+            store.scratch = Some(Arc::new(RemoveOnDrop(path)));
+            Some(store)
         }
 
         async fn dump(store: &JsonFileStore) -> Vec<u8> {

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -13,7 +15,6 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "The Nuvlyx store API, protected by tower-pat"
 )]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -114,6 +115,33 @@ pub enum OwnersCmd {
     },
     /// Lift a suspension.
     Reinstate { owner: String },
+}
+
+impl Cli {
+    /// Parses the command line. The store options are global: they may come
+    /// before or after a subcommand. Serving options given before a
+    /// subcommand are refused rather than ignored.
+    pub fn parse_checked() -> Self {
+        let matches = Self::command().get_matches();
+        let cli = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if cli.command.is_some() {
+            for (id, flag) in [
+                ("addr", "--addr"),
+                ("http_addr", "--http-addr"),
+                ("unprotected_twin", "--unprotected-twin"),
+            ] {
+                if matches.value_source(id) == Some(ValueSource::CommandLine) {
+                    Self::command()
+                        .error(
+                            ErrorKind::ArgumentConflict,
+                            format!("{flag} is a serving option: put it after `serve`, or give no subcommand"),
+                        )
+                        .exit();
+                }
+            }
+        }
+        cli
+    }
 }
 
 /// Parses a lifetime such as `30s`, `15m`, `24h`, `30d` or `1h 30m`

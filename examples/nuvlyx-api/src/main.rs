@@ -17,8 +17,6 @@ mod tls;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crate::cli::{Cli, Command};
 
 #[tokio::main]
@@ -32,7 +30,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .init();
-    let cli = Cli::parse();
+    let cli = Cli::parse_checked();
     let result = match cli.command {
         None => serve::serve(cli.serve, cli.store).await,
         Some(Command::Serve(args)) => serve::serve(args, cli.store).await,

@@ -906,3 +906,39 @@ fn first_start_on_a_database_url_mints_no_token() {
     );
     assert!(String::from_utf8_lossy(&list.stderr).contains("0 token(s)"));
 }
+
+#[test]
+fn store_options_go_before_or_after_the_subcommand_and_serving_options_only_with_serve() {
+    let dir = data_dir();
+    let dir_arg = dir.to_str().unwrap();
+    let before = Command::new(BIN)
+        .args(["--data-dir", dir_arg, "tokens", "list"])
+        .output()
+        .unwrap();
+    let after = Command::new(BIN)
+        .args(["tokens", "list", "--data-dir", dir_arg])
+        .output()
+        .unwrap();
+    for out in [&before, &after] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("0 token(s)"));
+    }
+    let stray = Command::new(BIN)
+        .args([
+            "--addr",
+            "127.0.0.1:9",
+            "tokens",
+            "list",
+            "--data-dir",
+            dir_arg,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stray.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&stray.stderr);
+    assert!(stderr.contains("--addr is a serving option"), "{stderr}");
+}
