@@ -36,7 +36,7 @@ struct JsonFileStore {
     path: PathBuf,
     state: Arc<Mutex<State>>,
     /// Tests only: deletes the file when the last handle goes.
-    scratch: Option<Arc<RemoveOnDrop>>,
+    _scratch: Option<Arc<RemoveOnDrop>>,
 }
 
 /// Deletes a file when dropped.
@@ -74,7 +74,7 @@ impl JsonFileStore {
         Ok(Self {
             path: path.to_owned(),
             state: Arc::new(Mutex::new(state)),
-            scratch: None,
+            _scratch: None,
         })
     }
 
@@ -339,7 +339,7 @@ mod tests {
         async fn make() -> Option<JsonFileStore> {
             let path = scratch_file("suite");
             let mut store = JsonFileStore::open(&path).unwrap();
-            store.scratch = Some(Arc::new(RemoveOnDrop(path)));
+            store._scratch = Some(Arc::new(RemoveOnDrop(path)));
             Some(store)
         }
 
