@@ -28,7 +28,12 @@
 //! # }
 //! ```
 
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use crate::events::{default_sink, Event, EventSink, RevocationReason, Sink, SinkName};
 
 use crate::store::{InvalidOwnerId, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord};
 use crate::{PlaintextToken, ScopeError, TokenConfig, TokenId};
@@ -119,18 +124,48 @@ impl From<StoreError> for AdminError {
     }
 }
 
-/// Mints, lists, rotates and revokes tokens; suspends owners.
-#[derive(Debug, Clone)]
+/// Mints, lists, rotates and revokes tokens; suspends owners. Each change
+/// is also reported as an [`Event`] (see [`crate::events`]).
+#[derive(Clone)]
 pub struct TokenManager<S> {
     store: S,
     config: TokenConfig,
+    events: Sink,
+    /// (token, threshold) pairs already reported as expiring soon.
+    reported: Arc<Mutex<HashSet<(TokenId, Duration)>>>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for TokenManager<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenManager")
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .field("events", &SinkName)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S: TokenAdmin> TokenManager<S> {
     /// A manager minting tokens of `config` (format, catalog, clock: the
     /// same value the [`crate::AuthLayer`] verifies with) into `store`.
+    /// Events go to [`TracingEvents`](crate::events::TracingEvents) until [`TokenManager::events`] says
+    /// otherwise.
     pub fn new(store: S, config: TokenConfig) -> Self {
-        Self { store, config }
+        Self {
+            store,
+            config,
+            events: default_sink(),
+            reported: Arc::default(),
+        }
+    }
+
+    /// Sends lifecycle events to `sink` (created, rotated, revoked, owner
+    /// suspended and reinstated, expiring soon), each right after the
+    /// change was written.
+    #[must_use]
+    pub fn events(mut self, sink: impl EventSink) -> Self {
+        self.events = Arc::new(sink);
+        self
     }
 
     /// The underlying store.
@@ -172,10 +207,17 @@ impl<S: TokenAdmin> TokenManager<S> {
             record.expires_at = expires_at;
             match self.store.insert(record.clone()).await {
                 Ok(()) => {
+                    self.events.event(&Event::TokenCreated {
+                        id: record.id,
+                        owner: record.owner.clone(),
+                        name: record.name.to_string(),
+                        scopes: record.scopes.clone(),
+                        expires_at: record.expires_at,
+                    });
                     return Ok(CreatedToken {
                         token: minted.token,
                         record,
-                    })
+                    });
                 }
                 Err(e) if e.kind() == StoreErrorKind::Conflict => continue,
                 Err(e) => return Err(e.into()),
@@ -193,10 +235,18 @@ impl<S: TokenAdmin> TokenManager<S> {
     /// Revokes a token at once and for good. Returns `true` if this call
     /// revoked it, `false` if it already was revoked.
     pub async fn revoke(&self, id: TokenId) -> Result<bool, AdminError> {
-        self.store
+        let revoked = self
+            .store
             .revoke(id, self.config.now())
             .await
-            .map_err(|e| not_found_as(e, id))
+            .map_err(|e| not_found_as(e, id))?;
+        if revoked {
+            self.events.event(&Event::TokenRevoked {
+                id,
+                reason: RevocationReason::Manual,
+            });
+        }
+        Ok(revoked)
     }
 
     /// Revokes the token given in full (a leaked token pasted by its owner).
@@ -243,29 +293,80 @@ impl<S: TokenAdmin> TokenManager<S> {
         // The old token ends at `now + grace`, or at its own expiry if that
         // comes first. A grace too long for the clock to represent leaves
         // its expiry as it was (never "now").
-        if let Some(end) = now.checked_add(grace) {
-            self.store
-                .cap_expiry(id, end)
-                .await
-                .map_err(|e| not_found_as(e, id))?;
-        }
+        let old_ends_at = match now.checked_add(grace) {
+            Some(end) => {
+                self.store
+                    .cap_expiry(id, end)
+                    .await
+                    .map_err(|e| not_found_as(e, id))?;
+                Some(old.expires_at.map_or(end, |e| e.min(end)))
+            }
+            None => old.expires_at,
+        };
+        self.events.event(&Event::TokenRotated {
+            old: id,
+            new: created.record.id,
+            owner: old.owner.clone(),
+            old_ends_at,
+        });
         Ok(created)
     }
 
     /// Suspends an owner: every token it owns answers 401 until reinstated.
     pub async fn suspend_owner(&self, owner: &str) -> Result<(), AdminError> {
-        Ok(self
-            .store
-            .set_owner_suspended(&OwnerId::new(owner)?, true)
-            .await?)
+        let owner = OwnerId::new(owner)?;
+        self.store.set_owner_suspended(&owner, true).await?;
+        self.events.event(&Event::OwnerSuspended { owner });
+        Ok(())
     }
 
     /// Lifts an owner's suspension.
     pub async fn reinstate_owner(&self, owner: &str) -> Result<(), AdminError> {
-        Ok(self
-            .store
-            .set_owner_suspended(&OwnerId::new(owner)?, false)
-            .await?)
+        let owner = OwnerId::new(owner)?;
+        self.store.set_owner_suspended(&owner, false).await?;
+        self.events.event(&Event::OwnerReinstated { owner });
+        Ok(())
+    }
+
+    /// Reports, as [`Event::TokenExpiringSoon`], every live token that
+    /// expires within one of `thresholds` (say 7 days and 1 day): once per
+    /// token and threshold, however often the scan runs. Run it on a
+    /// schedule of your choosing (hourly, say). Returns how many events
+    /// it sent. What was reported is kept by this manager (and its clones)
+    /// in memory: a restarted process reports each pending threshold once
+    /// more.
+    pub async fn report_expiring(&self, thresholds: &[Duration]) -> Result<usize, AdminError> {
+        let now = self.config.now();
+        let records = self.store.list(None).await?;
+        let mut events = Vec::new();
+        {
+            let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
+            for r in &records {
+                let (None, Some(expires_at)) = (r.revoked_at, r.expires_at) else {
+                    continue;
+                };
+                let Ok(left) = expires_at.duration_since(now) else {
+                    continue; // expired already
+                };
+                if left.is_zero() {
+                    continue;
+                }
+                for &within in thresholds {
+                    if left <= within && reported.insert((r.id, within)) {
+                        events.push(Event::TokenExpiringSoon {
+                            id: r.id,
+                            owner: r.owner.clone(),
+                            expires_at,
+                            within,
+                        });
+                    }
+                }
+            }
+        }
+        for e in &events {
+            self.events.event(e);
+        }
+        Ok(events.len())
     }
 }
 

@@ -10,6 +10,7 @@ pub mod axum;
 mod clock;
 mod config;
 mod digest;
+pub mod events;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 pub mod preset;

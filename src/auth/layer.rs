@@ -56,6 +56,7 @@ impl AuthLayer<ProblemDetails> {
                 retry_after: DEFAULT_RETRY_AFTER,
                 clock_floor: AtomicU64::new(0),
                 optional: false,
+                events: crate::events::default_sink(),
             }),
             responder: ProblemDetails,
         }
@@ -76,6 +77,7 @@ impl<R> AuthLayer<R> {
                 retry_after: c.retry_after,
                 clock_floor: AtomicU64::new(c.clock_floor.load(Ordering::Relaxed)),
                 optional: c.optional,
+                events: c.events.clone(),
             });
         }
         Arc::get_mut(&mut self.config).expect("unique after copy")
@@ -193,6 +195,16 @@ impl<R> AuthLayer<R> {
     /// The `Retry-After` sent with 503 (whole seconds, at least 1).
     pub fn retry_after(mut self, after: Duration) -> Self {
         self.config_mut().retry_after = after;
+        self
+    }
+
+    /// Reports each well-formed token that arrives over plain HTTP (and is
+    /// refused) to `sink`, as [`Event::TokenExposed`](crate::events::Event),
+    /// so the host can revoke it or tell its owner. The default sink writes
+    /// a `tracing` event; the WARN log line about exposure is written
+    /// either way.
+    pub fn events(mut self, sink: impl crate::events::EventSink) -> Self {
+        self.config_mut().events = Arc::new(sink);
         self
     }
 

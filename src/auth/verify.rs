@@ -13,6 +13,7 @@ use http::Request;
 use subtle::ConstantTimeEq;
 
 use super::{parse, Authenticated};
+use crate::events::{Event, Sink};
 use crate::response::{Realm, Rejection, RejectionKind};
 use crate::store::{used_recently, Found, Lookup, StoreError, StoreErrorKind, TokenStatus};
 use crate::transport::TransportPolicy;
@@ -32,6 +33,8 @@ pub(crate) struct Config {
     pub(super) clock_floor: AtomicU64,
     /// Requests without credentials go through, unauthenticated.
     pub(super) optional: bool,
+    /// Where tokens seen over plain HTTP are reported.
+    pub(super) events: Sink,
 }
 
 impl fmt::Debug for Config {
@@ -82,6 +85,7 @@ impl Config {
                 .map(|(_, id)| id);
             if let Some(id) = exposed {
                 crate::trace::token_exposed(id, &self.realm.log);
+                self.events.event(&Event::TokenExposed { id });
             }
             return refuse(RejectionKind::InsecureTransport, exposed);
         }

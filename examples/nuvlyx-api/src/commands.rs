@@ -10,6 +10,13 @@ use tower_pat::TokenId;
 use crate::cli::{OwnersCmd, StoreArgs, TokensCmd};
 use crate::store::{manager, open_store, Store};
 
+/// The manager for one CLI command. Its own messages say what happened, so
+/// lifecycle events are not logged a second time here; the server logs
+/// those of its own changes.
+fn cli_manager(store: Store) -> TokenManager<Store> {
+    manager(store).events(|_: &tower_pat::events::Event| {})
+}
+
 /// A token id given on the command line, or `-`: the full token read from
 /// standard input (checked against the store).
 async fn resolve(tokens: &TokenManager<Store>, id_or_stdin: &str) -> Result<TokenId> {
@@ -83,7 +90,7 @@ pub async fn tokens_cmd(cmd: TokensCmd, store: &StoreArgs) -> Result<()> {
             expires_in,
             owner,
         } => {
-            let tokens = manager(open_store(store, false).await?);
+            let tokens = cli_manager(open_store(store, false).await?);
             let mut req = NewToken::new(&name, &owner, &scopes);
             if let Some(lifetime) = expires_in {
                 req = req.expires_in(lifetime);
@@ -99,7 +106,7 @@ pub async fn tokens_cmd(cmd: TokensCmd, store: &StoreArgs) -> Result<()> {
             println!("{}", created.token.expose_secret());
         }
         TokensCmd::List { owner } => {
-            let tokens = manager(open_store(store, false).await?);
+            let tokens = cli_manager(open_store(store, false).await?);
             let list = tokens.list(owner.as_deref()).await?;
             let now = SystemTime::now();
             println!(
@@ -123,7 +130,7 @@ pub async fn tokens_cmd(cmd: TokensCmd, store: &StoreArgs) -> Result<()> {
             eprintln!("{} token(s)", list.len());
         }
         TokensCmd::Revoke { id_or_stdin } => {
-            let tokens = manager(open_store(store, false).await?);
+            let tokens = cli_manager(open_store(store, false).await?);
             let id = resolve(&tokens, &id_or_stdin).await?;
             match tokens.revoke(id).await.map_err(|e| match e {
                 AdminError::UnknownToken(id) => anyhow!("unknown token {id}"),
@@ -134,7 +141,7 @@ pub async fn tokens_cmd(cmd: TokensCmd, store: &StoreArgs) -> Result<()> {
             }
         }
         TokensCmd::Rotate { id_or_stdin, grace } => {
-            let tokens = manager(open_store(store, false).await?);
+            let tokens = cli_manager(open_store(store, false).await?);
             let id = resolve(&tokens, &id_or_stdin).await?;
             let created = tokens.rotate(id, grace).await.map_err(|e| match e {
                 AdminError::UnknownToken(id) => anyhow!("unknown, revoked or expired token {id}"),
@@ -163,7 +170,7 @@ pub async fn owners_cmd(cmd: OwnersCmd, store: &StoreArgs) -> Result<()> {
         OwnersCmd::Suspend { owner, force } => (owner, true, force),
         OwnersCmd::Reinstate { owner } => (owner, false, true),
     };
-    let tokens = manager(open_store(store, false).await?);
+    let tokens = cli_manager(open_store(store, false).await?);
     let owned = tokens.list(Some(&owner)).await?.len();
     if owned == 0 && !force {
         bail!(
