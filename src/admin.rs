@@ -33,7 +33,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::events::{default_sink, Event, EventSink, RevocationReason, Sink, SinkName};
+use crate::events::{default_sink, Event, EventSink, RevocationReason, Sink};
 
 use crate::store::{InvalidOwnerId, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord};
 use crate::{PlaintextToken, ScopeError, TokenConfig, TokenId};
@@ -140,7 +140,7 @@ impl<S: fmt::Debug> fmt::Debug for TokenManager<S> {
         f.debug_struct("TokenManager")
             .field("store", &self.store)
             .field("config", &self.config)
-            .field("events", &SinkName)
+            .field("events", &format_args!("EventSink"))
             .finish_non_exhaustive()
     }
 }

@@ -1,10 +1,12 @@
 //! Lifecycle events: what happened to tokens and owners, for audit logs,
 //! notifications and webhooks.
 //!
-//! An [`EventSink`] receives each [`Event`]. `TokenManager::events` and
-//! `AuthLayer::events` set one; the default, [`TracingEvents`], writes each
-//! event as an INFO `tracing` event (with the `tracing` feature; nothing
-//! without it). Events carry ids and metadata, never a secret.
+//! An [`EventSink`] receives each [`Event`]. `TokenManager::events` sets
+//! the manager's; its default, [`TracingEvents`], writes each event as an
+//! INFO `tracing` event (with the `tracing` feature; nothing without it).
+//! `AuthLayer::events` sets the layer's, for tokens seen over plain HTTP;
+//! by default the layer reports those only in its rate-limited WARN log
+//! line. Events carry ids and metadata, never a secret.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -30,7 +32,6 @@
 //! "Expiring soon" events come from a scan the host schedules:
 //! `TokenManager::report_expiring`.
 
-use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use crate::{OwnerId, ScopeSet, TokenId};
@@ -168,13 +169,4 @@ pub(crate) type Sink = std::sync::Arc<dyn EventSink>;
 
 pub(crate) fn default_sink() -> Sink {
     std::sync::Arc::new(TracingEvents)
-}
-
-/// `Debug` for structs holding a sink.
-pub(crate) struct SinkName;
-
-impl fmt::Debug for SinkName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("EventSink")
-    }
 }

@@ -56,7 +56,7 @@ impl AuthLayer<ProblemDetails> {
                 retry_after: DEFAULT_RETRY_AFTER,
                 clock_floor: AtomicU64::new(0),
                 optional: false,
-                events: crate::events::default_sink(),
+                events: None,
             }),
             responder: ProblemDetails,
         }
@@ -200,11 +200,12 @@ impl<R> AuthLayer<R> {
 
     /// Reports each well-formed token that arrives over plain HTTP (and is
     /// refused) to `sink`, as [`Event::TokenExposed`](crate::events::Event),
-    /// so the host can revoke it or tell its owner. The default sink writes
-    /// a `tracing` event; the WARN log line about exposure is written
-    /// either way.
+    /// so the host can revoke it or tell its owner. Without a sink, only the
+    /// WARN log line about exposure is written, at most one per 10 s (a
+    /// flood of such requests cannot flood the log); it is written either
+    /// way.
     pub fn events(mut self, sink: impl crate::events::EventSink) -> Self {
-        self.config_mut().events = Arc::new(sink);
+        self.config_mut().events = Some(Arc::new(sink));
         self
     }
 

@@ -33,8 +33,9 @@ pub(crate) struct Config {
     pub(super) clock_floor: AtomicU64,
     /// Requests without credentials go through, unauthenticated.
     pub(super) optional: bool,
-    /// Where tokens seen over plain HTTP are reported.
-    pub(super) events: Sink,
+    /// Where tokens seen over plain HTTP are reported, if anywhere (the
+    /// budgeted WARN line of `crate::trace` is written either way).
+    pub(super) events: Option<Sink>,
 }
 
 impl fmt::Debug for Config {
@@ -85,7 +86,9 @@ impl Config {
                 .map(|(_, id)| id);
             if let Some(id) = exposed {
                 crate::trace::token_exposed(id, &self.realm.log);
-                self.events.event(&Event::TokenExposed { id });
+                if let Some(events) = &self.events {
+                    events.event(&Event::TokenExposed { id });
+                }
             }
             return refuse(RejectionKind::InsecureTransport, exposed);
         }
@@ -141,7 +144,6 @@ impl Config {
         now
     }
 
-    /// Store lookup, digest comparison and record checks.
     /// Waits for a pending lookup (under the store timeout), then judges.
     async fn wait(
         self: Arc<Self>,
