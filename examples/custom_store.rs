@@ -26,8 +26,8 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::{
-    preset, AuthLayer, Lookup, OwnerId, ScopeSet, StoreError, StoreErrorKind, TokenAdmin,
-    TokenDigest, TokenId, TokenRecord, TokenStore,
+    preset, AuthLayer, Lookup, OwnerId, RevocationReason, ScopeSet, StoreError, StoreErrorKind,
+    TokenAdmin, TokenDigest, TokenId, TokenRecord, TokenStore,
 };
 
 /// Records kept in memory and written to a JSON file on every change.
@@ -127,6 +127,8 @@ fn to_json(r: &TokenRecord) -> Value {
         "created_at": micros(r.created_at),
         "expires_at": r.expires_at.map(micros),
         "revoked_at": r.revoked_at.map(micros),
+        "revoked_reason": r.revoked_reason.as_ref().map(|why| why.as_str()),
+        "revoked_url": r.revoked_reason.as_ref().and_then(|why| why.url()),
         "last_used_at": r.last_used_at.map(micros),
     })
 }
@@ -144,6 +146,11 @@ fn from_json(row: &Value) -> Result<TokenRecord, Box<dyn std::error::Error>> {
     record.preview = text("preview")?.into();
     record.expires_at = time(&row["expires_at"]);
     record.revoked_at = time(&row["revoked_at"]);
+    if let Some(why) = row["revoked_reason"].as_str() {
+        let url = row["revoked_url"].as_str();
+        record.revoked_reason =
+            Some(RevocationReason::from_parts(why, url).ok_or("unknown revocation reason")?);
+    }
     record.last_used_at = time(&row["last_used_at"]);
     Ok(record)
 }
@@ -205,11 +212,17 @@ impl TokenAdmin for JsonFileStore {
             .collect())
     }
 
-    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
+    async fn revoke(
+        &self,
+        id: TokenId,
+        at: SystemTime,
+        reason: &RevocationReason,
+    ) -> Result<bool, StoreError> {
         let mut newly = false;
         self.update(id, |r| {
             if r.revoked_at.is_none() {
                 r.revoked_at = Some(at);
+                r.revoked_reason = Some(reason.clone());
                 newly = true;
             }
         })?;

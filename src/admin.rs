@@ -33,10 +33,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::events::{default_sink, Event, EventSink, RevocationReason, Sink};
+use crate::events::{default_sink, Event, EventSink, Sink};
 
 use crate::store::{InvalidOwnerId, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord};
-use crate::{PlaintextToken, ScopeError, TokenConfig, TokenId};
+use crate::{PlaintextToken, RevocationReason, ScopeError, TokenConfig, TokenId};
 
 /// A request to create a token.
 #[derive(Debug, Clone)]
@@ -235,16 +235,22 @@ impl<S: TokenAdmin> TokenManager<S> {
     /// Revokes a token at once and for good. Returns `true` if this call
     /// revoked it, `false` if it already was revoked.
     pub async fn revoke(&self, id: TokenId) -> Result<bool, AdminError> {
+        self.revoke_because(id, RevocationReason::Manual).await
+    }
+
+    /// Revokes with a reason kept on the record and sent with the event.
+    pub(crate) async fn revoke_because(
+        &self,
+        id: TokenId,
+        reason: RevocationReason,
+    ) -> Result<bool, AdminError> {
         let revoked = self
             .store
-            .revoke(id, self.config.now())
+            .revoke(id, self.config.now(), &reason)
             .await
             .map_err(|e| not_found_as(e, id))?;
         if revoked {
-            self.events.event(&Event::TokenRevoked {
-                id,
-                reason: RevocationReason::Manual,
-            });
+            self.events.event(&Event::TokenRevoked { id, reason });
         }
         Ok(revoked)
     }
@@ -268,7 +274,8 @@ impl<S: TokenAdmin> TokenManager<S> {
     /// Rotates a token: mints a new one with the same name, owner and
     /// scopes (and the same lifetime length, if the old one had one), and
     /// lets the old one work until `now + grace` — never past its own
-    /// expiry. A zero grace ends the old token at once.
+    /// expiry. A zero grace revokes the old token at once, with the reason
+    /// [`RevocationReason::RotationGraceEnded`].
     pub async fn rotate(&self, id: TokenId, grace: Duration) -> Result<CreatedToken, AdminError> {
         let old = self
             .store
@@ -294,6 +301,11 @@ impl<S: TokenAdmin> TokenManager<S> {
         // comes first. A grace too long for the clock to represent leaves
         // its expiry as it was (never "now").
         let old_ends_at = match now.checked_add(grace) {
+            Some(end) if grace.is_zero() => {
+                self.revoke_because(id, RevocationReason::RotationGraceEnded)
+                    .await?;
+                Some(end)
+            }
             Some(end) => {
                 self.store
                     .cap_expiry(id, end)

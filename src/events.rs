@@ -34,7 +34,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::{OwnerId, ScopeSet, TokenId};
+use crate::{OwnerId, RevocationReason, ScopeSet, TokenId};
 
 /// Something that happened to a token or an owner. Never holds a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,23 +112,6 @@ impl Event {
             Event::OwnerReinstated { .. } => "owner.reinstated",
             Event::TokenExposed { .. } => "token.exposed",
             Event::TokenExpiringSoon { .. } => "token.expiring_soon",
-        }
-    }
-}
-
-/// Why a token was revoked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RevocationReason {
-    /// Through `TokenManager::revoke` or `revoke_token`.
-    Manual,
-}
-
-impl RevocationReason {
-    /// A short stable name (`manual`).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            RevocationReason::Manual => "manual",
         }
     }
 }

@@ -13,6 +13,10 @@ mod digest;
 pub mod events;
 #[cfg(feature = "grpc")]
 pub mod grpc;
+#[cfg(feature = "leak-reports")]
+pub mod leaks;
+#[cfg(feature = "utoipa")]
+pub mod openapi;
 pub mod preset;
 mod require;
 mod response;
@@ -42,8 +46,8 @@ pub use crate::store::SqliteStore;
 #[cfg(feature = "cache")]
 pub use crate::store::{CacheConfig, CacheInvalidator, CachedStore};
 pub use crate::store::{
-    Change, InvalidOwnerId, Invalidate, Lookup, MemoryStore, OwnerId, StoreError, StoreErrorKind,
-    TokenAdmin, TokenRecord, TokenStatus, TokenStore,
+    Change, InvalidOwnerId, Invalidate, Lookup, MemoryStore, OwnerId, RevocationReason, StoreError,
+    StoreErrorKind, TokenAdmin, TokenRecord, TokenStatus, TokenStore,
 };
 pub use crate::token::{
     Environment, FormatError, InvalidPrefix, MintedToken, ParseTokenIdError, PlaintextToken,

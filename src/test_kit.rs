@@ -65,7 +65,8 @@ use tower_service::Service;
 use crate::admin::{AdminError, NewToken, TokenManager};
 use crate::transport::TlsConnection;
 use crate::{
-    AuthLayer, Clock, EmptyBody, ManualClock, StoreErrorKind, TokenAdmin, TokenRecord, TokenStore,
+    AuthLayer, Clock, EmptyBody, ManualClock, RevocationReason, StoreErrorKind, TokenAdmin,
+    TokenRecord, TokenStore,
 };
 
 /// How the suite gets a fresh, empty store of one kind.
@@ -253,6 +254,40 @@ pub async fn revocation_is_permanent<H: Harness>() {
     );
     let r = store.find(c.record.id).await.unwrap().unwrap();
     assert!(r.revoked_at.is_some());
+    assert_eq!(r.revoked_reason, Some(RevocationReason::Manual));
+    // The reason (and a leak's address) is kept, and a second revocation
+    // changes neither it nor the time.
+    let leaked = m
+        .create(NewToken::new("leaked", "store-a", ["orders:read"]))
+        .await
+        .unwrap();
+    let url = "https://example.com/acme/bot/blob/1f2e/config.yml";
+    let because = RevocationReason::Leaked {
+        url: Some(url.to_owned()),
+    };
+    assert!(store
+        .revoke(leaked.record.id, clock.now(), &because)
+        .await
+        .unwrap());
+    let first = store.find(leaked.record.id).await.unwrap().unwrap();
+    clock.advance(Duration::from_secs(5));
+    assert!(!store
+        .revoke(leaked.record.id, clock.now(), &RevocationReason::Manual)
+        .await
+        .unwrap());
+    let kept = store.find(leaked.record.id).await.unwrap().unwrap();
+    assert_eq!(kept.revoked_reason, Some(because));
+    assert_eq!(
+        kept.revoked_reason.as_ref().and_then(|r| r.url()),
+        Some(url)
+    );
+    assert_eq!(kept.revoked_at, first.revoked_at, "the first time stays");
+    let listed = store.list(None).await.unwrap();
+    let in_list = listed.iter().find(|r| r.id == leaked.record.id).unwrap();
+    assert_eq!(
+        in_list.revoked_reason, kept.revoked_reason,
+        "list shows it too"
+    );
     // Revoking by the full token works too, and unknown ids are errors.
     let d = m
         .create(NewToken::new("t2", "store-a", ["orders:read"]))
@@ -300,6 +335,21 @@ pub async fn rotation_keeps_the_old_token_for_the_grace_only<H: Harness>() {
     assert_eq!(
         status(&app, new.token.expose_secret()).await,
         StatusCode::OK
+    );
+    // No grace: the old token is revoked at once, and the record says why.
+    let newer = m.rotate(new.record.id, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        status(&app, new.token.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(&app, newer.token.expose_secret()).await,
+        StatusCode::OK
+    );
+    let ended = store.find(new.record.id).await.unwrap().unwrap();
+    assert_eq!(
+        ended.revoked_reason,
+        Some(RevocationReason::RotationGraceEnded)
     );
 }
 
@@ -536,7 +586,11 @@ pub async fn admin_contract<H: Harness>() {
     let unknown = crate::preset::nuvlyx_live().format().mint().id;
     assert!(store.find(unknown).await.unwrap().is_none());
     assert_eq!(
-        store.revoke(unknown, clock.now()).await.unwrap_err().kind(),
+        store
+            .revoke(unknown, clock.now(), &RevocationReason::Manual)
+            .await
+            .unwrap_err()
+            .kind(),
         StoreErrorKind::NotFound
     );
     assert_eq!(

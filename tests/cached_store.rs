@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::{CacheConfig, CachedStore, Change, Invalidate};
+use tower_pat::{CacheConfig, CachedStore, Change, Invalidate, RevocationReason};
 use tower_pat::{Lookup, MemoryStore, StoreError, TokenAdmin, TokenId, TokenRecord, TokenStore};
 
 struct CachedMemory;
@@ -71,8 +71,13 @@ impl TokenAdmin for Probe {
     async fn list(&self, o: Option<&tower_pat::OwnerId>) -> Result<Vec<TokenRecord>, StoreError> {
         self.inner.list(o).await
     }
-    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
-        self.inner.revoke(id, at).await
+    async fn revoke(
+        &self,
+        id: TokenId,
+        at: SystemTime,
+        reason: &RevocationReason,
+    ) -> Result<bool, StoreError> {
+        self.inner.revoke(id, at, reason).await
     }
     async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError> {
         self.inner.cap_expiry(id, at).await
@@ -136,7 +141,10 @@ async fn revocation_through_the_cache_is_refused_immediately() {
     let id = mint(&probe.inner).await;
     let cache = CachedStore::new(probe.clone());
     assert!(cache.find(id).await.unwrap().unwrap().revoked_at.is_none());
-    cache.revoke(id, SystemTime::now()).await.unwrap();
+    cache
+        .revoke(id, SystemTime::now(), &RevocationReason::Manual)
+        .await
+        .unwrap();
     assert!(cache.find(id).await.unwrap().unwrap().revoked_at.is_some());
     cache
         .set_owner_suspended(&"o".parse().unwrap(), true)
@@ -163,7 +171,10 @@ async fn a_fill_in_flight_during_revocation_cannot_resurrect_the_token() {
     });
     reached.notified().await;
     // 2. Meanwhile the token is revoked through the cache.
-    cache.revoke(id, SystemTime::now()).await.unwrap();
+    cache
+        .revoke(id, SystemTime::now(), &RevocationReason::Manual)
+        .await
+        .unwrap();
     // 3. The held lookup completes with the stale (live) record it read...
     release.notify_one();
     // ...the re-read it triggers passes the gate too.
@@ -193,7 +204,11 @@ async fn external_invalidation_drops_entries() {
     let cache = CachedStore::new(probe.clone());
     cache.find(id).await.unwrap();
     // Revoked behind the cache's back (another process), then announced.
-    probe.inner.revoke(id, SystemTime::now()).await.unwrap();
+    probe
+        .inner
+        .revoke(id, SystemTime::now(), &RevocationReason::Manual)
+        .await
+        .unwrap();
     assert!(
         cache.find(id).await.unwrap().unwrap().revoked_at.is_none(),
         "still cached"
@@ -218,7 +233,11 @@ async fn entries_expire_after_the_ttl() {
         CacheConfig::default().ttl(Duration::from_millis(200)),
     );
     cache.find(id).await.unwrap();
-    probe.inner.revoke(id, SystemTime::now()).await.unwrap();
+    probe
+        .inner
+        .revoke(id, SystemTime::now(), &RevocationReason::Manual)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(cache.find(id).await.unwrap().unwrap().revoked_at.is_some());
 }
@@ -294,7 +313,11 @@ async fn noting_a_use_after_an_outside_revocation_cannot_serve_the_old_record() 
     assert!(cache.find(id).await.unwrap().unwrap().revoked_at.is_none());
     // Another process revokes; its change feed reaches the cache; then a
     // request that had already passed records its use.
-    probe.inner.revoke(id, SystemTime::now()).await.unwrap();
+    probe
+        .inner
+        .revoke(id, SystemTime::now(), &RevocationReason::Manual)
+        .await
+        .unwrap();
     cache.invalidator().invalidate(&Change::Token(id));
     cache.record_use(id, SystemTime::now());
     let finds = probe.finds.load(Ordering::SeqCst);

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use common::*;
 use http::StatusCode;
-use tower_pat::TokenAdmin;
+use tower_pat::{RevocationReason, TokenAdmin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_concurrent_mixed_requests_are_all_answered_correctly() {
@@ -15,7 +15,11 @@ async fn ten_thousand_concurrent_mixed_requests_are_all_answered_correctly() {
     let (reader, _) = f.token(&["orders:read"]).await;
     let (wallet, _) = f.token(&["wallet:read"]).await;
     let (revoked, rid) = f.token(&["orders:read"]).await;
-    f.store.inner.revoke(rid, SystemTime::now()).await.unwrap();
+    f.store
+        .inner
+        .revoke(rid, SystemTime::now(), &RevocationReason::Manual)
+        .await
+        .unwrap();
     let unknown = tower_pat::preset::nuvlyx_live()
         .format()
         .clone()

@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 use http::{Request, Response, StatusCode};
 use tower::{service_fn, Layer, ServiceExt};
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::events::{Event, RevocationReason};
+use tower_pat::events::Event;
+use tower_pat::RevocationReason;
 use tower_pat::{preset, AuthLayer, Clock, EmptyBody, ManualClock, MemoryStore};
 
 /// A sink that keeps what it receives.

@@ -14,9 +14,9 @@ fn live() -> TokenFormat {
 }
 
 #[test]
-fn hundred_thousand_minted_tokens_are_distinct_and_match_the_documented_regex() {
-    let re = regex::Regex::new(&format!("^{}$", live().regex())).unwrap();
-    assert_eq!(live().regex(), "nvl_live_[0-9a-f]{72}");
+fn hundred_thousand_minted_tokens_are_distinct_and_match_the_scanner_pattern() {
+    let re = regex::Regex::new(&format!("^{}$", live().scanner_pattern())).unwrap();
+    assert_eq!(live().scanner_pattern(), r"\bnvl_live_[0-9a-f]{72}\b");
     let mut seen = HashSet::with_capacity(100_000);
     let mut ids = HashSet::with_capacity(100_000);
     for _ in 0..100_000 {
@@ -25,6 +25,30 @@ fn hundred_thousand_minted_tokens_are_distinct_and_match_the_documented_regex() 
         assert!(re.is_match(t), "{t}");
         assert!(ids.insert(m.id));
         assert!(seen.insert(t.to_owned()));
+    }
+}
+
+#[test]
+fn the_scanner_pattern_finds_tokens_in_text_and_only_whole_ones() {
+    let re = regex::Regex::new(&live().scanner_pattern()).unwrap();
+    let m = live().mint();
+    let t = m.token.expose_secret();
+    for text in [
+        format!("NVL_TOKEN={t}\n"),
+        format!("\"token\": \"{t}\","),
+        format!("Authorization: Bearer {t}"),
+        t.to_owned(),
+    ] {
+        let found: Vec<_> = re.find_iter(&text).map(|f| f.as_str()).collect();
+        assert_eq!(found, [t], "{text}");
+    }
+    for near in [
+        format!("x{t}"),                     // glued to a word
+        format!("{t}0"),                     // a longer hex run
+        t[..t.len() - 1].to_owned(),         // one short
+        t.replace("nvl_live_", "nvl_test_"), // another environment
+    ] {
+        assert!(!re.is_match(&near), "{near}");
     }
 }
 

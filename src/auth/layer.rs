@@ -125,6 +125,7 @@ impl<R> AuthLayer<R> {
     /// anonymous. HTTPS is still required.
     ///
     /// ```
+    /// # #[cfg(feature = "axum")]
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// use axum::{body::Body, routing::get, Router};
     /// use http::{Request, StatusCode};
@@ -150,6 +151,7 @@ impl<R> AuthLayer<R> {
     ///     .unwrap();
     /// assert_eq!(app.oneshot(bad).await.unwrap().status(), StatusCode::UNAUTHORIZED);
     /// # }
+    /// # #[cfg(not(feature = "axum"))] fn main() {}
     /// ```
     pub fn optional(mut self) -> Self {
         self.config_mut().optional = true;

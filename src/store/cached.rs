@@ -13,7 +13,7 @@ use quick_cache::sync::Cache;
 use tokio::sync::OnceCell;
 
 use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
-use crate::TokenId;
+use crate::{RevocationReason, TokenId};
 
 /// Item capacity for the cache (at least 1).
 fn capacity(n: u64) -> usize {
@@ -451,8 +451,13 @@ impl<S: TokenAdmin> TokenAdmin for CachedStore<S> {
         self.inner.list(owner).await
     }
 
-    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
-        let result = self.inner.revoke(id, at).await;
+    async fn revoke(
+        &self,
+        id: TokenId,
+        at: SystemTime,
+        reason: &RevocationReason,
+    ) -> Result<bool, StoreError> {
+        let result = self.inner.revoke(id, at, reason).await;
         self.state.invalidate(&Change::Token(id));
         result
     }

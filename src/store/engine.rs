@@ -12,7 +12,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArgumen
 
 use super::sql::{db_error, id_to_db, scopes_to_db, to_micros, Dialect, RawRecord, UseTracker};
 use super::{Change, Lookup, OwnerId, StoreError, StoreErrorKind, TokenRecord};
-use crate::TokenId;
+use crate::{RevocationReason, TokenId};
 
 /// What differs between two SQL databases, beyond the SQL itself.
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -63,6 +63,7 @@ where
     usize: ColumnIndex<<B::Db as Database>::Row>,
     for<'q> i64: Type<B::Db> + Encode<'q, B::Db> + Decode<'q, B::Db>,
     for<'q> Option<i64>: Type<B::Db> + Encode<'q, B::Db>,
+    for<'q> Option<String>: Type<B::Db> + Encode<'q, B::Db>,
     for<'q> Vec<u8>: Type<B::Db> + Encode<'q, B::Db>,
     for<'q> String: Type<B::Db> + Encode<'q, B::Db>,
     for<'q> bool: Type<B::Db> + Encode<'q, B::Db>,
@@ -99,9 +100,12 @@ where
             .await
             .map_err(db_error)?;
         if let Some(at) = r.revoked_at {
+            let reason = r.revoked_reason.as_ref();
             sqlx::query(B::SQL.revoke)
                 .bind(id_to_db(r.id))
                 .bind(to_micros(at))
+                .bind(reason.map(|r| r.as_str().to_owned()))
+                .bind(reason.and_then(RevocationReason::url).map(str::to_owned))
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
@@ -128,10 +132,17 @@ where
         rows.into_iter().map(RawRecord::into_record).collect()
     }
 
-    pub(crate) async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
+    pub(crate) async fn revoke(
+        &self,
+        id: TokenId,
+        at: SystemTime,
+        reason: &RevocationReason,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(B::SQL.revoke)
             .bind(id_to_db(id))
             .bind(to_micros(at))
+            .bind(Some(reason.as_str().to_owned()))
+            .bind(reason.url().map(str::to_owned))
             .execute(&self.pool)
             .await
             .map_err(db_error)?;

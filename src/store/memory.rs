@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::{Lookup, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord, TokenStore};
-use crate::TokenId;
+use crate::{RevocationReason, TokenId};
 
 /// An in-process store: a hash map behind a read-write lock. Lookups take
 /// only the read lock. Nothing survives a restart; use the SQLite or
@@ -150,7 +150,12 @@ impl TokenAdmin for MemoryStore {
         Ok(out)
     }
 
-    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
+    async fn revoke(
+        &self,
+        id: TokenId,
+        at: SystemTime,
+        reason: &RevocationReason,
+    ) -> Result<bool, StoreError> {
         let mut inner = self.write();
         let r = inner
             .tokens
@@ -159,7 +164,9 @@ impl TokenAdmin for MemoryStore {
         if r.revoked_at.is_some() {
             return Ok(false);
         }
-        Arc::make_mut(r).revoked_at = Some(at);
+        let r = Arc::make_mut(r);
+        r.revoked_at = Some(at);
+        r.revoked_reason = Some(reason.clone());
         Ok(true)
     }
 
@@ -213,7 +220,10 @@ mod tests {
         };
         let (a, b) = (found(&store), found(&store));
         assert!(Arc::ptr_eq(&a, &b));
-        store.revoke(id, SystemTime::now()).await.unwrap();
+        store
+            .revoke(id, SystemTime::now(), &RevocationReason::Manual)
+            .await
+            .unwrap();
         assert!(a.revoked_at.is_none(), "a request in flight keeps its view");
         assert!(found(&store).revoked_at.is_some());
         let owner: OwnerId = "o".parse().unwrap();

@@ -47,7 +47,7 @@ pub(crate) use self::lookup::Found;
 pub use self::lookup::Lookup;
 pub use self::memory::MemoryStore;
 pub(crate) use self::record::used_recently;
-pub use self::record::{InvalidOwnerId, OwnerId, TokenRecord, TokenStatus};
+pub use self::record::{InvalidOwnerId, OwnerId, RevocationReason, TokenRecord, TokenStatus};
 
 /// The read side of a token store: one lookup by id, on every request.
 ///
@@ -97,10 +97,17 @@ pub trait TokenAdmin: TokenStore {
     /// Lists records, of one owner or of all, newest first.
     async fn list(&self, owner: Option<&OwnerId>) -> Result<Vec<TokenRecord>, StoreError>;
 
-    /// Revokes a token, permanently. Returns `true` if this call revoked
-    /// it, `false` if it already was. [`StoreErrorKind::NotFound`] for an
+    /// Revokes a token, permanently, keeping `reason` on its record
+    /// ([`TokenRecord::revoked_reason`]). Returns `true` if this call
+    /// revoked it, `false` if it already was: then nothing changes, the
+    /// first time and reason stay. [`StoreErrorKind::NotFound`] for an
     /// unknown id.
-    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError>;
+    async fn revoke(
+        &self,
+        id: TokenId,
+        at: SystemTime,
+        reason: &RevocationReason,
+    ) -> Result<bool, StoreError>;
 
     /// Moves a token's expiry to `at` unless it already expires earlier;
     /// never extends it. [`StoreErrorKind::NotFound`] for an unknown id.
@@ -123,8 +130,13 @@ impl<T: TokenAdmin + ?Sized> TokenAdmin for Arc<T> {
     async fn list(&self, owner: Option<&OwnerId>) -> Result<Vec<TokenRecord>, StoreError> {
         (**self).list(owner).await
     }
-    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
-        (**self).revoke(id, at).await
+    async fn revoke(
+        &self,
+        id: TokenId,
+        at: SystemTime,
+        reason: &RevocationReason,
+    ) -> Result<bool, StoreError> {
+        (**self).revoke(id, at, reason).await
     }
     async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError> {
         (**self).cap_expiry(id, at).await

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use super::engine::{Backend, Engine};
 use super::sql::{db_error, spawn_flusher, Dialect, Flush, POSTGRES};
 use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
-use crate::TokenId;
+use crate::{RevocationReason, TokenId};
 
 const FLUSH_EVERY: Duration = Duration::from_secs(10);
 /// Longest wait between two reconnection attempts of the listener.
@@ -340,8 +340,13 @@ impl TokenAdmin for PostgresStore {
         self.engine.list(owner).await
     }
 
-    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
-        self.engine.revoke(id, at).await
+    async fn revoke(
+        &self,
+        id: TokenId,
+        at: SystemTime,
+        reason: &RevocationReason,
+    ) -> Result<bool, StoreError> {
+        self.engine.revoke(id, at, reason).await
     }
 
     async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError> {

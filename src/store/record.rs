@@ -78,6 +78,9 @@ pub struct TokenRecord {
     pub expires_at: Option<SystemTime>,
     /// When the token was revoked; revocation is permanent.
     pub revoked_at: Option<SystemTime>,
+    /// Why it was revoked, when the store kept the reason (a token revoked
+    /// before reasons were kept has `None` here and a `revoked_at`).
+    pub revoked_reason: Option<RevocationReason>,
     /// Last successful use, as far as the store has recorded it.
     pub last_used_at: Option<SystemTime>,
     /// Whether the owner was suspended when this record was read.
@@ -104,6 +107,7 @@ impl TokenRecord {
             created_at,
             expires_at: None,
             revoked_at: None,
+            revoked_reason: None,
             last_used_at: None,
             owner_suspended: false,
         }
@@ -128,6 +132,62 @@ impl TokenRecord {
         } else {
             TokenStatus::Active
         }
+    }
+}
+
+/// Why a token was revoked: kept on its record
+/// ([`TokenRecord::revoked_reason`]) and reported in
+/// [`Event::TokenRevoked`](crate::events::Event::TokenRevoked).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RevocationReason {
+    /// By an administrator (`TokenManager::revoke`, `revoke_token`).
+    Manual,
+    /// Reported leaked by a secret scanner (see `leak_reports`), with
+    /// where it was found when the report said.
+    Leaked {
+        /// The public address where the token was found.
+        url: Option<String>,
+    },
+    /// Rotated with no grace period: its replacement took over at once.
+    RotationGraceEnded,
+}
+
+impl RevocationReason {
+    /// A short stable name: `manual`, `leaked`, `rotation_grace_ended`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RevocationReason::Manual => "manual",
+            RevocationReason::Leaked { .. } => "leaked",
+            RevocationReason::RotationGraceEnded => "rotation_grace_ended",
+        }
+    }
+
+    /// Where a leaked token was found, if known.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            RevocationReason::Leaked { url } => url.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Reads back what [`as_str`](Self::as_str) and [`url`](Self::url)
+    /// wrote (stores keep the two as text); `None` for an unknown name.
+    pub fn from_parts(name: &str, url: Option<&str>) -> Option<Self> {
+        Some(match name {
+            "manual" => RevocationReason::Manual,
+            "leaked" => RevocationReason::Leaked {
+                url: url.map(str::to_owned),
+            },
+            "rotation_grace_ended" => RevocationReason::RotationGraceEnded,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for RevocationReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

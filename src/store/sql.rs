@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Change, OwnerId, StoreError, TokenRecord};
-use crate::{ScopeSet, TokenDigest, TokenId};
+use crate::{RevocationReason, ScopeSet, TokenDigest, TokenId};
 
 /// A row as stored, before validation.
 #[derive(Debug, sqlx::FromRow)]
@@ -20,6 +20,8 @@ pub(crate) struct RawRecord {
     created_at: i64,
     expires_at: Option<i64>,
     revoked_at: Option<i64>,
+    revoked_reason: Option<String>,
+    revoked_url: Option<String>,
     last_used_at: Option<i64>,
     owner_suspended: bool,
 }
@@ -48,6 +50,13 @@ impl RawRecord {
         record.preview = self.preview.into();
         record.expires_at = self.expires_at.map(from_micros);
         record.revoked_at = self.revoked_at.map(from_micros);
+        record.revoked_reason = match &self.revoked_reason {
+            None => None,
+            Some(name) => Some(
+                RevocationReason::from_parts(name, self.revoked_url.as_deref())
+                    .ok_or_else(|| corrupt(format!("token {id}: unknown revocation reason")))?,
+            ),
+        };
         record.last_used_at = self.last_used_at.map(from_micros);
         record.owner_suspended = self.owner_suspended;
         Ok(record)
@@ -184,6 +193,8 @@ mod tests {
             created_at: 0,
             expires_at: None,
             revoked_at: None,
+            revoked_reason: None,
+            revoked_url: None,
             last_used_at: None,
             owner_suspended: false,
         };
@@ -219,7 +230,7 @@ pub(crate) fn parse_change(kind: &str, key: &str) -> Change {
 macro_rules! select_records {
     () => {
         "SELECT t.id, t.digest, t.owner, t.name, t.scopes, t.preview, t.created_at, \
-         t.expires_at, r.revoked_at, t.last_used_at, \
+         t.expires_at, r.revoked_at, r.reason AS revoked_reason, r.url AS revoked_url, t.last_used_at, \
          COALESCE(o.suspended, FALSE) AS owner_suspended \
          FROM tower_pat_tokens t \
          LEFT JOIN tower_pat_owners o ON o.owner = t.owner \
@@ -283,9 +294,13 @@ macro_rules! dialect {
                 "9)"
             ),
             revoke: concat!(
-                "INSERT INTO tower_pat_revocations (id, revoked_at) SELECT id, ",
+                "INSERT INTO tower_pat_revocations (id, revoked_at, reason, url) SELECT id, ",
                 $p,
-                "2 FROM tower_pat_tokens WHERE id = ",
+                "2, ",
+                $p,
+                "3, ",
+                $p,
+                "4 FROM tower_pat_tokens WHERE id = ",
                 $p,
                 "1 ON CONFLICT (id) DO NOTHING"
             ),

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use super::engine::{Backend, Engine};
 use super::sql::{db_error, spawn_flusher, to_micros, Dialect, Flush, SQLITE};
 use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
-use crate::TokenId;
+use crate::{RevocationReason, TokenId};
 
 /// How often pending last-use times are written.
 const FLUSH_EVERY: Duration = Duration::from_secs(10);
@@ -205,8 +205,13 @@ impl TokenAdmin for SqliteStore {
         self.engine.list(owner).await
     }
 
-    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
-        self.engine.revoke(id, at).await
+    async fn revoke(
+        &self,
+        id: TokenId,
+        at: SystemTime,
+        reason: &RevocationReason,
+    ) -> Result<bool, StoreError> {
+        self.engine.revoke(id, at, reason).await
     }
 
     async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError> {

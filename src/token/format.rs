@@ -174,11 +174,16 @@ impl TokenFormat {
         Ok(TokenId::from_bytes(id))
     }
 
-    /// A regular expression (POSIX ERE / Rust `regex` syntax) matching
-    /// exactly the tokens of this format, for secret scanners.
-    pub fn regex(&self) -> String {
+    /// The regular expression a secret scanner registers for this format
+    /// (`\bnvl_live_[0-9a-f]{72}\b`; Rust `regex`, RE2, PCRE and
+    /// Hyperscan syntax): the prefix, then exactly the hex body, standing
+    /// alone (a longer run of hex, or a letter before the prefix, does
+    /// not match). Scanners may then run [`TokenFormat::parse`]'s checksum
+    /// to drop near misses. `SECURITY.md` says how to enrol with GitHub's
+    /// secret scanning.
+    pub fn scanner_pattern(&self) -> String {
         format!(
-            "{}_{}_[0-9a-f]{{{}}}",
+            "\\b{}_{}_[0-9a-f]{{{}}}\\b",
             self.prefix,
             self.environment.as_str(),
             BODY_HEX_LEN
@@ -280,7 +285,7 @@ mod tests {
     }
 
     #[test]
-    fn regex_describes_the_format() {
-        assert_eq!(live().regex(), "nvl_live_[0-9a-f]{72}");
+    fn scanner_pattern_describes_the_format() {
+        assert_eq!(live().scanner_pattern(), r"\bnvl_live_[0-9a-f]{72}\b");
     }
 }

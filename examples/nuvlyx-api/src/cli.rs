@@ -48,6 +48,11 @@ pub struct StoreArgs {
     /// PostgreSQL schema holding the tables.
     #[arg(long, global = true, default_value = "public", hide = true)]
     pub database_schema: String,
+    /// Deliver lifecycle events (token created, rotated, revoked…) as
+    /// signed webhooks (Standard Webhooks) to this URL; the signing secret
+    /// is in `<data dir>/webhook-secret`.
+    #[arg(long, global = true)]
+    pub webhook_url: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -59,6 +64,10 @@ pub struct ServeArgs {
     /// HTTPS-required rejection (never a redirect).
     #[arg(long)]
     pub http_addr: Option<SocketAddr>,
+    /// Where the secret scanner's public keys are, for /leak-reports/github:
+    /// GitHub's key document (the default) or a file in its format.
+    #[arg(long, default_value = crate::scanner::GITHUB_KEYS)]
+    pub scanner_keys: String,
     /// Mount an unprotected twin of `GET orders` at /unprotected/orders (load tests).
     #[arg(long, hide = true)]
     pub unprotected_twin: bool,
@@ -129,6 +138,7 @@ impl Cli {
                 ("addr", "--addr"),
                 ("http_addr", "--http-addr"),
                 ("unprotected_twin", "--unprotected-twin"),
+                ("scanner_keys", "--scanner-keys"),
             ] {
                 if matches.value_source(id) == Some(ValueSource::CommandLine) {
                     Self::command()

@@ -1,7 +1,7 @@
 //! `nuvlyx-api tokens …` and `nuvlyx-api owners …`: token administration on
 //! the same store the server reads.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, bail, Context, Result};
 use tower_pat::admin::{AdminError, NewToken, TokenManager};
@@ -9,12 +9,38 @@ use tower_pat::TokenId;
 
 use crate::cli::{OwnersCmd, StoreArgs, TokensCmd};
 use crate::store::{manager, open_store, Store};
+use crate::webhooks::Webhooks;
 
 /// The manager for one CLI command. Its own messages say what happened, so
-/// lifecycle events are not logged a second time here; the server logs
-/// those of its own changes.
-fn cli_manager(store: Store) -> TokenManager<Store> {
-    manager(store).events(|_: &tower_pat::events::Event| {})
+/// lifecycle events are not logged a second time here; they go to the
+/// webhooks, if `--webhook-url` asks for them.
+fn cli_manager(store: Store, hooks: Option<&Webhooks>) -> TokenManager<Store> {
+    match hooks {
+        Some(hooks) => manager(store).events(hooks.sink()),
+        None => manager(store).events(|_: &tower_pat::events::Event| {}),
+    }
+}
+
+/// Runs one CLI command, then waits (up to 30 s) for its webhooks.
+async fn with_webhooks<F, Fut>(store: &StoreArgs, command: F) -> Result<()>
+where
+    F: FnOnce(Option<Webhooks>) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let hooks = match &store.webhook_url {
+        Some(url) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Some(Webhooks::start(url, &store.data_dir)?)
+        }
+        None => None,
+    };
+    let result = command(hooks.clone()).await;
+    if let Some(hooks) = hooks {
+        if !hooks.flush(Duration::from_secs(30)).await {
+            eprintln!("warning: some webhooks were not delivered within 30 s");
+        }
+    }
+    result
 }
 
 /// A token id given on the command line, or `-`: the full token read from
@@ -83,6 +109,11 @@ pub fn fmt_time(t: Option<SystemTime>) -> String {
 
 /// `nuvlyx-api tokens …`
 pub async fn tokens_cmd(cmd: TokensCmd, store: &StoreArgs) -> Result<()> {
+    with_webhooks(store, |hooks| tokens(cmd, store, hooks)).await
+}
+
+async fn tokens(cmd: TokensCmd, store: &StoreArgs, hooks: Option<Webhooks>) -> Result<()> {
+    let hooks = hooks.as_ref();
     match cmd {
         TokensCmd::Create {
             name,
@@ -90,7 +121,7 @@ pub async fn tokens_cmd(cmd: TokensCmd, store: &StoreArgs) -> Result<()> {
             expires_in,
             owner,
         } => {
-            let tokens = cli_manager(open_store(store, false).await?);
+            let tokens = cli_manager(open_store(store, false).await?, hooks);
             let mut req = NewToken::new(&name, &owner, &scopes);
             if let Some(lifetime) = expires_in {
                 req = req.expires_in(lifetime);
@@ -106,16 +137,16 @@ pub async fn tokens_cmd(cmd: TokensCmd, store: &StoreArgs) -> Result<()> {
             println!("{}", created.token.expose_secret());
         }
         TokensCmd::List { owner } => {
-            let tokens = cli_manager(open_store(store, false).await?);
+            let tokens = cli_manager(open_store(store, false).await?, hooks);
             let list = tokens.list(owner.as_deref()).await?;
             let now = SystemTime::now();
             println!(
-                "{:<16}  {:<15}  {:<20}  {:<12}  {:<9}  {:<20}  {:<20}  {:<20}  SCOPES",
+                "{:<16}  {:<15}  {:<20}  {:<12}  {:<9}  {:<20}  {:<20}  {:<20}  SCOPES  [REVOKED BECAUSE]",
                 "ID", "PREVIEW", "NAME", "OWNER", "STATUS", "CREATED", "EXPIRES", "LAST USED"
             );
             for r in &list {
                 println!(
-                    "{:<16}  {:<15}  {:<20}  {:<12}  {:<9}  {:<20}  {:<20}  {:<20}  {}",
+                    "{:<16}  {:<15}  {:<20}  {:<12}  {:<9}  {:<20}  {:<20}  {:<20}  {}{}",
                     r.id.to_string(),
                     &*r.preview,
                     printable(&r.name),
@@ -124,13 +155,14 @@ pub async fn tokens_cmd(cmd: TokensCmd, store: &StoreArgs) -> Result<()> {
                     fmt_time(Some(r.created_at)),
                     fmt_time(r.expires_at),
                     fmt_time(r.last_used_at),
-                    r.scopes.to_space_separated()
+                    r.scopes.to_space_separated(),
+                    revoked_because(r)
                 );
             }
             eprintln!("{} token(s)", list.len());
         }
         TokensCmd::Revoke { id_or_stdin } => {
-            let tokens = cli_manager(open_store(store, false).await?);
+            let tokens = cli_manager(open_store(store, false).await?, hooks);
             let id = resolve(&tokens, &id_or_stdin).await?;
             match tokens.revoke(id).await.map_err(|e| match e {
                 AdminError::UnknownToken(id) => anyhow!("unknown token {id}"),
@@ -141,7 +173,7 @@ pub async fn tokens_cmd(cmd: TokensCmd, store: &StoreArgs) -> Result<()> {
             }
         }
         TokensCmd::Rotate { id_or_stdin, grace } => {
-            let tokens = cli_manager(open_store(store, false).await?);
+            let tokens = cli_manager(open_store(store, false).await?, hooks);
             let id = resolve(&tokens, &id_or_stdin).await?;
             let created = tokens.rotate(id, grace).await.map_err(|e| match e {
                 AdminError::UnknownToken(id) => anyhow!("unknown, revoked or expired token {id}"),
@@ -166,11 +198,16 @@ pub async fn tokens_cmd(cmd: TokensCmd, store: &StoreArgs) -> Result<()> {
 
 /// `nuvlyx-api owners …`
 pub async fn owners_cmd(cmd: OwnersCmd, store: &StoreArgs) -> Result<()> {
+    with_webhooks(store, |hooks| owners(cmd, store, hooks)).await
+}
+
+async fn owners(cmd: OwnersCmd, store: &StoreArgs, hooks: Option<Webhooks>) -> Result<()> {
+    let hooks = hooks.as_ref();
     let (owner, suspend, force) = match cmd {
         OwnersCmd::Suspend { owner, force } => (owner, true, force),
         OwnersCmd::Reinstate { owner } => (owner, false, true),
     };
-    let tokens = cli_manager(open_store(store, false).await?);
+    let tokens = cli_manager(open_store(store, false).await?, hooks);
     let owned = tokens.list(Some(&owner)).await?.len();
     if owned == 0 && !force {
         bail!(
@@ -186,4 +223,15 @@ pub async fn owners_cmd(cmd: OwnersCmd, store: &StoreArgs) -> Result<()> {
         println!("reinstated {owner}: its {owned} token(s) work again (unless revoked or expired)");
     }
     Ok(())
+}
+
+/// `  [leaked: https://…]` for a revoked token whose reason was kept.
+fn revoked_because(r: &tower_pat::TokenRecord) -> String {
+    match &r.revoked_reason {
+        None => String::new(),
+        Some(why) => match why.url() {
+            Some(url) => format!("  [{why}: {}]", printable(url)),
+            None => format!("  [{why}]"),
+        },
+    }
 }

@@ -11,9 +11,11 @@ mod api;
 mod cli;
 mod commands;
 mod files;
+mod scanner;
 mod serve;
 mod store;
 mod tls;
+mod webhooks;
 
 use std::process::ExitCode;
 

@@ -7,12 +7,15 @@ use anyhow::{Context, Result};
 use axum::Extension;
 use axum_server::tls_rustls::RustlsConfig;
 use tower_pat::admin::NewToken;
+use tower_pat::leaks::leak_reports;
 use tower_pat::transport::TlsConnection;
 use tower_pat::AuthLayer;
 
 use crate::cli::{ServeArgs, StoreArgs};
 use crate::commands::fmt_time;
+use crate::scanner::KeyDocument;
 use crate::store::{manager, open_store};
+use crate::webhooks::Webhooks;
 use crate::{api, tls};
 
 /// How long the demo token minted on first start lives.
@@ -20,8 +23,16 @@ const DEMO_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// Serves the API over HTTPS (and the plain-HTTP refusal, if asked).
 pub async fn serve(args: ServeArgs, store_args: StoreArgs) -> Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let store = open_store(&store_args, true).await?;
-    let tokens = manager(store.clone());
+    let webhooks = match &store_args.webhook_url {
+        Some(url) => Some(Webhooks::start(url, &store_args.data_dir)?),
+        None => None,
+    };
+    let mut tokens = manager(store.clone());
+    if let Some(hooks) = &webhooks {
+        tokens = tokens.events(hooks.sink());
+    }
 
     // First start of the embedded store: a demo token, shown once, that
     // expires in 24 hours. Never for a database given with --database-url:
@@ -58,19 +69,20 @@ pub async fn serve(args: ServeArgs, store_args: StoreArgs) -> Result<()> {
     }
 
     let (cert, key) = tls::load_or_create_cert(&store_args.data_dir)?;
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let tls = RustlsConfig::from_pem_file(&cert, &key)
         .await
         .with_context(|| format!("loading {}", cert.display()))?;
 
-    let auth = AuthLayer::new(store.clone(), tower_pat::preset::nuvlyx_live()).realm("nuvlyx");
-    let app = api::app(auth.clone(), args.unprotected_twin).layer(Extension(TlsConnection));
+    let config = tokens.config().clone();
+    let auth = AuthLayer::new(store.clone(), config.clone()).realm("nuvlyx");
+    let leaks = leak_reports(tokens.clone(), KeyDocument::new(&args.scanner_keys)?);
+    let app = api::app(auth, &config, leaks, args.unprotected_twin).layer(Extension(TlsConnection));
 
     if let Some(http_addr) = args.http_addr {
         let listener = tokio::net::TcpListener::bind(http_addr)
             .await
             .with_context(|| format!("binding {http_addr}"))?;
-        let plain = api::plain_http_app();
+        let plain = api::plain_http_app(webhooks.clone());
         eprintln!("plain HTTP on http://{http_addr} (every request is refused: HTTPS required)");
         tokio::spawn(async move { axum::serve(listener, plain).await });
     }

@@ -60,11 +60,17 @@ impl Drop for Demo {
 
 impl Demo {
     fn start(dir: &Path) -> Demo {
+        Self::start_with(dir, &[])
+    }
+
+    /// Starts the server with more options.
+    fn start_with(dir: &Path, extra: &[&str]) -> Demo {
         let (port, http_port) = (free_port(), free_port());
         let mut child = Command::new(BIN)
             .args(["--data-dir", dir.to_str().unwrap()])
             .args(["--addr", &format!("127.0.0.1:{port}")])
             .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -941,4 +947,355 @@ fn store_options_go_before_or_after_the_subcommand_and_serving_options_only_with
     assert_eq!(stray.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&stray.stderr);
     assert!(stderr.contains("--addr is a serving option"), "{stderr}");
+}
+
+/// The committed snapshot of the demo's OpenAPI document.
+fn openapi_snapshot() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json")
+}
+
+/// `/openapi.json` is served without a token, matches the committed
+/// snapshot (`UPDATE_OPENAPI_SNAPSHOT=1` rewrites it), documents every
+/// route with the scope it enforces, and passes a real OpenAPI 3.1
+/// validator (Python's `openapi-spec-validator`).
+#[test]
+fn the_openapi_document_is_public_valid_and_in_step_with_the_routes() {
+    let demo = Demo::start(&data_dir());
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "--cacert", &demo.ca()])
+        .arg(format!("{}/openapi.json", demo.base()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let served: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pretty = serde_json::to_string_pretty(&served).unwrap() + "\n";
+    let snapshot = openapi_snapshot();
+    if std::env::var_os("UPDATE_OPENAPI_SNAPSHOT").is_some() {
+        std::fs::write(&snapshot, &pretty).unwrap();
+    }
+    let committed = std::fs::read_to_string(&snapshot).unwrap_or_default();
+    assert!(
+        committed == pretty,
+        "the served document differs from {}: rerun with UPDATE_OPENAPI_SNAPSHOT=1 and review the diff",
+        snapshot.display()
+    );
+
+    // Every route of the scope table, documented with its scope.
+    let paths = &served["paths"];
+    let mut documented = 0;
+    for (path, item) in paths.as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let scopes = &op["security"][0]["personal_access_token"];
+            assert_eq!(scopes.as_array().map(Vec::len), Some(1), "{method} {path}");
+            for status in ["401", "403", "503"] {
+                assert!(
+                    op["responses"][status].is_object(),
+                    "{method} {path} {status}"
+                );
+            }
+            // And enforced: a token without that scope is refused with it.
+            let scope = scopes[0].as_str().unwrap();
+            let other = if scope == "orders:read" {
+                "wallet:read"
+            } else {
+                "orders:read"
+            };
+            let limited = demo.create("limited", other);
+            let (status, head) = demo.curl(&method.to_uppercase(), path, Some(&limited));
+            assert_eq!(status, 403, "{method} {path}");
+            assert!(head.contains(&format!("scope=\"{scope}\"")), "{head}");
+            documented += 1;
+        }
+    }
+    assert_eq!(documented, 12, "one operation per row of the scope table");
+
+    let checked = Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&snapshot)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        checked.status.success(),
+        "openapi-spec-validator refused the document (install it with `python3 -m pip install openapi-spec-validator`):\n{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(String::from_utf8_lossy(&checked.stdout).contains("OK"));
+}
+
+/// One webhook request: its headers (names lowercased) and body.
+type Delivery = (Vec<(String, String)>, String);
+
+/// A local webhook receiver: answers 500 to the first request (to see a
+/// retry), 204 to the rest, and keeps each request's headers and body.
+struct Receiver {
+    port: u16,
+    got: std::sync::Arc<std::sync::Mutex<Vec<Delivery>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = got.clone();
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut headers = Vec::new();
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                loop {
+                    line.clear();
+                    reader.read_line(&mut line).unwrap();
+                    let l = line.trim_end();
+                    if l.is_empty() {
+                        break;
+                    }
+                    let (k, v) = l.split_once(':').unwrap();
+                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                }
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-length")
+                    .map_or(0, |(_, v)| v.parse().unwrap());
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                keep.lock()
+                    .unwrap()
+                    .push((headers, String::from_utf8(body).unwrap()));
+                let status = if n == 0 {
+                    "500 Internal Server Error"
+                } else {
+                    "204 No Content"
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Receiver { port, got }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hooks/nuvlyx", self.port)
+    }
+
+    /// The deliveries so far of `kind` whose data has `key` = `value`.
+    fn got_now(&self, kind: &str, key: &str, value: &str) -> Vec<Delivery> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, body)| {
+                let v: serde_json::Value = serde_json::from_str(body).unwrap();
+                v["type"] == kind && v["data"][key] == value
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Waits for a delivery of `kind` whose data has `key` = `value`, and
+    /// returns all deliveries of it, in order.
+    fn wait_for(&self, kind: &str, key: &str, value: &str) -> Vec<Delivery> {
+        self.wait_for_count(kind, key, value, 1)
+    }
+
+    /// As `wait_for`, until there are `count` deliveries.
+    fn wait_for_count(&self, kind: &str, key: &str, value: &str, count: usize) -> Vec<Delivery> {
+        let started = Instant::now();
+        loop {
+            let got = self.got_now(kind, key, value);
+            if got.len() >= count {
+                return got;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no {kind} webhook with {key}={value}"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+/// Checks a delivery's Standard Webhooks signature with the secret the
+/// demo keeps in its data directory.
+fn verify_webhook(dir: &Path, headers: &[(String, String)], body: &str) {
+    use base64::Engine as _;
+    use hmac::{KeyInit, Mac};
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {name} header"))
+    };
+    let secret = std::fs::read_to_string(dir.join("webhook-secret")).unwrap();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim().strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let (id, timestamp) = (header("webhook-id"), header("webhook-timestamp"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sent: u64 = timestamp.parse().unwrap();
+    assert!(now.abs_diff(sent) < 300, "a fresh timestamp");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+    let signature = header("webhook-signature");
+    let given = signature.strip_prefix("v1,").expect("a v1 signature");
+    let given = base64::engine::general_purpose::STANDARD
+        .decode(given)
+        .unwrap();
+    mac.verify_slice(&given).expect("the signature verifies");
+}
+
+/// The scanner's side of a leak report: a key pair, its key document on
+/// disk, and signed requests sent with curl.
+struct Scanner {
+    key: p256::ecdsa::SigningKey,
+    doc: PathBuf,
+}
+
+impl Scanner {
+    fn new(dir: &Path) -> Scanner {
+        use p256::pkcs8::{EncodePublicKey, LineEnding};
+        let key = p256::ecdsa::SigningKey::from_slice(&[42; 32]).unwrap();
+        let pem = key
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        let doc = dir.with_extension("scanner-keys.json");
+        let document = serde_json::json!({"public_keys": [
+            {"key_identifier": "test-key-1", "key": pem, "is_current": true}
+        ]});
+        std::fs::write(&doc, document.to_string()).unwrap();
+        Scanner { key, doc }
+    }
+
+    /// POSTs `body` to the demo's endpoint, signed (or, with `tamper`, the
+    /// body changed after signing). Returns (status, response body).
+    fn report(&self, demo: &Demo, body: &str, tamper: bool) -> (u16, String) {
+        use base64::Engine as _;
+        use p256::ecdsa::signature::Signer;
+        let sig: p256::ecdsa::Signature = self.key.sign(body.as_bytes());
+        let sig = base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes());
+        let sent = if tamper {
+            body.replace("octo", "0cto")
+        } else {
+            body.to_owned()
+        };
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-w", "\n%{http_code}", "--cacert", &demo.ca()])
+            .args(["-H", "Content-Type: application/json"])
+            .args(["-H", "GITHUB-PUBLIC-KEY-IDENTIFIER: test-key-1"])
+            .args(["-H", &format!("GITHUB-PUBLIC-KEY-SIGNATURE: {sig}")])
+            .args(["--data-binary", "@-"])
+            .arg(format!("{}/leak-reports/github", demo.base()));
+        let out = run_with_stdin(&mut cmd, &sent);
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        (status.parse().unwrap(), body.to_owned())
+    }
+}
+
+/// The seed's "revoke immediately if you suspect a token leaked", done by
+/// a secret scanner: a signed report revokes the token on the running
+/// server, `tokens list` says why and where, and the revocation (like the
+/// CLI's own changes) reaches a webhook receiver, signed.
+#[test]
+fn a_signed_leak_report_revokes_the_token_and_every_change_is_a_signed_webhook() {
+    let dir = data_dir();
+    let receiver = Receiver::start();
+    let scanner = Scanner::new(&dir);
+    let demo = Demo::start_with(
+        &dir,
+        &[
+            "--scanner-keys",
+            scanner.doc.to_str().unwrap(),
+            "--webhook-url",
+            &receiver.url(),
+        ],
+    );
+    // The server's first start minted the demo token: its event was
+    // refused once (500) by the receiver, then delivered again, with the
+    // same message id.
+    let demo_created = receiver.wait_for_count("token.created", "name", "demo token", 2);
+    assert_eq!(
+        demo_created[0].0.iter().find(|(k, _)| k == "webhook-id"),
+        demo_created[1].0.iter().find(|(k, _)| k == "webhook-id"),
+        "a retry keeps its message id"
+    );
+    // The CLI delivers its own events before it exits.
+    let out = demo.cli(&[
+        "tokens",
+        "create",
+        "--name",
+        "ci bot",
+        "--scopes",
+        "orders:read",
+        "--webhook-url",
+        &receiver.url(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let id = token["nvl_live_".len().."nvl_live_".len() + 16].to_owned();
+    let created = receiver.got_now("token.created", "token_id", &id);
+    assert_eq!(created.len(), 1, "delivered before the CLI exited");
+    for (headers, body) in demo_created.iter().chain(&created) {
+        verify_webhook(&dir, headers, body);
+        assert!(!body.contains(&token[9..]), "no secret in a webhook");
+    }
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&token)).0,
+        200
+    );
+
+    let url = "https://github.com/octo/bot/blob/12345600b9cbe38a219f39a9941c9319b600c002/.env";
+    let report = serde_json::json!([
+        {"token": token, "type": "nuvlyx_api_token", "url": url, "source": "content"},
+        {"token": "nvl_live_not-ours", "type": "nuvlyx_api_token", "url": url, "source": "content"},
+    ])
+    .to_string();
+    // Tampered: refused, and nothing revoked.
+    let (status, _) = scanner.report(&demo, &report, true);
+    assert_eq!(status, 401);
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&token)).0,
+        200
+    );
+    // Signed: revoked at once, with the feedback labels.
+    let (status, feedback) = scanner.report(&demo, &report, false);
+    assert_eq!(status, 200, "{feedback}");
+    let feedback: serde_json::Value = serde_json::from_str(&feedback).unwrap();
+    assert_eq!(feedback[0]["label"], "true_positive");
+    assert_eq!(feedback[1]["label"], "false_positive");
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&token)).0,
+        401
+    );
+
+    let listed = demo.cli(&["tokens", "list"]);
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(listed.contains(&format!("[leaked: {url}]")), "{listed}");
+
+    let revoked = receiver.wait_for("token.revoked", "token_id", &id);
+    let (headers, body) = &revoked[0];
+    verify_webhook(&dir, headers, body);
+    let event: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(event["data"]["reason"], "leaked");
+    assert_eq!(event["data"]["url"], url);
+    let _ = std::fs::remove_file(&scanner.doc);
 }

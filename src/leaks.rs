@@ -1,0 +1,535 @@
+//! Leak reports: a secret scanner tells us a token was published, and the
+//! token is revoked at once (feature `leak-reports`).
+//!
+//! [`leak_reports`] is the provider endpoint of GitHub's secret scanning
+//! partner program, as its public contract describes it ("Secret scanning
+//! partner program", docs.github.com, `code-security/secret-scanning/
+//! secret-scanning-partnership-program/secret-scanning-partner-program`,
+//! read on 2026-11-29). Scanners compatible with that contract work too.
+//!
+//! - **Request.** `POST` with a JSON array of `{"token", "type", "url",
+//!   "source"}` objects. The header `GITHUB-PUBLIC-KEY-IDENTIFIER` names
+//!   the scanner's key, and `GITHUB-PUBLIC-KEY-SIGNATURE` holds a base64,
+//!   DER-encoded ECDSA P-256 / SHA-256 signature of the **raw body**.
+//! - **Keys.** The scanner publishes its public keys (GitHub:
+//!   `https://api.github.com/meta/public_keys/secret_scanning`, a JSON
+//!   document of `{"key_identifier", "key", "is_current"}` entries). The
+//!   host fetches them through a [`KeySource`]; [`ScannerKey::from_github_document`]
+//!   reads that document. The endpoint keeps the last keys fetched and
+//!   fetches again when a report names a key id it does not know, at most
+//!   once per minute (a stream of made-up key ids cannot turn it into a
+//!   load on the scanner's API).
+//! - **What it does.** Each reported string is parsed with the
+//!   configuration's [`TokenFormat`](crate::TokenFormat) and checked
+//!   against the stored digest (in constant time). A match is one of our
+//!   tokens: it is revoked with [`RevocationReason::Leaked`], keeping the
+//!   report's URL on the record, and reported as an
+//!   [`Event::TokenRevoked`](crate::events::Event::TokenRevoked). A token
+//!   revoked already stays as it was (a replayed report changes nothing).
+//! - **Answer.** `200` with the optional feedback array of the contract:
+//!   one `{"token_hash", "token_type", "label"}` per reported string,
+//!   `label` being `true_positive` (one of ours, live or not) or
+//!   `false_positive`. We answer with `token_hash` (the SHA-256 of the
+//!   string, lowercase hex) rather than `token_raw`, so that no response
+//!   carries a live secret back over the wire or into a proxy's log.
+//! - **Refusals.** Nothing is revoked unless the signature verifies:
+//!   missing or undecodable headers, an unknown key or a bad signature are
+//!   `401`; a body that is not the JSON array is `400`; a body over the
+//!   limit (1 MiB unless [`LeakReports::max_body`] says otherwise) is
+//!   `413`; any other method than `POST` is `405`. If the keys cannot be
+//!   fetched, or the store fails midway, the answer is `503` so that the
+//!   scanner sends the report again; what was revoked stays revoked, and
+//!   the retry finishes the rest.
+//!
+//! The contract leaves some points open; what we chose:
+//! - It does not bound a report's size: 1,000 tokens take about 200 KB, so
+//!   1 MiB is the default limit.
+//! - It does not say what a `url` may hold: one longer than 2,048 bytes,
+//!   not `http(s)://`, or with control characters is not kept (the token
+//!   is still revoked).
+//! - The feedback is optional and allows either `token_hash` or
+//!   `token_raw`: see above.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use tower_pat::admin::TokenManager;
+//! use tower_pat::leaks::{leak_reports, KeySource, ScannerKey};
+//! use tower_pat::{preset, MemoryStore};
+//!
+//! /// Fetches GitHub's published keys (with the host's HTTP client).
+//! struct GitHubKeys;
+//!
+//! #[async_trait::async_trait]
+//! impl KeySource for GitHubKeys {
+//!     async fn fetch(&self) -> Result<Vec<ScannerKey>, tower_pat::leaks::BoxError> {
+//!         // let body = http_client
+//!         //     .get("https://api.github.com/meta/public_keys/secret_scanning")
+//!         //     .send().await?.text().await?;
+//!         # let body = r#"{"public_keys": []}"#;
+//!         Ok(ScannerKey::from_github_document(&body)?)
+//!     }
+//! }
+//!
+//! let tokens = TokenManager::new(MemoryStore::new(), preset::nuvlyx_live());
+//! let endpoint = leak_reports(tokens, GitHubKeys);
+//! // axum: Router::new().route_service("/leak-reports/github", endpoint)
+//! # let _ = endpoint;
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Limited};
+use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::{Signature, VerifyingKey};
+use p256::pkcs8::DecodePublicKey;
+use tower_service::Service;
+
+use crate::admin::{AdminError, TokenManager};
+use crate::{RevocationReason, TokenAdmin, TokenDigest};
+
+/// The header naming the key a report was signed with.
+const KEY_ID_HEADER: &str = "github-public-key-identifier";
+/// The header holding the report's signature.
+const SIGNATURE_HEADER: &str = "github-public-key-signature";
+/// Reports larger than this are refused unless `max_body` says otherwise.
+const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+/// An unknown key id fetches the keys again at most this often.
+const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+/// The longest `url` kept on a revoked record.
+const MAX_URL_LEN: usize = 2048;
+
+/// Any error, as a [`KeySource`] reports it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A scanner's public key: its identifier and the P-256 key.
+#[derive(Clone)]
+pub struct ScannerKey {
+    id: String,
+    key: VerifyingKey,
+}
+
+impl fmt::Debug for ScannerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScannerKey").field("id", &self.id).finish()
+    }
+}
+
+/// A key that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Not a PEM-encoded P-256 public key (`-----BEGIN PUBLIC KEY-----`).
+    #[error("key {0:?} is not a PEM-encoded P-256 public key")]
+    NotP256(String),
+    /// The key document is not the JSON the scanner publishes.
+    #[error("not a secret-scanning public key document: {0}")]
+    Document(String),
+}
+
+impl ScannerKey {
+    /// A key from its identifier and its PEM text (SubjectPublicKeyInfo,
+    /// `-----BEGIN PUBLIC KEY-----`), as scanners publish them.
+    pub fn from_pem(id: &str, pem: &str) -> Result<Self, KeyError> {
+        let key =
+            VerifyingKey::from_public_key_pem(pem).map_err(|_| KeyError::NotP256(id.to_owned()))?;
+        Ok(Self {
+            id: id.to_owned(),
+            key,
+        })
+    }
+
+    /// The keys of GitHub's key document
+    /// (`{"public_keys": [{"key_identifier", "key", "is_current"}]}`), all
+    /// of them: a report may be signed with a key that is no longer
+    /// current.
+    pub fn from_github_document(json: &str) -> Result<Vec<Self>, KeyError> {
+        #[derive(serde::Deserialize)]
+        struct Document {
+            public_keys: Vec<Entry>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            key_identifier: String,
+            key: String,
+        }
+        let doc: Document =
+            serde_json::from_str(json).map_err(|e| KeyError::Document(e.to_string()))?;
+        doc.public_keys
+            .iter()
+            .map(|e| Self::from_pem(&e.key_identifier, &e.key))
+            .collect()
+    }
+
+    /// The key's identifier.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// Where the endpoint gets the scanner's public keys. The host implements
+/// it (fetching GitHub's key document with its own HTTP client, say); the
+/// endpoint keeps what `fetch` returned and calls it again only when a
+/// report names an unknown key, at most once per minute.
+///
+/// A `Vec<ScannerKey>` is a source that never changes (for tests, or
+/// keys pinned in configuration).
+#[async_trait::async_trait]
+pub trait KeySource: Send + Sync + 'static {
+    /// The scanner's current public keys.
+    async fn fetch(&self) -> Result<Vec<ScannerKey>, BoxError>;
+}
+
+#[async_trait::async_trait]
+impl KeySource for Vec<ScannerKey> {
+    async fn fetch(&self) -> Result<Vec<ScannerKey>, BoxError> {
+        Ok(self.clone())
+    }
+}
+
+/// The keys last fetched, and when.
+#[derive(Default)]
+struct KeyCache {
+    keys: Vec<ScannerKey>,
+    fetched_at: Option<Instant>,
+}
+
+struct Shared<S> {
+    tokens: TokenManager<S>,
+    source: Box<dyn KeySource>,
+    cache: Mutex<KeyCache>,
+    /// One fetch at a time.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+/// The leak-report endpoint: a tower [`Service`] for `POST` requests (see
+/// the [module documentation](self)). Cheap to clone.
+pub struct LeakReports<S> {
+    shared: Arc<Shared<S>>,
+    max_body: usize,
+}
+
+impl<S> Clone for LeakReports<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            max_body: self.max_body,
+        }
+    }
+}
+
+impl<S> fmt::Debug for LeakReports<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeakReports")
+            .field("max_body", &self.max_body)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The leak-report endpoint, revoking through `tokens` (whose format
+/// recognises our tokens, and whose event sink hears of each revocation)
+/// and verifying signatures with the keys of `keys`.
+pub fn leak_reports<S: TokenAdmin>(
+    tokens: TokenManager<S>,
+    keys: impl KeySource,
+) -> LeakReports<S> {
+    LeakReports {
+        shared: Arc::new(Shared {
+            tokens,
+            source: Box::new(keys),
+            cache: Mutex::default(),
+            fetching: tokio::sync::Mutex::new(()),
+        }),
+        max_body: DEFAULT_MAX_BODY,
+    }
+}
+
+impl<S> LeakReports<S> {
+    /// Refuses reports larger than `bytes` with `413` (default 1 MiB).
+    #[must_use]
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+}
+
+impl<S, B> Service<Request<B>> for LeakReports<S>
+where
+    S: TokenAdmin,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<String>;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<String>, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let (shared, max_body) = (self.shared.clone(), self.max_body);
+        Box::pin(async move {
+            Ok(match shared.handle(req, max_body).await {
+                Ok(feedback) => json_response(StatusCode::OK, feedback),
+                Err(refusal) => refusal.into_response(),
+            })
+        })
+    }
+}
+
+/// Why a report was not acted on.
+#[derive(Debug)]
+enum Refusal {
+    Method,
+    TooLarge,
+    Unreadable,
+    Unsigned,
+    UnknownKey,
+    BadSignature,
+    Malformed,
+    KeysUnavailable,
+    StoreFailed,
+}
+
+impl Refusal {
+    fn into_response(self) -> Response<String> {
+        let (status, detail) = match self {
+            Refusal::Method => (StatusCode::METHOD_NOT_ALLOWED, "leak reports are POSTed"),
+            Refusal::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "the report is too large"),
+            Refusal::Unreadable => (StatusCode::BAD_REQUEST, "the report could not be read"),
+            Refusal::Unsigned => (
+                StatusCode::UNAUTHORIZED,
+                "the key identifier or signature header is missing or not valid",
+            ),
+            Refusal::UnknownKey => (StatusCode::UNAUTHORIZED, "unknown signing key"),
+            Refusal::BadSignature => (StatusCode::UNAUTHORIZED, "the signature does not verify"),
+            Refusal::Malformed => (
+                StatusCode::BAD_REQUEST,
+                "the report is not a JSON array of {token, type, url, source}",
+            ),
+            Refusal::KeysUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the scanner's keys could not be fetched; send the report again",
+            ),
+            Refusal::StoreFailed => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the token store failed; send the report again",
+            ),
+        };
+        let mut res = json_response(status, serde_json::json!({ "error": detail }));
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            res.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("60"));
+        }
+        res
+    }
+}
+
+fn json_response(status: StatusCode, body: impl serde::Serialize) -> Response<String> {
+    let mut res = Response::new(serde_json::to_string(&body).unwrap_or_default());
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+/// One reported match, as the scanner sends it.
+#[derive(serde::Deserialize)]
+struct Reported {
+    token: String,
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    url: Option<String>,
+}
+
+/// The feedback for one reported match.
+#[derive(serde::Serialize)]
+struct Feedback {
+    token_hash: String,
+    token_type: String,
+    label: &'static str,
+}
+
+impl<S: TokenAdmin> Shared<S> {
+    async fn handle<B>(&self, req: Request<B>, max_body: usize) -> Result<Vec<Feedback>, Refusal>
+    where
+        B: Body + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        if req.method() != Method::POST {
+            return Err(Refusal::Method);
+        }
+        let (key_id, signature, declared) = {
+            let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+            let (Some(key_id), Some(signature)) = (header(KEY_ID_HEADER), header(SIGNATURE_HEADER))
+            else {
+                return Err(Refusal::Unsigned);
+            };
+            let signature = base64::engine::general_purpose::STANDARD
+                .decode(signature.trim())
+                .ok()
+                .and_then(|der| Signature::from_der(&der).ok())
+                .ok_or(Refusal::Unsigned)?;
+            let declared =
+                header(http::header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+            (key_id.trim().to_owned(), signature, declared)
+        };
+        if declared.is_some_and(|n| n > max_body as u64) {
+            return Err(Refusal::TooLarge);
+        }
+        let body = read_body(req.into_body(), max_body).await?;
+
+        let key = self.key(&key_id).await?;
+        key.verify(&body, &signature)
+            .map_err(|_| Refusal::BadSignature)?;
+
+        // Signed by the scanner: from here on the report is trusted.
+        let reported: Vec<Reported> =
+            serde_json::from_slice(&body).map_err(|_| Refusal::Malformed)?;
+        let mut feedback = Vec::with_capacity(reported.len());
+        let mut revoked = 0usize;
+        for r in reported {
+            let ours = match self.tokens.resolve(&r.token).await {
+                Ok(id) => {
+                    let reason = RevocationReason::Leaked {
+                        url: r.url.filter(|u| keepable_url(u)),
+                    };
+                    match self.tokens.revoke_because(id, reason).await {
+                        Ok(newly) => revoked += usize::from(newly),
+                        Err(AdminError::UnknownToken(_)) => {}
+                        Err(_) => return Err(Refusal::StoreFailed),
+                    }
+                    true
+                }
+                Err(AdminError::UnknownToken(_) | AdminError::MalformedToken(_)) => false,
+                Err(_) => return Err(Refusal::StoreFailed),
+            };
+            feedback.push(Feedback {
+                token_hash: TokenDigest::of(&r.token).to_hex(),
+                token_type: r.kind,
+                label: if ours {
+                    "true_positive"
+                } else {
+                    "false_positive"
+                },
+            });
+        }
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            target: "tower_pat::leaks",
+            key_id = %key_id,
+            reported = feedback.len(),
+            ours = feedback.iter().filter(|f| f.label == "true_positive").count(),
+            revoked,
+            "leak report"
+        );
+        let _ = revoked;
+        Ok(feedback)
+    }
+
+    /// The key named `id`: from the keys last fetched, or fetched anew
+    /// (at most once per [`REFETCH_INTERVAL`] for unknown ids).
+    async fn key(&self, id: &str) -> Result<VerifyingKey, Refusal> {
+        if let Some(key) = self.cached(id) {
+            return Ok(key);
+        }
+        let _one_at_a_time = self.fetching.lock().await;
+        // Another request may have fetched while this one waited.
+        if let Some(key) = self.cached(id) {
+            return Ok(key);
+        }
+        let due = {
+            let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            cache
+                .fetched_at
+                .is_none_or(|at| at.elapsed() >= REFETCH_INTERVAL)
+        };
+        if !due {
+            return Err(Refusal::UnknownKey);
+        }
+        let keys = self
+            .source
+            .fetch()
+            .await
+            .map_err(|_| Refusal::KeysUnavailable)?;
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        *cache = KeyCache {
+            keys,
+            fetched_at: Some(Instant::now()),
+        };
+        cache
+            .keys
+            .iter()
+            .find(|k| k.id == id)
+            .map(|k| k.key)
+            .ok_or(Refusal::UnknownKey)
+    }
+
+    fn cached(&self, id: &str) -> Option<VerifyingKey> {
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.keys.iter().find(|k| k.id == id).map(|k| k.key)
+    }
+}
+
+async fn read_body<B>(body: B, max: usize) -> Result<Bytes, Refusal>
+where
+    B: Body + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal::TooLarge),
+        Err(_) => Err(Refusal::Unreadable),
+    }
+}
+
+/// Whether a reported `url` is kept on the record.
+fn keepable_url(url: &str) -> bool {
+    url.len() <= MAX_URL_LEN
+        && (url.starts_with("https://") || url.starts_with("http://"))
+        && !url.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_web_addresses_are_kept() {
+        assert!(keepable_url("https://github.com/o/r/blob/abc/f.txt"));
+        assert!(!keepable_url("javascript:alert(1)"));
+        assert!(!keepable_url("https://x/\u{1b}[2J"));
+        assert!(!keepable_url(&format!("https://x/{}", "a".repeat(3000))));
+    }
+
+    #[test]
+    fn a_key_document_that_is_not_p256_is_refused() {
+        assert!(matches!(
+            ScannerKey::from_github_document("[]"),
+            Err(KeyError::Document(_))
+        ));
+        assert!(matches!(
+            ScannerKey::from_github_document(
+                r#"{"public_keys":[{"key_identifier":"k","key":"nope","is_current":true}]}"#
+            ),
+            Err(KeyError::NotP256(id)) if id == "k"
+        ));
+    }
+}
