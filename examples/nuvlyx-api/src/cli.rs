@@ -35,6 +35,16 @@ pub enum Command {
     /// Suspend or reinstate a store (owner): all its tokens answer 401 while suspended.
     #[command(subcommand)]
     Owners(OwnersCmd),
+    /// The admin pages' sign-in.
+    #[command(subcommand)]
+    Admin(AdminCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCmd {
+    /// Set the admin password, read from standard input (at least 12
+    /// characters); stored as an Argon2id hash in the data directory.
+    SetPassword,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -235,3 +235,17 @@ fn revoked_because(r: &tower_pat::TokenRecord) -> String {
         },
     }
 }
+
+/// `admin set-password`: reads the new password from standard input.
+pub fn set_admin_password(store: &StoreArgs) -> Result<()> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    crate::admin::security::set_password(&store.data_dir, &password)?;
+    eprintln!(
+        "admin password set (Argon2id hash in {})",
+        crate::admin::security::password_file(&store.data_dir).display()
+    );
+    Ok(())
+}

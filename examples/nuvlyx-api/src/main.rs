@@ -4,9 +4,11 @@
 //! `cargo run -p nuvlyx-api` serves HTTPS on 127.0.0.1:8443 with a
 //! self-signed certificate and an embedded SQLite token store, both kept in
 //! `./nuvlyx-data/`, and prints a demo token with a ready `curl` line on
-//! first start. `nuvlyx-api tokens …` and `nuvlyx-api owners …` administer
-//! the same store while the server runs.
+//! first start, with the admin password and where to sign in to the admin
+//! pages (`/admin`, "Settings → API Tokens"). `nuvlyx-api tokens …` and
+//! `nuvlyx-api owners …` administer the same store while the server runs.
 
+mod admin;
 mod api;
 mod cli;
 mod commands;
@@ -38,6 +40,9 @@ async fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve::serve(args, cli.store).await,
         Some(Command::Tokens(cmd)) => commands::tokens_cmd(cmd, &cli.store).await,
         Some(Command::Owners(cmd)) => commands::owners_cmd(cmd, &cli.store).await,
+        Some(Command::Admin(cli::AdminCmd::SetPassword)) => {
+            commands::set_admin_password(&cli.store)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

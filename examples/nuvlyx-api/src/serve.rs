@@ -16,7 +16,7 @@ use crate::commands::fmt_time;
 use crate::scanner::KeyDocument;
 use crate::store::{manager, open_store};
 use crate::webhooks::Webhooks;
-use crate::{api, tls};
+use crate::{admin, api, tls};
 
 /// How long the demo token minted on first start lives.
 const DEMO_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
@@ -73,10 +73,22 @@ pub async fn serve(args: ServeArgs, store_args: StoreArgs) -> Result<()> {
         .await
         .with_context(|| format!("loading {}", cert.display()))?;
 
+    if let Some(password) = admin::security::first_password(&store_args.data_dir)? {
+        println!(
+            "Admin password (shown once; `nuvlyx-api admin set-password` sets your own): {password}"
+        );
+    }
+    println!(
+        "Admin: sign in at https://{}/admin/sign-in (Settings → API Tokens)",
+        display_addr(args.addr)
+    );
+
     let config = tokens.config().clone();
     let auth = AuthLayer::new(store.clone(), config.clone()).realm("nuvlyx");
     let leaks = leak_reports(tokens.clone(), KeyDocument::new(&args.scanner_keys)?);
-    let app = api::app(auth, &config, leaks, args.unprotected_twin).layer(Extension(TlsConnection));
+    let app = api::app(auth, &config, leaks, args.unprotected_twin)
+        .merge(admin::router(tokens.clone(), store_args.data_dir.clone()))
+        .layer(Extension(TlsConnection));
 
     if let Some(http_addr) = args.http_addr {
         let listener = tokio::net::TcpListener::bind(http_addr)

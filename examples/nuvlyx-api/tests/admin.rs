@@ -1,0 +1,710 @@
+//! The admin pages ("Settings → API Tokens"): the seed's five steps walked
+//! in a real headless Chromium over WebDriver, and the pages' defences
+//! (CSRF, cookies, caching, the sign-in rate limit) over HTTP.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs
+//! them). Where they are missing the browser tests fail, saying so.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+/// The admin password the demo printed on its first start.
+fn admin_password(demo: &Demo) -> String {
+    demo.stdout
+        .iter()
+        .find_map(|l| l.split_once("sets your own): ").map(|(_, p)| p.to_owned()))
+        .expect("the admin password is printed on first start")
+}
+
+fn sign_in_url(demo: &Demo) -> String {
+    let line = demo
+        .stdout
+        .iter()
+        .find(|l| l.starts_with("Admin: sign in at "))
+        .expect("the demo says where to sign in");
+    line["Admin: sign in at ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Where the screenshots of the main states go (referenced by the README).
+fn docs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("docs")
+}
+
+/// ChromeDriver and a headless Chromium session, closed on drop.
+struct Browser {
+    driver: Child,
+    client: Option<Client>,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "chromedriver must be installed for the browser tests \
+                 (Debian: apt-get install chromium chromium-driver)",
+            );
+        let mut browser = Browser {
+            driver,
+            client: None,
+        };
+        wait_for_listener(port);
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        // The demo's certificate is self-signed.
+        caps.insert("acceptInsecureCerts".into(), json!(true));
+        let mut options = json!({"args": [
+            "--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+            "--disable-gpu", "--window-size=1280,900", "--hide-scrollbars",
+        ]});
+        if Path::new("/usr/bin/chromium").exists() {
+            options["binary"] = json!("/usr/bin/chromium");
+        }
+        caps.insert("goog:chromeOptions".into(), options);
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("Chromium must start headless under chromedriver");
+        browser.client = Some(client);
+        browser
+    }
+
+    fn c(&self) -> &Client {
+        self.client.as_ref().unwrap()
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.c().screenshot().await.unwrap();
+        std::fs::create_dir_all(docs_dir()).unwrap();
+        std::fs::write(docs_dir().join(name), png).unwrap();
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.c()
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn sign_in(&self, url: &str, password: &str) {
+        self.c().goto(url).await.unwrap();
+        let field = self.c().find(Locator::Id("password")).await.unwrap();
+        field.send_keys(password).await.unwrap();
+        self.c()
+            .find(Locator::Css("main form button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+}
+
+/// The seed's flow, step by step, in Chromium; then the token works with a
+/// real HTTP client, is revoked in the UI, and never shows again.
+#[tokio::test]
+async fn the_seeds_five_steps_in_a_real_browser_then_revoke() {
+    let demo = Demo::start(&data_dir());
+    let browser = Browser::start().await;
+    let b = browser.c();
+
+    // 1. Sign in.
+    browser
+        .sign_in(&sign_in_url(&demo), &admin_password(&demo))
+        .await;
+    // 2. Settings → API Tokens.
+    assert!(b
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/admin/tokens"));
+    assert_eq!(browser.text("h1").await, "API Tokens");
+    assert!(browser.text("nav").await.contains("Settings"));
+    browser.screenshot("tokens-list.png").await;
+
+    // 3. Create token.
+    b.find(Locator::LinkText("Create token"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(browser.text("h1").await, "Create token");
+    assert!(browser
+        .text("#scope-hint")
+        .await
+        .contains("only the scopes this integration needs"));
+    let coming_soon = b.find(Locator::Id("scope-customers-write")).await.unwrap();
+    assert!(
+        !coming_soon.is_enabled().await.unwrap(),
+        "customers:write is disabled"
+    );
+    assert!(browser
+        .text("label[for=scope-customers-write]")
+        .await
+        .contains("coming soon"));
+    browser.screenshot("create-form.png").await;
+
+    // 4. Name it and check the scopes.
+    b.find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys("order bot")
+        .await
+        .unwrap();
+    b.find(Locator::Id("scope-orders-read"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.find(Locator::Id("expires"))
+        .await
+        .unwrap()
+        .select_by_value("30d")
+        .await
+        .unwrap();
+    b.find(Locator::Css("main form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // 5. Copy the token: shown once.
+    assert_eq!(browser.text("h1").await, "Token created");
+    assert!(browser
+        .text(".warning")
+        .await
+        .contains("will not be shown again"));
+    let token = b
+        .find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        token.starts_with("nvl_live_") && token.len() == 81,
+        "{token}"
+    );
+    let url = b.current_url().await.unwrap();
+    assert!(!url.as_str().contains(&token[9..]), "never in a URL");
+    let copy = b.find(Locator::Id("copy")).await.unwrap();
+    copy.click().await.unwrap();
+    let started = Instant::now();
+    while copy.text().await.unwrap() != "Copied" {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the copy button answers"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    browser.screenshot("shown-once.png").await;
+
+    // The token works with a real HTTP client.
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&token)).0,
+        200
+    );
+
+    // Reloading never shows it again (a resubmitted form mints nothing);
+    // neither does going back, or opening the list.
+    let listed_before = demo.cli(&["tokens", "list"]).stdout;
+    let _ = b.refresh().await;
+    assert!(
+        !b.source().await.unwrap().contains(&token[9..]),
+        "not after a reload"
+    );
+    b.back().await.unwrap();
+    assert!(
+        !b.source().await.unwrap().contains(&token[9..]),
+        "not after going back"
+    );
+    b.goto(&format!("{}/admin/tokens", demo.base()))
+        .await
+        .unwrap();
+    let list = b.source().await.unwrap();
+    assert!(!list.contains(&token[9..]), "not in the list");
+    assert!(list.contains("order bot"));
+    assert_eq!(
+        demo.cli(&["tokens", "list"]).stdout.len(),
+        listed_before.len(),
+        "the reload minted no second token"
+    );
+
+    // Revoke, after a confirmation that says it is irreversible.
+    let id = &token[9..25];
+    b.find(Locator::Css(&format!("tr[data-token-id='{id}'] a.danger")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(browser.text("h1").await, "Revoke token");
+    assert!(browser.text(".warning").await.contains("cannot be undone"));
+    browser.screenshot("revoke-confirm.png").await;
+    b.find(Locator::Css("main form button.danger"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(b
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/admin/tokens"));
+    let status = browser
+        .text(&format!("tr[data-token-id='{id}'] .status"))
+        .await;
+    assert_eq!(status, "revoked (manual)");
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&token)).0,
+        401
+    );
+
+    // The list, narrow: still readable on a phone.
+    b.set_window_size(390, 844).await.unwrap();
+    browser.screenshot("tokens-list-phone.png").await;
+    browser
+        .client
+        .as_ref()
+        .unwrap()
+        .clone()
+        .close()
+        .await
+        .unwrap();
+}
+
+/// Serves one page on another site (`localhost` is not `127.0.0.1`) whose
+/// form posts, on load, to the admin's "Suspend store".
+fn attacker_site(target: &str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let page = format!(
+        "<!doctype html><body onload=\"document.forms[0].submit()\">\
+         <form method=post action=\"{target}/admin/store/suspend\">\
+         <input name=csrf value=guessed></form></body>"
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut line = String::new();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_cross_site_form_post_is_refused() {
+    let demo = Demo::start(&data_dir());
+    let browser = Browser::start().await;
+    browser
+        .sign_in(&sign_in_url(&demo), &admin_password(&demo))
+        .await;
+    assert_eq!(browser.text("h1").await, "API Tokens");
+    // The signed-in admin visits another site, which posts to the admin.
+    let port = attacker_site(&demo.base());
+    browser
+        .c()
+        .goto(&format!("http://localhost:{port}/"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while !browser
+        .c()
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .starts_with(&demo.base())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the form was posted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(browser
+        .c()
+        .source()
+        .await
+        .unwrap()
+        .contains("Request refused"));
+    browser
+        .c()
+        .goto(&format!("{}/admin/tokens", demo.base()))
+        .await
+        .unwrap();
+    assert!(
+        browser.text(".store").await.contains("is active"),
+        "the store was not suspended"
+    );
+    browser
+        .client
+        .as_ref()
+        .unwrap()
+        .clone()
+        .close()
+        .await
+        .unwrap();
+}
+
+/// An HTTPS client of the demo with a cookie jar (the admin's browser,
+/// minus the browser).
+fn http(demo: &Demo) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = std::fs::read(demo.dir.join("cert.pem")).unwrap();
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of `name="{field}" value="…"` in a page.
+fn field(page: &str, name: &str) -> String {
+    let key = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+        + key.len();
+    page[start..start + page[start..].find('"').unwrap()].to_owned()
+}
+
+async fn signed_in_http(demo: &Demo) -> reqwest::Client {
+    let client = http(demo);
+    let res = client
+        .post(format!("{}/admin/sign-in", demo.base()))
+        .form(&[("password", admin_password(demo))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    client
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_httponly_strict_and_renewed_at_sign_in() {
+    let demo = Demo::start(&data_dir());
+    let client = http(&demo);
+    let res = client
+        .post(format!("{}/admin/sign-in", demo.base()))
+        // A session id chosen by an attacker (fixation) is not kept.
+        .header("cookie", "__Host-nuvlyx-admin=attacker-chosen-id")
+        .form(&[("password", admin_password(&demo))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("__Host-nuvlyx-admin="), "{cookie}");
+    assert!(!cookie.contains("attacker-chosen-id"), "{cookie}");
+    for attribute in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+    }
+    assert!(!cookie.contains("Domain="), "{cookie}");
+    // Signing in again gives another id.
+    let again = client
+        .post(format!("{}/admin/sign-in", demo.base()))
+        .form(&[("password", admin_password(&demo))])
+        .send()
+        .await
+        .unwrap();
+    let renewed = again.headers()["set-cookie"].to_str().unwrap();
+    assert_ne!(
+        renewed.split(';').next(),
+        cookie.split(';').next(),
+        "a new session id at each sign-in"
+    );
+}
+
+#[tokio::test]
+async fn the_page_showing_a_token_is_no_store_and_forms_need_their_csrf_token() {
+    let demo = Demo::start(&data_dir());
+    let client = signed_in_http(&demo).await;
+    let base = demo.base();
+    let form = client
+        .get(format!("{base}/admin/tokens/new"))
+        .send()
+        .await
+        .unwrap();
+    let csp = form.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let page = form.text().await.unwrap();
+    assert!(!page.contains("<script>"), "no inline script");
+    let (csrf, nonce) = (field(&page, "csrf"), field(&page, "nonce"));
+    let body = [
+        ("csrf", csrf.as_str()),
+        ("nonce", nonce.as_str()),
+        ("name", "http bot"),
+        ("scopes", "orders:read"),
+        ("scopes", "products:read"),
+        ("expires", ""),
+    ];
+    let created = client
+        .post(format!("{base}/admin/tokens"))
+        .form(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    assert_eq!(created.headers()["cache-control"], "no-store");
+    assert!(created.headers().get("location").is_none());
+    let page = created.text().await.unwrap();
+    let token = page[page.find("nvl_live_").unwrap()..][..81].to_owned();
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&token)).0,
+        200
+    );
+    // The same form again (a resubmission): nothing minted, nothing shown.
+    let again = client
+        .post(format!("{base}/admin/tokens"))
+        .form(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    assert!(!again.text().await.unwrap().contains("nvl_live_"));
+
+    // Without the CSRF token, with a wrong one, or from another origin:
+    // refused, and nothing changes.
+    for (csrf, origin) in [
+        ("", None),
+        ("0123456789abcdef0123456789abcdef", None),
+        (csrf.as_str(), Some("https://evil.example")),
+    ] {
+        let mut req = client
+            .post(format!("{base}/admin/store/suspend"))
+            .form(&[("csrf", csrf)]);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        assert_eq!(
+            req.send().await.unwrap().status(),
+            403,
+            "{csrf:?} {origin:?}"
+        );
+    }
+    let list = client
+        .get(format!("{base}/admin/tokens"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("is active"));
+    // A coming-soon scope cannot be granted, even by a crafted form.
+    let page = client
+        .get(format!("{base}/admin/tokens/new"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let crafted = client
+        .post(format!("{base}/admin/tokens"))
+        .form(&[
+            ("csrf", field(&page, "csrf").as_str()),
+            ("nonce", field(&page, "nonce").as_str()),
+            ("name", "crafted"),
+            ("scopes", "customers:write"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crafted.status(), 422);
+    assert!(!crafted.text().await.unwrap().contains("nvl_live_"));
+    let listed = String::from_utf8(demo.cli(&["tokens", "list"]).stdout).unwrap();
+    assert!(!listed.contains("crafted"));
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_rate_limited() {
+    let demo = Demo::start(&data_dir());
+    let client = http(&demo);
+    let url = format!("{}/admin/sign-in", demo.base());
+    for _ in 0..5 {
+        let res = client
+            .post(&url)
+            .form(&[("password", "not the password")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    // Now even the right password waits.
+    let res = client
+        .post(&url)
+        .form(&[("password", admin_password(&demo))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait > 14 * 60, "{wait}");
+    assert!(res.headers().get("set-cookie").is_none(), "not signed in");
+}
+
+#[test]
+fn the_password_is_set_from_stdin_and_stored_only_as_an_argon2id_hash() {
+    let demo = Demo::start(&data_dir());
+    let out = demo.cli_with_stdin(&["admin", "set-password"], "correct horse battery staple\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = std::fs::read_to_string(demo.dir.join("admin-password")).unwrap();
+    assert!(stored.starts_with("$argon2id$"), "{stored}");
+    assert!(!stored.contains("correct horse"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(demo.dir.join("admin-password"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let short = demo.cli_with_stdin(&["admin", "set-password"], "short\n");
+    assert!(!short.status.success());
+    // The running server takes the new password at once.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = http(&demo);
+        let res = client
+            .post(format!("{}/admin/sign-in", demo.base()))
+            .form(&[("password", "correct horse battery staple")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+    });
+}
+
+/// Rotate with a grace period (the new token shown once, the old one
+/// working and listed as in rotation grace), then suspend and reinstate
+/// the store from the same page.
+#[tokio::test]
+async fn rotation_and_suspension_from_the_tokens_page() {
+    let demo = Demo::start(&data_dir());
+    let old = demo.create("deploy bot", "orders:read");
+    let id = &old[9..25];
+    let client = signed_in_http(&demo).await;
+    let base = demo.base();
+    let get = |path: String| {
+        let client = client.clone();
+        async move { client.get(path).send().await.unwrap().text().await.unwrap() }
+    };
+    let form = get(format!("{base}/admin/tokens/{id}/rotate")).await;
+    assert!(form.contains("Grace period"));
+    let res = client
+        .post(format!("{base}/admin/tokens/{id}/rotate"))
+        .form(&[
+            ("csrf", field(&form, "csrf").as_str()),
+            ("nonce", field(&form, "nonce").as_str()),
+            ("grace", "1h"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let page = res.text().await.unwrap();
+    assert!(page.contains("Token rotated") && page.contains("keeps working until"));
+    let new = page[page.find("nvl_live_").unwrap()..][..81].to_owned();
+    assert_ne!(new, old);
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&new)).0,
+        200
+    );
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&old)).0,
+        200
+    );
+    let list = get(format!("{base}/admin/tokens")).await;
+    assert!(list.contains("in rotation grace until"), "{list}");
+    assert!(!list.contains(&new[9..]) && !list.contains(&old[9..]));
+
+    let csrf = field(&list, "csrf");
+    let suspend = client
+        .post(format!("{base}/admin/store/suspend"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(suspend.status(), 303);
+    assert!(get(format!("{base}/admin/tokens"))
+        .await
+        .contains("suspended"));
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&new)).0,
+        401
+    );
+    let reinstate = client
+        .post(format!("{base}/admin/store/reinstate"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reinstate.status(), 303);
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&new)).0,
+        200
+    );
+}
