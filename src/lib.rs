@@ -49,6 +49,8 @@ pub use crate::store::{
     Change, InvalidOwnerId, Invalidate, Lookup, MemoryStore, OwnerId, RevocationReason, StoreError,
     StoreErrorKind, TokenAdmin, TokenRecord, TokenStatus, TokenStore,
 };
+#[cfg(feature = "redis")]
+pub use crate::store::{RedisAnnounced, RedisChannel};
 pub use crate::token::{
     Environment, FormatError, InvalidPrefix, MintedToken, ParseTokenIdError, PlaintextToken,
     TokenFormat, TokenId,

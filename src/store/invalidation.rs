@@ -22,3 +22,15 @@ pub trait Invalidate: Send + Sync + 'static {
     /// Forgets whatever `change` makes stale.
     fn invalidate(&self, change: &Change);
 }
+
+/// Decodes a change-feed entry (`token:<id>`, `owner:<id>`); anything
+/// unreadable invalidates everything.
+#[allow(dead_code)] // used by the SQL stores and the Redis channel
+pub(crate) fn parse_change(kind: &str, key: &str) -> Change {
+    let change = match kind {
+        "token" => key.parse::<TokenId>().ok().map(Change::Token),
+        "owner" => OwnerId::new(key).ok().map(Change::Owner),
+        _ => None,
+    };
+    change.unwrap_or(Change::All)
+}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Change, OwnerId, StoreError, TokenRecord};
+use super::{OwnerId, StoreError, TokenRecord};
 use crate::{RevocationReason, ScopeSet, TokenDigest, TokenId};
 
 /// A row as stored, before validation.
@@ -214,15 +214,7 @@ mod tests {
     }
 }
 
-/// Decodes a change-feed entry; anything unreadable invalidates everything.
-pub(crate) fn parse_change(kind: &str, key: &str) -> Change {
-    let change = match kind {
-        "token" => key.parse::<TokenId>().ok().map(Change::Token),
-        "owner" => OwnerId::new(key).ok().map(Change::Owner),
-        _ => None,
-    };
-    change.unwrap_or(Change::All)
-}
+pub(crate) use super::invalidation::parse_change;
 
 /// The SELECT every lookup and listing starts with: the columns in the
 /// order of [`RawRecord`], the owner's suspension and the revocation joined
