@@ -25,7 +25,7 @@ pub trait Invalidate: Send + Sync + 'static {
 
 /// Decodes a change-feed entry (`token:<id>`, `owner:<id>`); anything
 /// unreadable invalidates everything.
-#[allow(dead_code)] // used by the SQL stores and the Redis channel
+#[allow(dead_code)] // used by the SQLite change table and the PostgreSQL and Redis feeds
 pub(crate) fn parse_change(kind: &str, key: &str) -> Change {
     let change = match kind {
         "token" => key.parse::<TokenId>().ok().map(Change::Token),

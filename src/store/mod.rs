@@ -163,6 +163,8 @@ mod sqlite;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod feed;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "redis")]

@@ -5,8 +5,6 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
 use std::time::SystemTime;
@@ -14,13 +12,12 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::engine::{Backend, Engine};
+use super::feed;
 use super::sql::{db_error, spawn_flusher, Dialect, Flush, POSTGRES};
 use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
 use crate::{RevocationReason, TokenId};
 
 const FLUSH_EVERY: Duration = Duration::from_secs(10);
-/// Longest wait between two reconnection attempts of the listener.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// A token store in PostgreSQL (sqlx pool).
 ///
@@ -182,138 +179,78 @@ impl PostgresStore {
         target: impl Invalidate,
         heartbeat: Duration,
     ) -> Result<(), StoreError> {
-        let heartbeat = heartbeat.max(Duration::from_millis(10));
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(StoreError::unavailable)?;
-        let channels = Channels {
+        let source = PgFeed {
             changes: self.engine.backend.channel.clone(),
             // Private to this listener: other instances never see its
             // heartbeats.
-            heartbeat: format!("tower_pat_hb:{:016x}", u64::from_be_bytes(nonce)),
+            own: format!("tower_pat_hb:{:016x}", u64::from_be_bytes(nonce)),
+            pool: self.engine.pool.clone(),
         };
-        let pool = self.engine.pool.clone();
-        let listener = channels.subscribe(&pool).await?;
-        let task = tokio::spawn(async move {
-            let mut listener = listener;
-            loop {
-                let why = channels
-                    .watch(&mut listener, &pool, heartbeat, &target)
-                    .await;
-                crate::trace::store_warning(
-                    "change notifications lost; reconnecting (caches catch up when it is back)",
-                    &StoreError::unavailable(why),
-                );
-                drop(listener);
-                let mut backoff = Duration::from_millis(100);
-                listener = loop {
-                    match channels.subscribe(&pool).await {
-                        Ok(l) => break l,
-                        Err(_) => {
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(MAX_BACKOFF);
-                        }
-                    }
-                };
-                // Listening again: what was announced meanwhile is lost, so
-                // everything may have changed.
-                target.invalidate(&Change::All);
-                crate::trace::store_warning(
-                    "change notifications back; cached records flushed",
-                    &StoreError::unavailable("reconnected"),
-                );
-            }
-        });
+        let task = feed::spawn_listener(source, target, heartbeat).await?;
         self.engine
             .backend
             .tasks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(task.abort_handle());
+            .push(task);
         Ok(())
     }
 }
 
-/// The channels one listener uses.
-struct Channels {
-    /// Changes announced by every instance.
+/// `LISTEN` on the changes channel and this listener's heartbeat channel;
+/// heartbeats are sent with `NOTIFY` through the pool.
+struct PgFeed {
     changes: String,
-    /// This listener's own heartbeats.
-    heartbeat: String,
+    own: String,
+    pool: PgPool,
 }
 
-impl Channels {
+impl feed::Source for PgFeed {
+    type Sub = PgListener;
+
     /// A new connection of its own (not one from the pool, which may have
     /// sat idle on the same dead path) listening on both channels.
-    async fn subscribe(&self, pool: &PgPool) -> Result<PgListener, StoreError> {
+    async fn subscribe(&self) -> Result<PgListener, StoreError> {
         let own = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(5))
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with((*pool.connect_options()).clone())
+            .connect_with((*self.pool.connect_options()).clone())
             .await
             .map_err(db_error)?;
         let mut listener = PgListener::connect_with(&own).await.map_err(db_error)?;
         listener
-            .listen_all([self.changes.as_str(), self.heartbeat.as_str()])
+            .listen_all([self.changes.as_str(), self.own.as_str()])
             .await
             .map_err(db_error)?;
         Ok(listener)
     }
 
-    /// Passes changes to `target` until the connection fails or a
-    /// heartbeat does not come back in time; returns why.
-    async fn watch(
-        &self,
-        listener: &mut PgListener,
-        pool: &PgPool,
-        heartbeat: Duration,
-        target: &impl Invalidate,
-    ) -> String {
-        let mut sent = 0u64;
-        // The heartbeat awaited, and when it is due back.
-        let mut awaited: Option<(String, Instant)> = None;
-        let mut next_beat = Instant::now() + heartbeat;
-        loop {
-            let wake = awaited
-                .as_ref()
-                .map_or(next_beat, |(_, due)| (*due).min(next_beat));
-            // `try_recv` is cancel-safe: a timeout loses no notification.
-            match tokio::time::timeout_at(wake, listener.try_recv()).await {
-                Ok(Ok(Some(n))) if n.channel() == self.heartbeat => {
-                    if awaited.as_ref().is_some_and(|(p, _)| p == n.payload()) {
-                        awaited = None;
-                    }
-                }
-                Ok(Ok(Some(n))) => {
-                    let (kind, key) = n.payload().split_once(':').unwrap_or(("", ""));
-                    target.invalidate(&super::sql::parse_change(kind, key));
-                }
-                Ok(Ok(None)) => return "the notification connection closed".into(),
-                Ok(Err(e)) => return format!("the notification connection failed: {e}"),
-                Err(_) => {
-                    let now = Instant::now();
-                    if awaited.as_ref().is_some_and(|(_, due)| now >= *due) {
-                        return format!("a heartbeat did not come back within {heartbeat:?}");
-                    }
-                    if now >= next_beat {
-                        next_beat = now + heartbeat;
-                        if awaited.is_none() {
-                            sent += 1;
-                            let payload = sent.to_string();
-                            let notify = sqlx::query("SELECT pg_notify($1, $2)")
-                                .bind(&self.heartbeat)
-                                .bind(&payload)
-                                .execute(pool);
-                            match tokio::time::timeout(heartbeat, notify).await {
-                                Ok(Ok(_)) => awaited = Some((payload, Instant::now() + heartbeat)),
-                                Ok(Err(e)) => return format!("sending a heartbeat failed: {e}"),
-                                Err(_) => return "sending a heartbeat timed out".into(),
-                            }
-                        }
-                    }
-                }
-            }
+    async fn beat(&self, payload: &str) -> Result<(), String> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&self.own)
+            .bind(payload)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn own(&self) -> &str {
+        &self.own
+    }
+}
+
+impl feed::Subscription for PgListener {
+    /// `try_recv` is cancel-safe.
+    async fn next(&mut self) -> Result<(String, String), String> {
+        match self.try_recv().await {
+            Ok(Some(n)) => Ok((n.channel().to_owned(), n.payload().to_owned())),
+            Ok(None) => Err("the notification connection closed".into()),
+            Err(e) => Err(format!("the notification connection failed: {e}")),
         }
     }
 }

@@ -8,14 +8,10 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
-use tokio::time::Instant;
 
-use super::invalidation::parse_change;
+use super::feed;
 use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
 use crate::{RevocationReason, TokenId};
-
-/// The longest wait between two reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// A Redis pub/sub channel carrying token changes between instances, with
 /// the guarantees of `PostgresStore::listen`:
@@ -143,50 +139,78 @@ impl RedisChannel {
         target: impl Invalidate,
         heartbeat: Duration,
     ) -> Result<(), StoreError> {
-        let heartbeat = heartbeat.max(Duration::from_millis(10));
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(StoreError::unavailable)?;
-        let own = format!(
-            "{}:hb:{:016x}",
-            self.inner.channel,
-            u64::from_be_bytes(nonce)
-        );
-        let client = self.inner.client.clone();
-        let changes = self.inner.channel.clone();
-        let mut subscription = subscribe(&client, &changes, &own).await?;
-        // The task holds no handle of the channel: dropping the last one
-        // stops it.
-        let task = tokio::spawn(async move {
-            loop {
-                let why = watch(&client, subscription, &own, heartbeat, &target).await;
-                crate::trace::store_warning(
-                    "change notifications lost; reconnecting (caches catch up when it is back)",
-                    &StoreError::unavailable(why),
-                );
-                let mut backoff = Duration::from_millis(100);
-                subscription = loop {
-                    match subscribe(&client, &changes, &own).await {
-                        Ok(s) => break s,
-                        Err(_) => {
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(MAX_BACKOFF);
-                        }
-                    }
-                };
-                // Subscribed again: what was announced meanwhile is lost.
-                target.invalidate(&Change::All);
-                crate::trace::store_warning(
-                    "change notifications back; cached records flushed",
-                    &StoreError::unavailable("reconnected"),
-                );
-            }
-        });
+        let source = RedisFeed {
+            client: self.inner.client.clone(),
+            changes: self.inner.channel.clone(),
+            own: format!(
+                "{}:hb:{:016x}",
+                self.inner.channel,
+                u64::from_be_bytes(nonce)
+            ),
+            // Heartbeats go out on a connection of the listener's own. The
+            // task holds no handle of the channel: dropping the last one
+            // stops it.
+            publisher: tokio::sync::Mutex::new(None),
+        };
+        let task = feed::spawn_listener(source, target, heartbeat).await?;
         self.inner
             .tasks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(task.abort_handle());
+            .push(task);
         Ok(())
+    }
+}
+
+/// Subscribed to the changes channel and this listener's heartbeat
+/// channel.
+struct RedisFeed {
+    client: redis::Client,
+    changes: String,
+    own: String,
+    publisher: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+}
+
+impl feed::Source for RedisFeed {
+    type Sub = redis::aio::PubSubStream;
+
+    async fn subscribe(&self) -> Result<redis::aio::PubSubStream, StoreError> {
+        let subscribe = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(&self.changes).await?;
+            pubsub.subscribe(&self.own).await?;
+            Ok::<_, redis::RedisError>(pubsub.into_on_message())
+        };
+        tokio::time::timeout(Duration::from_secs(5), subscribe)
+            .await
+            .map_err(|_| StoreError::unavailable("subscribing to Redis timed out"))?
+            .map_err(redis_error)
+    }
+
+    async fn beat(&self, payload: &str) -> Result<(), String> {
+        let mut slot = self.publisher.lock().await;
+        publish_on(&self.client, &mut slot, &self.own, payload)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn own(&self) -> &str {
+        &self.own
+    }
+}
+
+impl feed::Subscription for redis::aio::PubSubStream {
+    /// A stream's `next` is cancel-safe.
+    async fn next(&mut self) -> Result<(String, String), String> {
+        match StreamExt::next(self).await {
+            Some(msg) => Ok((
+                msg.get_channel_name().to_owned(),
+                msg.get_payload().unwrap_or_default(),
+            )),
+            None => Err("the subscription connection closed".into()),
+        }
     }
 }
 
@@ -228,80 +252,6 @@ async fn publish_on(
         return Err(redis_error(e));
     }
     Ok(())
-}
-
-/// A new connection subscribed to `changes` and to `own` heartbeats.
-async fn subscribe(
-    client: &redis::Client,
-    changes: &str,
-    own: &str,
-) -> Result<redis::aio::PubSub, StoreError> {
-    let subscribe = async {
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(changes).await?;
-        pubsub.subscribe(own).await?;
-        Ok::<_, redis::RedisError>(pubsub)
-    };
-    tokio::time::timeout(Duration::from_secs(5), subscribe)
-        .await
-        .map_err(|_| StoreError::unavailable("subscribing to Redis timed out"))?
-        .map_err(redis_error)
-}
-
-/// Passes changes to `target` until the subscription closes or a
-/// heartbeat does not come back in time; returns why. Heartbeats go out
-/// on a connection of its own.
-async fn watch(
-    client: &redis::Client,
-    subscription: redis::aio::PubSub,
-    own: &str,
-    heartbeat: Duration,
-    target: &impl Invalidate,
-) -> String {
-    let mut messages = subscription.into_on_message();
-    let mut publisher = None;
-    let mut sent = 0u64;
-    // The heartbeat awaited, and when it is due back.
-    let mut awaited: Option<(String, Instant)> = None;
-    let mut next_beat = Instant::now() + heartbeat;
-    loop {
-        let wake = awaited
-            .as_ref()
-            .map_or(next_beat, |(_, due)| (*due).min(next_beat));
-        match tokio::time::timeout_at(wake, messages.next()).await {
-            Ok(Some(msg)) => {
-                let payload: String = msg.get_payload().unwrap_or_default();
-                if msg.get_channel_name() == own {
-                    if awaited.as_ref().is_some_and(|(p, _)| *p == payload) {
-                        awaited = None;
-                    }
-                } else {
-                    let (kind, key) = payload.split_once(':').unwrap_or(("", ""));
-                    target.invalidate(&parse_change(kind, key));
-                }
-            }
-            Ok(None) => return "the subscription connection closed".into(),
-            Err(_) => {
-                let now = Instant::now();
-                if awaited.as_ref().is_some_and(|(_, due)| now >= *due) {
-                    return format!("a heartbeat did not come back within {heartbeat:?}");
-                }
-                if now >= next_beat {
-                    next_beat = now + heartbeat;
-                    if awaited.is_none() {
-                        sent += 1;
-                        let payload = sent.to_string();
-                        let beat = publish_on(client, &mut publisher, own, &payload);
-                        match tokio::time::timeout(heartbeat, beat).await {
-                            Ok(Ok(())) => awaited = Some((payload, Instant::now() + heartbeat)),
-                            Ok(Err(e)) => return format!("sending a heartbeat failed: {e}"),
-                            Err(_) => return "sending a heartbeat timed out".into(),
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// A store announcing each change written through it on a

@@ -214,8 +214,6 @@ mod tests {
     }
 }
 
-pub(crate) use super::invalidation::parse_change;
-
 /// The SELECT every lookup and listing starts with: the columns in the
 /// order of [`RawRecord`], the owner's suspension and the revocation joined
 /// in (revocations live in their own insert-only table).

@@ -174,7 +174,7 @@ impl SqliteStore {
                 // On error the rows stay in the table and are read next time.
                 let Ok(rows) = rows else { continue };
                 for (seq, kind, key) in rows {
-                    target.invalidate(&super::sql::parse_change(&kind, &key));
+                    target.invalidate(&super::invalidation::parse_change(&kind, &key));
                     last = seq;
                 }
             }

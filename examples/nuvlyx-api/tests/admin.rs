@@ -98,6 +98,21 @@ impl Browser {
         self.client.as_ref().unwrap()
     }
 
+    /// Ends the WebDriver session (ChromeDriver stops on drop).
+    async fn close(mut self) {
+        if let Some(client) = self.client.take() {
+            client.close().await.unwrap();
+        }
+    }
+
+    async fn find(&self, at: Locator<'_>) -> fantoccini::elements::Element {
+        self.c().find(at).await.unwrap()
+    }
+
+    async fn click(&self, at: Locator<'_>) {
+        self.find(at).await.click().await.unwrap();
+    }
+
     async fn screenshot(&self, name: &str) {
         let png = self.c().screenshot().await.unwrap();
         std::fs::create_dir_all(docs_dir()).unwrap();
@@ -152,12 +167,7 @@ async fn the_seeds_five_steps_in_a_real_browser_then_revoke() {
     browser.screenshot("tokens-list.png").await;
 
     // 3. Create token.
-    b.find(Locator::LinkText("Create token"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(Locator::LinkText("Create token")).await;
     assert_eq!(browser.text("h1").await, "Create token");
     assert!(browser
         .text("#scope-hint")
@@ -175,30 +185,22 @@ async fn the_seeds_five_steps_in_a_real_browser_then_revoke() {
     browser.screenshot("create-form.png").await;
 
     // 4. Name it and check the scopes.
-    b.find(Locator::Id("name"))
+    browser
+        .find(Locator::Id("name"))
         .await
-        .unwrap()
         .send_keys("order bot")
         .await
         .unwrap();
-    b.find(Locator::Id("scope-orders-read"))
+    browser.click(Locator::Id("scope-orders-read")).await;
+    browser
+        .find(Locator::Id("expires"))
         .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.find(Locator::Id("expires"))
-        .await
-        .unwrap()
         .select_by_value("30d")
         .await
         .unwrap();
-    b.find(Locator::Css("main form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser
+        .click(Locator::Css("main form button[type=submit]"))
+        .await;
 
     // 5. Copy the token: shown once.
     assert_eq!(browser.text("h1").await, "Token created");
@@ -265,21 +267,13 @@ async fn the_seeds_five_steps_in_a_real_browser_then_revoke() {
 
     // Revoke, after a confirmation that says it is irreversible.
     let id = &token[9..25];
-    b.find(Locator::Css(&format!("tr[data-token-id='{id}'] a.danger")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser
+        .click(Locator::Css(&format!("tr[data-token-id='{id}'] a.danger")))
+        .await;
     assert_eq!(browser.text("h1").await, "Revoke token");
     assert!(browser.text(".warning").await.contains("cannot be undone"));
     browser.screenshot("revoke-confirm.png").await;
-    b.find(Locator::Css("main form button.danger"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(Locator::Css("main form button.danger")).await;
     assert!(b
         .current_url()
         .await
@@ -298,14 +292,7 @@ async fn the_seeds_five_steps_in_a_real_browser_then_revoke() {
     // The list, narrow: still readable on a phone.
     b.set_window_size(390, 844).await.unwrap();
     browser.screenshot("tokens-list-phone.png").await;
-    browser
-        .client
-        .as_ref()
-        .unwrap()
-        .clone()
-        .close()
-        .await
-        .unwrap();
+    browser.close().await;
 }
 
 /// Serves one page on another site (`localhost` is not `127.0.0.1`) whose
@@ -381,14 +368,7 @@ async fn a_cross_site_form_post_is_refused() {
         browser.text(".store").await.contains("is active"),
         "the store was not suspended"
     );
-    browser
-        .client
-        .as_ref()
-        .unwrap()
-        .clone()
-        .close()
-        .await
-        .unwrap();
+    browser.close().await;
 }
 
 /// An HTTPS client of the demo with a cookie jar (the admin's browser,
