@@ -42,7 +42,8 @@
 //!   the retry finishes the rest.
 //!
 //! The contract leaves some points open; what we chose:
-//! - It does not bound a report's size: 1,000 tokens take about 200 KB, so
+//! - It does not bound a report's size: 1,000 entries with a 95-character
+//!   GitHub URL each take 226 KB of compact JSON, so
 //!   1 MiB is the default limit.
 //! - It does not say what a `url` may hold: one longer than 2,048 bytes,
 //!   not `http(s)://`, or with control characters is not kept (the token

@@ -439,14 +439,15 @@ async fn own_live_token(admin: &Admin, id: &str) -> Result<TokenRecord, Response
         )
     };
     let id: TokenId = id.parse().map_err(|_| not_found())?;
-    let records = admin
-        .tokens
-        .list(Some(ADMIN_STORE))
-        .await
-        .map_err(failure)?;
-    records
-        .into_iter()
-        .find(|r| r.id == id && r.revoked_at.is_none() && !r.is_expired_at(SystemTime::now()))
+    // One lookup by id (not a listing of every token), then ownership.
+    let found = admin.tokens.store().find(id).await.map_err(failure)?;
+    found
+        .filter(|r| {
+            r.owner.as_str() == ADMIN_STORE
+                && r.revoked_at.is_none()
+                && !r.is_expired_at(SystemTime::now())
+        })
+        .map(|r| TokenRecord::clone(&r))
         .ok_or_else(not_found)
 }
 
