@@ -121,6 +121,26 @@ async fn two_instances() -> (PostgresStore, CachedStore<PostgresStore>, String) 
     (server_a, cache_b, s)
 }
 
+/// The record of a token just created on another instance, once its
+/// creation has been announced here (a few milliseconds): until then the
+/// filter of known ids answers "unknown", as it does for a made-up id.
+async fn first_sight(
+    cache: &CachedStore<PostgresStore>,
+    id: tower_pat::TokenId,
+) -> Arc<tower_pat::TokenRecord> {
+    let started = Instant::now();
+    loop {
+        if let Some(r) = cache.find(id).await.unwrap() {
+            return r;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "a created token is still unknown to the other instance"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_on_one_instance_is_refused_by_another_within_one_second() {
     if !require_db() {
@@ -135,11 +155,8 @@ async fn revocation_on_one_instance_is_refused_by_another_within_one_second() {
         .await
         .unwrap();
     // Warm B's cache, then revoke on A.
-    assert!(cache_b
-        .find(c.record.id)
+    assert!(first_sight(&cache_b, c.record.id)
         .await
-        .unwrap()
-        .unwrap()
         .revoked_at
         .is_none());
     let started = Instant::now();
@@ -171,14 +188,7 @@ async fn revocation_on_one_instance_is_refused_by_another_within_one_second() {
         .create(NewToken::new("u", "demo", ["orders:read"]))
         .await
         .unwrap();
-    assert!(
-        !cache_b
-            .find(d.record.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .owner_suspended
-    );
+    assert!(!first_sight(&cache_b, d.record.id).await.owner_suspended);
     m.suspend_owner("demo").await.unwrap();
     let started = Instant::now();
     while !cache_b
@@ -207,7 +217,7 @@ async fn listener_recovers_after_its_connection_is_killed() {
         .create(NewToken::new("t", "demo", ["orders:read"]))
         .await
         .unwrap();
-    assert!(cache_b.find(c.record.id).await.unwrap().is_some());
+    first_sight(&cache_b, c.record.id).await;
 
     // Kill the backend that is LISTENing on this schema's channel.
     let killed: Vec<bool> = sqlx::query_scalar(
@@ -657,11 +667,8 @@ async fn a_silently_dead_listen_connection_is_detected_by_the_heartbeat() {
         .create(NewToken::new("u", "demo", ["orders:read"]))
         .await
         .unwrap();
-    assert!(cache_b
-        .find(d.record.id)
+    assert!(first_sight(&cache_b, d.record.id)
         .await
-        .unwrap()
-        .unwrap()
         .revoked_at
         .is_none());
     let started = Instant::now();
@@ -688,4 +695,163 @@ async fn a_silently_dead_listen_connection_is_detected_by_the_heartbeat() {
             "no warning logged:\n{text}"
         );
     }
+}
+
+/// Holds `LOCK TABLE tower_pat_tokens IN ACCESS EXCLUSIVE MODE` in an open
+/// transaction of `pool` (which selects the schema): until it is dropped,
+/// any query that reads the table waits, so a lookup that returns at once
+/// cannot have asked the database.
+async fn lock_tokens(pool: &sqlx::PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE tower_pat_tokens IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx
+}
+
+/// Whether a direct store lookup of `id` finished within `wait` (answered
+/// by the filter) rather than waiting on the locked table.
+async fn answered_without_the_table(store: &PostgresStore, id: tower_pat::TokenId) -> bool {
+    match tokio::time::timeout(Duration::from_millis(100), store.find(id)).await {
+        Ok(answer) => {
+            assert!(answer.unwrap().is_none(), "a made-up id was found");
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Ids of well-formed tokens that were never stored: what a forger sends.
+fn made_up_ids(n: usize) -> Vec<tower_pat::TokenId> {
+    let format = tower_pat::preset::nuvlyx_live().format().clone();
+    (0..n).map(|_| format.mint().id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_ids_are_answered_without_a_query_and_created_ones_pass_everywhere() {
+    if !require_db() {
+        return;
+    }
+    let (server_a, cache_b, _) = two_instances().await;
+    let server_b = cache_b.inner().clone();
+    let m = TokenManager::new(server_a.clone(), tower_pat::preset::nuvlyx_live());
+    let mut created = Vec::new();
+    for i in 0..50 {
+        let c = m
+            .create(NewToken::new(&format!("t{i}"), "demo", ["orders:read"]))
+            .await
+            .unwrap();
+        created.push(c);
+    }
+    // Every created token is found on the other instance once announced,
+    // and its secret verifies.
+    for c in &created {
+        let r = first_sight(&cache_b, c.record.id).await;
+        assert!(r.digest.verify(c.token.expose_secret()));
+    }
+
+    let lock = lock_tokens(server_a.pool()).await;
+    // The control: a real id does ask the table, and waits on the lock.
+    assert!(
+        tokio::time::timeout(
+            Duration::from_millis(300),
+            server_b.find(created[0].record.id)
+        )
+        .await
+        .is_err(),
+        "the lock does not hold lookups back: this test would prove nothing"
+    );
+    let forged = made_up_ids(1000);
+    let mut reached = 0;
+    for id in &forged {
+        if !answered_without_the_table(&server_b, *id).await {
+            reached += 1;
+            if reached > 10 {
+                break;
+            }
+        }
+    }
+    drop(lock);
+    eprintln!("{reached} of 1000 made-up ids reached the database");
+    assert!(
+        reached <= 10,
+        "{reached} of 1000 made-up ids reached the database"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_channel_is_down_every_lookup_asks_the_database() {
+    if !require_db() {
+        return;
+    }
+    let (server_a, cache_b, s) = two_instances().await;
+    let server_b = cache_b.inner().clone();
+    let forged = made_up_ids(20);
+    let lock = lock_tokens(server_a.pool()).await;
+    assert!(answered_without_the_table(&server_b, forged[0]).await);
+
+    // Kill B's LISTEN connection: B reconnects at once, but its scan of
+    // the ids waits on the lock, so meanwhile it has no filter.
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE query LIKE $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(format!("LISTEN \"tower_pat:{s}\"%"))
+    .fetch_all(server_a.pool())
+    .await
+    .unwrap();
+    assert!(!killed.is_empty(), "no LISTEN connection found");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        server_b.known_ids_stats().is_none(),
+        "a filter is in use while its scan cannot have run"
+    );
+    assert!(
+        !answered_without_the_table(&server_b, forged[1]).await,
+        "with the channel down, a made-up id was refused without asking the database"
+    );
+
+    // The lock goes: the scan finishes and filtering resumes.
+    drop(lock);
+    let started = Instant::now();
+    while server_b.known_ids_stats().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(5), "no new scan");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lock = lock_tokens(server_a.pool()).await;
+    assert!(answered_without_the_table(&server_b, forged[2]).await);
+    drop(lock);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_written_around_the_store_are_found_after_notify_all() {
+    if !require_db() {
+        return;
+    }
+    let (server_a, cache_b, s) = two_instances().await;
+    let format = tower_pat::preset::nuvlyx_live().format().clone();
+    let minted = format.mint();
+    // A bulk load with COPY or INSERT announces nothing.
+    sqlx::query(
+        "INSERT INTO tower_pat_tokens (id, digest, owner, name, scopes, preview, created_at) \
+         VALUES ($1, $2, 'o', 'bulk', 'orders:read', 'p', 0)",
+    )
+    .bind(i64::from_be_bytes(*minted.id.as_bytes()))
+    .bind(minted.digest.as_bytes().to_vec())
+    .execute(server_a.pool())
+    .await
+    .unwrap();
+    assert!(
+        cache_b.find(minted.id).await.unwrap().is_none(),
+        "the filter let an unannounced id through: this test would prove nothing"
+    );
+    // The documented follow-up: every listening instance scans again.
+    sqlx::query("SELECT pg_notify($1, 'all')")
+        .bind(format!("tower_pat:{s}"))
+        .execute(server_a.pool())
+        .await
+        .unwrap();
+    let r = first_sight(&cache_b, minted.id).await;
+    assert!(r.digest.verify(minted.token.expose_secret()));
 }

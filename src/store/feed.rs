@@ -41,17 +41,20 @@ pub(crate) trait Source: Send + Sync + 'static {
 }
 
 /// Subscribes (failing if that fails), then spawns the task that passes
-/// changes to `target` and keeps the subscription alive.
+/// changes to `target` and keeps the subscription alive. `lost` is called
+/// as soon as the subscription is declared dead, before reconnecting.
 pub(crate) async fn spawn_listener<S: Source>(
     source: S,
     target: impl Invalidate,
     heartbeat: Duration,
+    lost: impl Fn() + Send + 'static,
 ) -> Result<tokio::task::AbortHandle, StoreError> {
     let heartbeat = heartbeat.max(Duration::from_millis(10));
     let mut subscription = source.subscribe().await?;
     let task = tokio::spawn(async move {
         loop {
             let why = watch(&source, &mut subscription, heartbeat, &target).await;
+            lost();
             crate::trace::store_warning(
                 "change notifications lost; reconnecting (caches catch up when it is back)",
                 &StoreError::unavailable(why),

@@ -171,6 +171,8 @@ mod redis;
 pub use self::redis::{RedisAnnounced, RedisChannel};
 
 #[cfg(feature = "postgres")]
+mod known_ids;
+#[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;

@@ -154,7 +154,7 @@ impl RedisChannel {
             // stops it.
             publisher: tokio::sync::Mutex::new(None),
         };
-        let task = feed::spawn_listener(source, target, heartbeat).await?;
+        let task = feed::spawn_listener(source, target, heartbeat, || {}).await?;
         self.inner
             .tasks
             .lock()
