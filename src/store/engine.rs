@@ -10,7 +10,9 @@ use std::time::SystemTime;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
-use super::sql::{db_error, id_to_db, scopes_to_db, to_micros, Dialect, RawRecord, UseTracker};
+use super::sql::{
+    db_error, id_to_db, scopes_to_db, to_micros, Dialect, RawRecord, Shared, UseTracker,
+};
 use super::{Change, Lookup, OwnerId, StoreError, StoreErrorKind, TokenRecord};
 use crate::{RevocationReason, TokenId};
 
@@ -36,6 +38,8 @@ pub(crate) struct Engine<B: Backend> {
     pub(crate) pool: Pool<B::Db>,
     pub(crate) uses: UseTracker,
     pub(crate) backend: B,
+    /// Scope sets and owners shared between the records read.
+    shared: Shared,
 }
 
 impl<B: Backend> Engine<B> {
@@ -44,6 +48,7 @@ impl<B: Backend> Engine<B> {
             pool,
             uses: UseTracker::default(),
             backend,
+            shared: Shared::default(),
         }
     }
 
@@ -78,7 +83,7 @@ where
                 .fetch_optional(&this.pool)
                 .await
                 .map_err(db_error)?;
-            let record = row.map(RawRecord::into_record).transpose()?;
+            let record = row.map(|r| r.into_record(&this.shared)).transpose()?;
             Ok(record.map(Arc::new))
         })
     }
@@ -129,7 +134,9 @@ where
             }
         }
         .map_err(db_error)?;
-        rows.into_iter().map(RawRecord::into_record).collect()
+        rows.into_iter()
+            .map(|r| r.into_record(&self.shared))
+            .collect()
     }
 
     pub(crate) async fn revoke(

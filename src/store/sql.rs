@@ -28,16 +28,19 @@ pub(crate) struct RawRecord {
 
 impl RawRecord {
     /// Validates a row; anything unexpected is [`StoreError::corrupt`].
-    pub(crate) fn into_record(self) -> Result<TokenRecord, StoreError> {
+    /// Scope sets and owners already seen are shared through `shared`.
+    pub(crate) fn into_record(self, shared: &Shared) -> Result<TokenRecord, StoreError> {
         let id = db_to_id(self.id);
         let digest = TokenDigest::try_from_slice(&self.digest)
             .ok_or_else(|| StoreError::corrupt(format!("token {id}: digest is not 32 bytes")))?;
         // From here on the digest is known: the layer answers 503 only to
         // a caller who proves the secret.
         let corrupt = |what: String| StoreError::corrupt_record(digest, what);
-        let owner =
-            OwnerId::new(&self.owner).map_err(|_| corrupt(format!("token {id}: invalid owner")))?;
-        let scopes = ScopeSet::parse(self.scopes.split_ascii_whitespace())
+        let owner = shared
+            .owner(&self.owner)
+            .ok_or_else(|| corrupt(format!("token {id}: invalid owner")))?;
+        let scopes = shared
+            .scopes(&self.scopes)
             .map_err(|e| corrupt(format!("token {id}: {e}")))?;
         let mut record = TokenRecord::new(
             id,
@@ -60,6 +63,46 @@ impl RawRecord {
         record.last_used_at = self.last_used_at.map(from_micros);
         record.owner_suspended = self.owner_suspended;
         Ok(record)
+    }
+}
+
+/// Most distinct values [`Shared`] keeps of each kind: past it, values are
+/// still read, only no longer shared.
+const SHARED_MAX: usize = 65_536;
+
+/// Values that many rows repeat, kept once: a scope set is three or four
+/// allocations, and a store of a million tokens has a few dozen distinct
+/// sets and far fewer owners than tokens, so a cache of records read from
+/// the database holds each once instead of once per token.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    scopes: Mutex<HashMap<Box<str>, ScopeSet>>,
+    owners: Mutex<HashMap<Box<str>, OwnerId>>,
+}
+
+impl Shared {
+    fn scopes(&self, text: &str) -> Result<ScopeSet, crate::ScopeError> {
+        let mut map = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(set) = map.get(text) {
+            return Ok(set.clone());
+        }
+        let set = ScopeSet::parse(text.split_ascii_whitespace())?;
+        if map.len() < SHARED_MAX {
+            map.insert(text.into(), set.clone());
+        }
+        Ok(set)
+    }
+
+    fn owner(&self, text: &str) -> Option<OwnerId> {
+        let mut map = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(owner) = map.get(text) {
+            return Some(owner.clone());
+        }
+        let owner = OwnerId::new(text).ok()?;
+        if map.len() < SHARED_MAX {
+            map.insert(text.into(), owner.clone());
+        }
+        Some(owner)
     }
 }
 
@@ -200,17 +243,22 @@ mod tests {
         };
         use super::super::StoreErrorKind::Corrupt;
         assert_eq!(
-            raw(vec![0; 31], "a:b").into_record().unwrap_err().kind(),
-            Corrupt
-        );
-        assert_eq!(
-            raw(vec![0; 32], "NOT A SCOPE")
-                .into_record()
+            raw(vec![0; 31], "a:b")
+                .into_record(&Shared::default())
                 .unwrap_err()
                 .kind(),
             Corrupt
         );
-        assert!(raw(vec![0; 32], "a:b c:d").into_record().is_ok());
+        assert_eq!(
+            raw(vec![0; 32], "NOT A SCOPE")
+                .into_record(&Shared::default())
+                .unwrap_err()
+                .kind(),
+            Corrupt
+        );
+        assert!(raw(vec![0; 32], "a:b c:d")
+            .into_record(&Shared::default())
+            .is_ok());
     }
 }
 

@@ -58,6 +58,9 @@ pub struct StoreArgs {
     /// PostgreSQL schema holding the tables.
     #[arg(long, global = true, default_value = "public", hide = true)]
     pub database_schema: String,
+    /// How long the server's cache keeps a record (benches; default 10 s).
+    #[arg(long, global = true, hide = true, value_parser = parse_duration)]
+    pub cache_ttl: Option<Duration>,
     /// Deliver lifecycle events (token created, rotated, revoked…) as
     /// signed webhooks (Standard Webhooks) to this URL; the signing secret
     /// is in `<data dir>/webhook-secret`.

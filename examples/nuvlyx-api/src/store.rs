@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tower_pat::admin::TokenManager;
-use tower_pat::{CachedStore, PostgresStore, SqliteStore, TokenAdmin};
+use tower_pat::{CacheConfig, CachedStore, PostgresStore, SqliteStore, TokenAdmin};
 
 use crate::cli::StoreArgs;
 use crate::files;
@@ -25,7 +25,11 @@ pub async fn open_store(args: &StoreArgs, serving: bool) -> Result<Store> {
             if !serving {
                 return Ok(Arc::new(pg));
             }
-            let cached = CachedStore::new(pg.clone());
+            let mut config = CacheConfig::default();
+            if let Some(ttl) = args.cache_ttl {
+                config = config.ttl(ttl);
+            }
+            let cached = CachedStore::with_config(pg.clone(), config);
             pg.listen(cached.invalidator(), Duration::from_secs(5))
                 .await
                 .context("LISTEN")?;
