@@ -11,7 +11,7 @@
 //! down, and until the scan that follows its return has finished, there
 //! is no filter at all: every lookup asks the store.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use fastbloom::AtomicBloomFilter;
@@ -85,6 +85,9 @@ struct Slots {
 #[derive(Debug, Default)]
 pub(crate) struct KnownIds {
     slots: RwLock<Slots>,
+    /// A rescan for a full filter was asked for and has not published yet:
+    /// a burst of creations asks once, not once per token.
+    rescan_asked: AtomicBool,
 }
 
 /// Statistics for the scale bench: (ids added, bytes of bits), if a filter
@@ -101,13 +104,14 @@ impl KnownIds {
 
     /// Records a created (or changed) id in the active and pending
     /// filters. Returns whether the active filter is full and a new scan
-    /// should size a bigger one.
+    /// should size a bigger one (once, until a new filter is published).
     pub(crate) fn add(&self, id: TokenId) -> bool {
         let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(p) = &slots.pending {
             p.add(id);
         }
         slots.active.as_ref().is_some_and(|f| f.add(id))
+            && !self.rescan_asked.swap(true, Ordering::SeqCst)
     }
 
     /// The feed is down: stop filtering (every lookup asks the store) and
@@ -117,6 +121,7 @@ impl KnownIds {
         slots.active = None;
         slots.pending = None;
         slots.generation += 1;
+        self.rescan_asked.store(false, Ordering::SeqCst);
     }
 
     /// Starts a scan of about `expected` ids: returns its generation and
@@ -139,6 +144,7 @@ impl KnownIds {
         match slots.pending.take() {
             Some(f) => {
                 slots.active = Some(f);
+                self.rescan_asked.store(false, Ordering::SeqCst);
                 true
             }
             None => false,
@@ -230,7 +236,16 @@ mod tests {
         let known = KnownIds::default();
         let (generation, _f) = known.begin(0);
         assert!(known.publish(generation));
-        let full = (0..=MIN_HEADROOM as u64).any(|i| known.add(id(i)));
-        assert!(full);
+        let asks = (0..=2 * MIN_HEADROOM as u64)
+            .filter(|i| known.add(id(*i)))
+            .count();
+        assert_eq!(asks, 1, "a full filter asks for one rescan, not one per id");
+        // Once a bigger filter is published, a full one may ask again.
+        let (generation, _f) = known.begin(0);
+        assert!(known.publish(generation));
+        let asks = (0..=2 * MIN_HEADROOM as u64)
+            .filter(|i| known.add(id(*i)))
+            .count();
+        assert_eq!(asks, 1);
     }
 }
