@@ -233,3 +233,129 @@ async fn a_silent_subscription_is_caught_by_the_heartbeat() {
         "not before Redis answered again"
     );
 }
+
+/// PostgreSQL behind a pooler that breaks `LISTEN`: the changes travel over
+/// Redis, and the store's filter of known ids is kept current by them.
+#[cfg(feature = "postgres")]
+mod postgres_over_redis {
+    use super::*;
+    use tower_pat::PostgresStore;
+
+    fn pg_url() -> String {
+        std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|u| u.starts_with("postgres"))
+            .expect("DATABASE_URL (PostgreSQL) is required with REDIS_URL for these tests")
+    }
+
+    async fn store(schema: &str) -> PostgresStore {
+        PostgresStore::connect_in_schema(&pg_url(), schema)
+            .await
+            .unwrap()
+    }
+
+    /// Whether a direct lookup of a made-up `id` returns at once while
+    /// `LOCK TABLE` holds every query on the table back.
+    async fn answered_without_the_table(s: &PostgresStore, id: TokenId) -> bool {
+        match tokio::time::timeout(Duration::from_millis(100), s.find(id)).await {
+            Ok(answer) => {
+                assert!(answer.unwrap().is_none());
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_filter_of_known_ids_follows_the_redis_channel() {
+        if !require_redis() {
+            return;
+        }
+        let _one = SERIAL.lock().await;
+        let schema = format!(
+            "tp_redis_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let writer_store = store(&schema).await;
+        let reader_store = store(&schema).await;
+        let channel = channel();
+        let cache = CachedStore::new(reader_store.clone());
+        reader_store
+            .listen_on(&channel, cache.invalidator(), Duration::from_millis(200))
+            .await
+            .unwrap();
+        assert!(reader_store.known_ids_stats().is_some(), "no filter");
+        let writer = TokenManager::new(
+            channel.announcing(writer_store.clone()),
+            preset::nuvlyx_live(),
+        );
+
+        // A token created through the announcing store is found by the
+        // reader once the message has arrived.
+        let c = writer
+            .create(NewToken::new("t", "shop", ["orders:read"]))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        while cache.find(c.record.id).await.unwrap().is_none() {
+            assert!(started.elapsed() < Duration::from_secs(1), "never found");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+
+        // Made-up ids are answered without the table; a real one waits.
+        let format = preset::nuvlyx_live().format().clone();
+        let mut tx = writer_store.pool().begin().await.unwrap();
+        sqlx::query("LOCK TABLE tower_pat_tokens IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), reader_store.find(c.record.id))
+                .await
+                .is_err(),
+            "the lock does not hold lookups back"
+        );
+        let reached = (0..200).map(|_| format.mint().id).collect::<Vec<_>>();
+        let mut asked = 0;
+        for id in reached {
+            if !answered_without_the_table(&reader_store, id).await {
+                asked += 1;
+            }
+        }
+        assert!(
+            asked <= 2,
+            "{asked} of 200 made-up ids reached the database"
+        );
+
+        // The subscription is killed: no filter until it is back and a
+        // scan has finished (the scan waits on the lock).
+        let killed: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query_async(&mut redis_admin().await)
+            .await
+            .unwrap();
+        assert!(killed >= 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            reader_store.known_ids_stats().is_none(),
+            "a filter while the channel was down"
+        );
+        assert!(
+            !answered_without_the_table(&reader_store, format.mint().id).await,
+            "with the channel down, a made-up id was refused without asking the database"
+        );
+        drop(tx);
+        let started = Instant::now();
+        while reader_store.known_ids_stats().is_none() {
+            assert!(started.elapsed() < Duration::from_secs(5), "no new scan");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(writer_store.pool())
+            .await
+            .unwrap();
+    }
+}

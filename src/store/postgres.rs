@@ -218,16 +218,7 @@ impl PostgresStore {
             own: format!("tower_pat_hb:{:016x}", u64::from_be_bytes(nonce)),
             pool: self.engine.pool.clone(),
         };
-        let filtered = KeepIdsCurrent {
-            engine: Arc::downgrade(&self.engine),
-            target,
-        };
-        let engine = Arc::downgrade(&self.engine);
-        let lost = move || {
-            if let Some(e) = engine.upgrade() {
-                e.backend.known.lost();
-            }
-        };
+        let (filtered, lost) = self.keep_ids_current(target);
         let task = feed::spawn_listener(source, filtered, heartbeat, lost).await?;
         self.engine
             .backend
@@ -238,6 +229,51 @@ impl PostgresStore {
         // Listening already: ids created during the scan go into the new
         // filter too.
         scan_ids(&self.engine).await
+    }
+
+    /// [`PostgresStore::listen`], with the changes heard over Redis pub/sub
+    /// instead of `LISTEN` (feature `redis`): for deployments where
+    /// `LISTEN` does not work, such as behind PgBouncer in transaction
+    /// mode. `channel.listen(target, heartbeat)` would keep the cache
+    /// current; this also keeps this store's filter of known ids current,
+    /// with the same rules as `listen` (scan before returning, ids added
+    /// before the cache hears of them, no filter while the channel is
+    /// down). Every process that creates tokens must then announce on the
+    /// channel, writing through
+    /// [`RedisChannel::announcing`](super::RedisChannel::announcing): a
+    /// token created unannounced is refused by the other instances until
+    /// they scan again (`PUBLISH <channel> all` makes every instance
+    /// rescan).
+    #[cfg(feature = "redis")]
+    pub async fn listen_on(
+        &self,
+        channel: &super::RedisChannel,
+        target: impl Invalidate,
+        heartbeat: Duration,
+    ) -> Result<(), StoreError> {
+        let (filtered, lost) = self.keep_ids_current(target);
+        channel.listen_with(filtered, heartbeat, lost).await?;
+        scan_ids(&self.engine).await
+    }
+
+    /// A listener's target that keeps the filter of known ids current
+    /// before passing changes to `target`, and what to call when the
+    /// channel is lost.
+    fn keep_ids_current<T: Invalidate>(
+        &self,
+        target: T,
+    ) -> (KeepIdsCurrent<T>, impl Fn() + Send + 'static) {
+        let engine = Arc::downgrade(&self.engine);
+        let lost = move || {
+            if let Some(e) = engine.upgrade() {
+                e.backend.known.lost();
+            }
+        };
+        let filtered = KeepIdsCurrent {
+            engine: Arc::downgrade(&self.engine),
+            target,
+        };
+        (filtered, lost)
     }
 
     /// (ids in the filter of known ids, bytes it takes), while there is

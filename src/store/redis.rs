@@ -43,7 +43,9 @@ use crate::{RevocationReason, TokenId};
 /// // Behind PgBouncer (transaction mode): no LISTEN, Redis instead.
 /// let store = PostgresStore::connect("postgres://app@pgbouncer/tokens").await?;
 /// let cached = CachedStore::new(store.clone());
-/// channel.listen(cached.invalidator(), Duration::from_secs(5)).await?;
+/// // The cache, and the store's filter of known ids, follow the channel
+/// // (`channel.listen(cached.invalidator(), …)` for a store of your own).
+/// store.listen_on(&channel, cached.invalidator(), Duration::from_secs(5)).await?;
 /// // Writers (TokenManager, admin tools) use the announcing store.
 /// let for_writers = channel.announcing(store);
 /// # let _ = for_writers; Ok(()) }
@@ -139,6 +141,17 @@ impl RedisChannel {
         target: impl Invalidate,
         heartbeat: Duration,
     ) -> Result<(), StoreError> {
+        self.listen_with(target, heartbeat, || {}).await
+    }
+
+    /// [`RedisChannel::listen`], calling `lost` as soon as the
+    /// subscription is declared dead.
+    pub(crate) async fn listen_with(
+        &self,
+        target: impl Invalidate,
+        heartbeat: Duration,
+        lost: impl Fn() + Send + 'static,
+    ) -> Result<(), StoreError> {
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(StoreError::unavailable)?;
         let source = RedisFeed {
@@ -154,7 +167,7 @@ impl RedisChannel {
             // stops it.
             publisher: tokio::sync::Mutex::new(None),
         };
-        let task = feed::spawn_listener(source, target, heartbeat, || {}).await?;
+        let task = feed::spawn_listener(source, target, heartbeat, lost).await?;
         self.inner
             .tasks
             .lock()
