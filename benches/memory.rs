@@ -9,35 +9,18 @@
 //! Run: `cargo bench --bench memory --all-features` (`MEMORY_FLOOD=N` to
 //! change the flood size, default 1,000,000).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+#[path = "common/alloc.rs"]
+mod alloc;
 
+use std::sync::atomic::Ordering;
+
+use alloc::live;
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::{CacheConfig, CachedStore};
 use tower_pat::{MemoryStore, TokenStore};
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator and only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: alloc::Counting = alloc::Counting;
 
 /// A store whose lookups never finish (a hung database).
 #[derive(Debug)]
@@ -83,10 +66,6 @@ fn poll_ready_now<F: std::future::Future>(f: F) -> F::Output {
             return v;
         }
     }
-}
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
 }
 
 fn main() {

@@ -13,38 +13,21 @@
 //!
 //! Every command prints `key=value` lines for the script to tabulate.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+#[path = "common/alloc.rs"]
+mod alloc;
+
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use alloc::live;
 use tower_pat::{CacheConfig, CachedStore, PostgresStore, TokenId, TokenStore};
 
 /// Counts live heap bytes, for the memory command.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator and only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: alloc::Counting = alloc::Counting;
 
 fn main() {
     // `cargo bench` appends `--bench`.
@@ -211,7 +194,7 @@ async fn cold(url: &str, schema: &str, file: &str, samples: usize) {
 /// and the size of the filter of known ids.
 async fn memory(url: &str, schema: &str, entries: usize) {
     let store = PostgresStore::connect_in_schema(url, schema).await.unwrap();
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = live();
     let cached = CachedStore::with_config(
         store.clone(),
         CacheConfig::default()
@@ -222,7 +205,7 @@ async fn memory(url: &str, schema: &str, entries: usize) {
         .listen(cached.invalidator(), Duration::from_secs(5))
         .await
         .unwrap();
-    let after_listen = LIVE.load(Ordering::Relaxed);
+    let after_listen = live();
     let (ids, filter_bytes) = store.known_ids_stats().unwrap();
     // Every stored id, read in pages.
     let all: Vec<i64> = sqlx::query_scalar("SELECT id FROM tower_pat_tokens ORDER BY id LIMIT $1")
@@ -231,7 +214,7 @@ async fn memory(url: &str, schema: &str, entries: usize) {
         .await
         .unwrap();
     let ids_vec_bytes = (all.capacity() * 8) as isize;
-    let base = LIVE.load(Ordering::Relaxed);
+    let base = live();
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
     let all = Arc::new(all);
@@ -250,7 +233,7 @@ async fn memory(url: &str, schema: &str, entries: usize) {
     for t in tasks {
         t.await.unwrap();
     }
-    let grown = LIVE.load(Ordering::Relaxed) - base;
+    let grown = live() - base;
     let (positive, _) = cached.entry_counts();
     println!("memory_fill_s={:.1}", started.elapsed().as_secs_f64());
     println!("memory_cached={positive}");

@@ -206,6 +206,20 @@ async fn revocation_on_one_instance_is_refused_by_another_within_one_second() {
     }
 }
 
+/// Terminates the backends `LISTEN`ing on `schema`'s channel (asserting
+/// there is one), as a dropped connection would.
+async fn kill_listeners(pool: &sqlx::PgPool, schema: &str) {
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE query LIKE $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(format!("LISTEN \"tower_pat:{schema}\"%"))
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty(), "no LISTEN connection found");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listener_recovers_after_its_connection_is_killed() {
     if !require_db() {
@@ -220,15 +234,7 @@ async fn listener_recovers_after_its_connection_is_killed() {
     first_sight(&cache_b, c.record.id).await;
 
     // Kill the backend that is LISTENing on this schema's channel.
-    let killed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE query LIKE $1 AND pid <> pg_backend_pid()",
-    )
-    .bind(format!("LISTEN \"tower_pat:{s}\"%"))
-    .fetch_all(server_a.pool())
-    .await
-    .unwrap();
-    assert!(!killed.is_empty(), "no LISTEN connection found");
+    kill_listeners(server_a.pool(), &s).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     m.revoke(c.record.id).await.unwrap();
@@ -793,15 +799,7 @@ async fn while_the_channel_is_down_every_lookup_asks_the_database() {
 
     // Kill B's LISTEN connection: B reconnects at once, but its scan of
     // the ids waits on the lock, so meanwhile it has no filter.
-    let killed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE query LIKE $1 AND pid <> pg_backend_pid()",
-    )
-    .bind(format!("LISTEN \"tower_pat:{s}\"%"))
-    .fetch_all(server_a.pool())
-    .await
-    .unwrap();
-    assert!(!killed.is_empty(), "no LISTEN connection found");
+    kill_listeners(server_a.pool(), &s).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         server_b.known_ids_stats().is_none(),

@@ -142,6 +142,19 @@ async fn redis_admin() -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
+/// `CLIENT KILL TYPE pubsub`: closes every subscription (the tests run one
+/// at a time), asserting ours was among them.
+async fn kill_subscriptions() {
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut redis_admin().await)
+        .await
+        .unwrap();
+    assert!(killed >= 1, "our subscription was killed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_made_on_one_instance_reaches_the_others_cache() {
     if !require_redis() {
@@ -192,14 +205,7 @@ async fn a_killed_subscription_is_detected_and_the_cache_flushed_when_it_is_back
     // A change whose message is lost, then the connection killed.
     i.revoke_unannounced(id).await;
     assert!(!i.reader_sees_revoked(id).await, "stale until the flush");
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("pubsub")
-        .query_async(&mut redis_admin().await)
-        .await
-        .unwrap();
-    assert!(killed >= 1, "our subscription was killed");
+    kill_subscriptions().await;
     let took = i.wait_until_revoked(id, Duration::from_secs(3)).await;
     eprintln!("flushed {took:?} after the subscription was killed");
 }
@@ -330,14 +336,7 @@ mod postgres_over_redis {
 
         // The subscription is killed: no filter until it is back and a
         // scan has finished (the scan waits on the lock).
-        let killed: i64 = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("TYPE")
-            .arg("pubsub")
-            .query_async(&mut redis_admin().await)
-            .await
-            .unwrap();
-        assert!(killed >= 1);
+        kill_subscriptions().await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(
             reader_store.known_ids_stats().is_none(),
