@@ -103,15 +103,20 @@ impl KnownIds {
     }
 
     /// Records a created (or changed) id in the active and pending
-    /// filters. Returns whether the active filter is full and a new scan
-    /// should size a bigger one (once, until a new filter is published).
+    /// filters. Returns whether the active filter is over its capacity.
     pub(crate) fn add(&self, id: TokenId) -> bool {
         let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(p) = &slots.pending {
             p.add(id);
         }
         slots.active.as_ref().is_some_and(|f| f.add(id))
-            && !self.rescan_asked.swap(true, Ordering::SeqCst)
+    }
+
+    /// Whether the caller should start the rescan that a full filter
+    /// needs: `true` once, until a new filter is published (a burst of
+    /// creations starts one scan, not one per token).
+    pub(crate) fn claim_rescan(&self) -> bool {
+        !self.rescan_asked.swap(true, Ordering::SeqCst)
     }
 
     /// The feed is down: stop filtering (every lookup asks the store) and
@@ -236,16 +241,20 @@ mod tests {
         let known = KnownIds::default();
         let (generation, _f) = known.begin(0);
         assert!(known.publish(generation));
-        let asks = (0..=2 * MIN_HEADROOM as u64)
-            .filter(|i| known.add(id(*i)))
-            .count();
-        assert_eq!(asks, 1, "a full filter asks for one rescan, not one per id");
+        let asks = |known: &KnownIds| {
+            (0..=2 * MIN_HEADROOM as u64)
+                .filter(|i| known.add(id(*i)) && known.claim_rescan())
+                .count()
+        };
+        assert!(!known.add(id(u64::MAX)), "not full yet");
+        assert_eq!(
+            asks(&known),
+            1,
+            "a full filter asks for one rescan, not one per id"
+        );
         // Once a bigger filter is published, a full one may ask again.
         let (generation, _f) = known.begin(0);
         assert!(known.publish(generation));
-        let asks = (0..=2 * MIN_HEADROOM as u64)
-            .filter(|i| known.add(id(*i)))
-            .count();
-        assert_eq!(asks, 1);
+        assert_eq!(asks(&known), 1);
     }
 }

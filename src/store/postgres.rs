@@ -60,7 +60,8 @@ impl Backend for Postgres {
         let payload = match &change {
             Change::Token(id) => {
                 // Known here at once; other instances learn it from the
-                // notification.
+                // notification, which also comes back to this instance's
+                // listener, where a full filter asks for a rescan.
                 self.known.add(*id);
                 format!("token:{id}")
             }
@@ -339,7 +340,7 @@ impl<T: Invalidate> Invalidate for KeepIdsCurrent<T> {
                 Change::Token(id) => {
                     // Before the cache hears of it: a lookup that follows
                     // the cache's invalidation finds the id in the filter.
-                    if known.add(*id) {
+                    if known.add(*id) && known.claim_rescan() {
                         rescan_in_background(self.engine.clone());
                     }
                 }
