@@ -66,10 +66,13 @@ fn micros(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_micros() as i64
 }
 
-/// The id of a token, from its text (the first 16 hex digits of its body).
+/// The demo's token format.
+static FORMAT: std::sync::LazyLock<tower_pat::TokenFormat> =
+    std::sync::LazyLock::new(|| tower_pat::preset::nuvlyx_live().format().clone());
+
+/// The id of a token, read by the token format itself.
 fn id_of(token: &str) -> TokenId {
-    let body = token.rsplit('_').next().unwrap();
-    body[..16].parse().unwrap()
+    FORMAT.parse(token).unwrap()
 }
 
 /// Mints `tokens` tokens over `owners` owners, writes them with one
@@ -77,7 +80,7 @@ fn id_of(token: &str) -> TokenId {
 /// plaintexts to `file`, one per line (bench data, never real tokens).
 async fn load(url: &str, schema: &str, tokens: usize, owners: usize, file: &str) {
     let store = PostgresStore::connect_in_schema(url, schema).await.unwrap();
-    let format = tower_pat::preset::nuvlyx_live().format().clone();
+    let format = &*FORMAT;
     let scopes = [
         "orders:read",
         "orders:read products:read",
@@ -89,12 +92,7 @@ async fn load(url: &str, schema: &str, tokens: usize, owners: usize, file: &str)
     let mut plain = Vec::with_capacity(tokens * 82);
     for i in 0..tokens {
         let m = format.mint();
-        let digest: String = m
-            .digest
-            .as_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = m.digest.to_hex();
         writeln!(
             csv,
             "{},\\x{},owner-{:05},scale {i},{},{},{now}",
@@ -213,7 +211,6 @@ async fn memory(url: &str, schema: &str, entries: usize) {
         .fetch_all(store.pool())
         .await
         .unwrap();
-    let ids_vec_bytes = (all.capacity() * 8) as isize;
     let base = live();
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
@@ -244,7 +241,6 @@ async fn memory(url: &str, schema: &str, entries: usize) {
     println!("filter_ids={ids}");
     println!("filter_bytes={filter_bytes}");
     println!("filter_heap_growth_at_listen={}", after_listen - before);
-    let _ = ids_vec_bytes;
 }
 
 #[derive(Default)]
@@ -307,10 +303,9 @@ async fn drive(args: &[String]) {
         *c /= sum;
     }
     let cdf = Arc::new(cdf);
-    let format = tower_pat::preset::nuvlyx_live().format().clone();
     let forged: Arc<Vec<String>> = Arc::new(
         (0..200_000)
-            .map(|_| format.mint().token.expose_secret().to_owned())
+            .map(|_| FORMAT.mint().token.expose_secret().to_owned())
             .collect(),
     );
     // Revoked ranks, with when the revoking command returned (`None`

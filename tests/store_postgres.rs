@@ -8,11 +8,14 @@
 #[path = "common/capture.rs"]
 mod capture;
 mod conformance;
+#[path = "common/pg_witness.rs"]
+mod pg_witness;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pg_witness::{answered_without_the_table, lock_tokens, made_up_ids};
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::CachedStore;
 use tower_pat::{PostgresStore, StoreErrorKind, TokenStore};
@@ -701,37 +704,6 @@ async fn a_silently_dead_listen_connection_is_detected_by_the_heartbeat() {
             "no warning logged:\n{text}"
         );
     }
-}
-
-/// Holds `LOCK TABLE tower_pat_tokens IN ACCESS EXCLUSIVE MODE` in an open
-/// transaction of `pool` (which selects the schema): until it is dropped,
-/// any query that reads the table waits, so a lookup that returns at once
-/// cannot have asked the database.
-async fn lock_tokens(pool: &sqlx::PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE tower_pat_tokens IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx
-}
-
-/// Whether a direct store lookup of `id` finished within `wait` (answered
-/// by the filter) rather than waiting on the locked table.
-async fn answered_without_the_table(store: &PostgresStore, id: tower_pat::TokenId) -> bool {
-    match tokio::time::timeout(Duration::from_millis(100), store.find(id)).await {
-        Ok(answer) => {
-            assert!(answer.unwrap().is_none(), "a made-up id was found");
-            true
-        }
-        Err(_) => false,
-    }
-}
-
-/// Ids of well-formed tokens that were never stored: what a forger sends.
-fn made_up_ids(n: usize) -> Vec<tower_pat::TokenId> {
-    let format = tower_pat::preset::nuvlyx_live().format().clone();
-    (0..n).map(|_| format.mint().id).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,9 @@
 //! (as in `.ci/run`), where they fail.
 
 mod conformance;
+#[cfg(feature = "postgres")]
+#[path = "common/pg_witness.rs"]
+mod pg_witness;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -245,6 +248,7 @@ async fn a_silent_subscription_is_caught_by_the_heartbeat() {
 #[cfg(feature = "postgres")]
 mod postgres_over_redis {
     use super::*;
+    use crate::pg_witness::{answered_without_the_table, lock_tokens, made_up_ids};
     use tower_pat::PostgresStore;
 
     fn pg_url() -> String {
@@ -258,18 +262,6 @@ mod postgres_over_redis {
         PostgresStore::connect_in_schema(&pg_url(), schema)
             .await
             .unwrap()
-    }
-
-    /// Whether a direct lookup of a made-up `id` returns at once while
-    /// `LOCK TABLE` holds every query on the table back.
-    async fn answered_without_the_table(s: &PostgresStore, id: TokenId) -> bool {
-        match tokio::time::timeout(Duration::from_millis(100), s.find(id)).await {
-            Ok(answer) => {
-                assert!(answer.unwrap().is_none());
-                true
-            }
-            Err(_) => false,
-        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,21 +302,15 @@ mod postgres_over_redis {
         }
 
         // Made-up ids are answered without the table; a real one waits.
-        let format = preset::nuvlyx_live().format().clone();
-        let mut tx = writer_store.pool().begin().await.unwrap();
-        sqlx::query("LOCK TABLE tower_pat_tokens IN ACCESS EXCLUSIVE MODE")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        let tx = lock_tokens(writer_store.pool()).await;
         assert!(
             tokio::time::timeout(Duration::from_millis(300), reader_store.find(c.record.id))
                 .await
                 .is_err(),
             "the lock does not hold lookups back"
         );
-        let reached = (0..200).map(|_| format.mint().id).collect::<Vec<_>>();
         let mut asked = 0;
-        for id in reached {
+        for id in made_up_ids(200) {
             if !answered_without_the_table(&reader_store, id).await {
                 asked += 1;
             }
@@ -343,7 +329,7 @@ mod postgres_over_redis {
             "a filter while the channel was down"
         );
         assert!(
-            !answered_without_the_table(&reader_store, format.mint().id).await,
+            !answered_without_the_table(&reader_store, made_up_ids(1)[0]).await,
             "with the channel down, a made-up id was refused without asking the database"
         );
         drop(tx);

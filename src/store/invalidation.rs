@@ -23,6 +23,17 @@ pub trait Invalidate: Send + Sync + 'static {
     fn invalidate(&self, change: &Change);
 }
 
+/// Encodes `change` as a change-feed entry (`token:<id>`, `owner:<id>`,
+/// `all:`), as [`parse_change`] reads it.
+#[allow(dead_code)] // used by the PostgreSQL and Redis feeds
+pub(crate) fn change_payload(change: &Change) -> String {
+    match change {
+        Change::Token(id) => format!("token:{id}"),
+        Change::Owner(o) => format!("owner:{o}"),
+        Change::All => "all:".to_owned(),
+    }
+}
+
 /// Decodes a change-feed entry (`token:<id>`, `owner:<id>`); anything
 /// unreadable invalidates everything.
 #[allow(dead_code)] // used by the SQLite change table and the PostgreSQL and Redis feeds

@@ -90,10 +90,6 @@ pub(crate) struct KnownIds {
     rescan_asked: AtomicBool,
 }
 
-/// Statistics for the scale bench: (ids added, bytes of bits), if a filter
-/// is active.
-pub(crate) type FilterStats = Option<(usize, usize)>;
-
 impl KnownIds {
     /// Whether `id` may be in the store. `true` whenever there is no
     /// filter (not listening, feed down, scan not finished).
@@ -157,7 +153,7 @@ impl KnownIds {
     }
 
     /// (ids in the active filter, its size in bytes), if there is one.
-    pub(crate) fn stats(&self) -> FilterStats {
+    pub(crate) fn stats(&self) -> Option<(usize, usize)> {
         let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
         slots
             .active

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 
 use super::engine::{Backend, Engine};
 use super::feed;
+use super::invalidation::change_payload;
 use super::known_ids::KnownIds;
 use super::sql::{db_error, db_to_id, spawn_flusher, Dialect, Flush, POSTGRES};
 use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
@@ -57,17 +58,13 @@ impl Backend for Postgres {
     /// `NOTIFY` on the schema's channel, which [`PostgresStore::listen`]
     /// hears in every instance.
     async fn announce(&self, pool: &PgPool, change: Change) {
-        let payload = match &change {
-            Change::Token(id) => {
-                // Known here at once; other instances learn it from the
-                // notification, which also comes back to this instance's
-                // listener, where a full filter asks for a rescan.
-                self.known.add(*id);
-                format!("token:{id}")
-            }
-            Change::Owner(o) => format!("owner:{o}"),
-            _ => return,
-        };
+        if let Change::Token(id) = &change {
+            // Known here at once; other instances learn it from the
+            // notification, which also comes back to this instance's
+            // listener, where a full filter asks for a rescan.
+            self.known.add(*id);
+        }
+        let payload = change_payload(&change);
         let sent = sqlx::query("SELECT pg_notify($1, $2)")
             .bind(&self.channel)
             .bind(payload)
@@ -190,10 +187,11 @@ impl PostgresStore {
     ///
     /// **Made-up ids never reach the database.** While it listens, this
     /// store keeps a filter of the ids the table holds (a Bloom filter,
-    /// about 1.8 MB per million ids with room to grow, 0.1 % false
-    /// positives, seeded at random per instance): a well-formed token whose
-    /// id is not in it is answered "unknown" without a query, so a flood of
-    /// forged tokens costs the database about one query in a thousand. The
+    /// seeded at random per instance, sized for twice the ids it is built
+    /// from: 3.4 MiB per million ids, at most 0.1 % false positives once
+    /// full): a well-formed token whose id is not in it is answered
+    /// "unknown" without a query, so a flood of forged tokens costs the
+    /// database at most about one query in a thousand. The
     /// filter is built by one scan of the ids before `listen` returns, and
     /// kept current by the same notifications: a token created through any
     /// `PostgresStore` on the database is announced, and its id is added

@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 
 use super::feed;
+use super::invalidation::change_payload;
 use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
 use crate::{RevocationReason, TokenId};
 
@@ -110,11 +111,7 @@ impl RedisChannel {
     /// returned (and the connection opened again on the next call); the
     /// caches catch up by their TTL or at their next reconnect.
     pub async fn announce(&self, change: &Change) -> Result<(), StoreError> {
-        let payload = match change {
-            Change::Token(id) => format!("token:{id}"),
-            Change::Owner(o) => format!("owner:{o}"),
-            _ => "all:".to_owned(),
-        };
+        let payload = change_payload(change);
         self.publish(&self.inner.channel, &payload).await
     }
 

@@ -76,33 +76,43 @@ const SHARED_MAX: usize = 65_536;
 /// the database holds each once instead of once per token.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
-    scopes: Mutex<HashMap<Box<str>, ScopeSet>>,
-    owners: Mutex<HashMap<Box<str>, OwnerId>>,
+    scopes: Interned<ScopeSet>,
+    owners: Interned<OwnerId>,
 }
 
 impl Shared {
     fn scopes(&self, text: &str) -> Result<ScopeSet, crate::ScopeError> {
-        let mut map = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(set) = map.get(text) {
-            return Ok(set.clone());
-        }
-        let set = ScopeSet::parse(text.split_ascii_whitespace())?;
-        if map.len() < SHARED_MAX {
-            map.insert(text.into(), set.clone());
-        }
-        Ok(set)
+        self.scopes
+            .get_or(text, |t| ScopeSet::parse(t.split_ascii_whitespace()))
     }
 
     fn owner(&self, text: &str) -> Option<OwnerId> {
-        let mut map = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(owner) = map.get(text) {
-            return Some(owner.clone());
+        self.owners.get_or(text, OwnerId::new).ok()
+    }
+}
+
+/// Values read from text, kept by that text (up to [`SHARED_MAX`]).
+#[derive(Debug)]
+struct Interned<T>(Mutex<HashMap<Box<str>, T>>);
+
+impl<T> Default for Interned<T> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<T: Clone> Interned<T> {
+    /// The value kept for `text`, or `read(text)`, kept if it succeeds.
+    fn get_or<E>(&self, text: &str, read: impl FnOnce(&str) -> Result<T, E>) -> Result<T, E> {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(v) = map.get(text) {
+            return Ok(v.clone());
         }
-        let owner = OwnerId::new(text).ok()?;
+        let v = read(text)?;
         if map.len() < SHARED_MAX {
-            map.insert(text.into(), owner.clone());
+            map.insert(text.into(), v.clone());
         }
-        Some(owner)
+        Ok(v)
     }
 }
 

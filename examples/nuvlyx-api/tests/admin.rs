@@ -384,6 +384,11 @@ fn http(demo: &Demo) -> reqwest::Client {
         .unwrap()
 }
 
+/// The body of `GET url`.
+async fn fetch_page(client: &reqwest::Client, url: String) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 /// The value of `name="{field}" value="…"` in a page.
 fn field(page: &str, name: &str) -> String {
     let key = format!("name=\"{name}\" value=\"");
@@ -514,24 +519,10 @@ async fn the_page_showing_a_token_is_no_store_and_forms_need_their_csrf_token() 
             "{csrf:?} {origin:?}"
         );
     }
-    let list = client
-        .get(format!("{base}/admin/tokens"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let list = fetch_page(&client, format!("{base}/admin/tokens")).await;
     assert!(list.contains("is active"));
     // A coming-soon scope cannot be granted, even by a crafted form.
-    let page = client
-        .get(format!("{base}/admin/tokens/new"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = fetch_page(&client, format!("{base}/admin/tokens/new")).await;
     let crafted = client
         .post(format!("{base}/admin/tokens"))
         .form(&[
@@ -627,11 +618,7 @@ async fn rotation_and_suspension_from_the_tokens_page() {
     let id = &old[9..25];
     let client = signed_in_http(&demo).await;
     let base = demo.base();
-    let get = |path: String| {
-        let client = client.clone();
-        async move { client.get(path).send().await.unwrap().text().await.unwrap() }
-    };
-    let form = get(format!("{base}/admin/tokens/{id}/rotate")).await;
+    let form = fetch_page(&client, format!("{base}/admin/tokens/{id}/rotate")).await;
     assert!(form.contains("Grace period"));
     let res = client
         .post(format!("{base}/admin/tokens/{id}/rotate"))
@@ -657,7 +644,7 @@ async fn rotation_and_suspension_from_the_tokens_page() {
         demo.curl("GET", "/api/v1/external/orders", Some(&old)).0,
         200
     );
-    let list = get(format!("{base}/admin/tokens")).await;
+    let list = fetch_page(&client, format!("{base}/admin/tokens")).await;
     assert!(list.contains("in rotation grace until"), "{list}");
     assert!(!list.contains(&new[9..]) && !list.contains(&old[9..]));
 
@@ -669,7 +656,7 @@ async fn rotation_and_suspension_from_the_tokens_page() {
         .await
         .unwrap();
     assert_eq!(suspend.status(), 303);
-    assert!(get(format!("{base}/admin/tokens"))
+    assert!(fetch_page(&client, format!("{base}/admin/tokens"))
         .await
         .contains("suspended"));
     assert_eq!(
