@@ -113,6 +113,42 @@ impl Browser {
         self.find(at).await.click().await.unwrap();
     }
 
+    /// Whether the current document has finished loading.
+    async fn loaded(&self) -> bool {
+        matches!(
+            self.c()
+                .execute("return document.readyState === 'complete';", vec![])
+                .await,
+            Ok(serde_json::Value::Bool(true))
+        )
+    }
+
+    /// Clicks a link or submit button and waits until the next page has
+    /// loaded: a click returns as soon as it is dispatched, and reading the
+    /// page right after could read the old one.
+    async fn follow(&self, at: Locator<'_>) {
+        self.c()
+            .execute("window.__before_click = true;", vec![])
+            .await
+            .unwrap();
+        self.click(at).await;
+        let started = Instant::now();
+        loop {
+            let left = self
+                .c()
+                .execute("return window.__before_click !== true;", vec![])
+                .await;
+            if matches!(left, Ok(serde_json::Value::Bool(true))) && self.loaded().await {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no new page 10 s after the click"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn screenshot(&self, name: &str) {
         let png = self.c().screenshot().await.unwrap();
         std::fs::create_dir_all(docs_dir()).unwrap();
@@ -133,13 +169,8 @@ impl Browser {
         self.c().goto(url).await.unwrap();
         let field = self.c().find(Locator::Id("password")).await.unwrap();
         field.send_keys(password).await.unwrap();
-        self.c()
-            .find(Locator::Css("main form button[type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        self.follow(Locator::Css("main form button[type=submit]"))
+            .await;
     }
 }
 
@@ -167,7 +198,7 @@ async fn the_seeds_five_steps_in_a_real_browser_then_revoke() {
     browser.screenshot("tokens-list.png").await;
 
     // 3. Create token.
-    browser.click(Locator::LinkText("Create token")).await;
+    browser.follow(Locator::LinkText("Create token")).await;
     assert_eq!(browser.text("h1").await, "Create token");
     assert!(browser
         .text("#scope-hint")
@@ -199,7 +230,7 @@ async fn the_seeds_five_steps_in_a_real_browser_then_revoke() {
         .await
         .unwrap();
     browser
-        .click(Locator::Css("main form button[type=submit]"))
+        .follow(Locator::Css("main form button[type=submit]"))
         .await;
 
     // 5. Copy the token: shown once.
@@ -268,12 +299,14 @@ async fn the_seeds_five_steps_in_a_real_browser_then_revoke() {
     // Revoke, after a confirmation that says it is irreversible.
     let id = &token[9..25];
     browser
-        .click(Locator::Css(&format!("tr[data-token-id='{id}'] a.danger")))
+        .follow(Locator::Css(&format!("tr[data-token-id='{id}'] a.danger")))
         .await;
     assert_eq!(browser.text("h1").await, "Revoke token");
     assert!(browser.text(".warning").await.contains("cannot be undone"));
     browser.screenshot("revoke-confirm.png").await;
-    browser.click(Locator::Css("main form button.danger")).await;
+    browser
+        .follow(Locator::Css("main form button.danger"))
+        .await;
     assert!(b
         .current_url()
         .await
@@ -339,13 +372,15 @@ async fn a_cross_site_form_post_is_refused() {
         .await
         .unwrap();
     let started = Instant::now();
-    while !browser
+    // Until the browser shows the admin's answer, loaded.
+    while !(browser
         .c()
         .current_url()
         .await
         .unwrap()
         .as_str()
         .starts_with(&demo.base())
+        && browser.loaded().await)
     {
         assert!(
             started.elapsed() < Duration::from_secs(10),
@@ -384,6 +419,15 @@ fn http(demo: &Demo) -> reqwest::Client {
         .unwrap()
 }
 
+/// `POST url` with a form body.
+async fn post_form<T: serde::Serialize + ?Sized>(
+    client: &reqwest::Client,
+    url: String,
+    form: &T,
+) -> reqwest::Response {
+    client.post(url).form(form).send().await.unwrap()
+}
+
 /// The body of `GET url`.
 async fn fetch_page(client: &reqwest::Client, url: String) -> String {
     client.get(url).send().await.unwrap().text().await.unwrap()
@@ -401,12 +445,12 @@ fn field(page: &str, name: &str) -> String {
 
 async fn signed_in_http(demo: &Demo) -> reqwest::Client {
     let client = http(demo);
-    let res = client
-        .post(format!("{}/admin/sign-in", demo.base()))
-        .form(&[("password", admin_password(demo))])
-        .send()
-        .await
-        .unwrap();
+    let res = post_form(
+        &client,
+        format!("{}/admin/sign-in", demo.base()),
+        &[("password", admin_password(demo))],
+    )
+    .await;
     assert_eq!(res.status(), 303);
     client
 }
@@ -432,12 +476,12 @@ async fn the_session_cookie_is_secure_httponly_strict_and_renewed_at_sign_in() {
     }
     assert!(!cookie.contains("Domain="), "{cookie}");
     // Signing in again gives another id.
-    let again = client
-        .post(format!("{}/admin/sign-in", demo.base()))
-        .form(&[("password", admin_password(&demo))])
-        .send()
-        .await
-        .unwrap();
+    let again = post_form(
+        &client,
+        format!("{}/admin/sign-in", demo.base()),
+        &[("password", admin_password(&demo))],
+    )
+    .await;
     let renewed = again.headers()["set-cookie"].to_str().unwrap();
     assert_ne!(
         renewed.split(';').next(),
@@ -475,12 +519,7 @@ async fn the_page_showing_a_token_is_no_store_and_forms_need_their_csrf_token() 
         ("scopes", "products:read"),
         ("expires", ""),
     ];
-    let created = client
-        .post(format!("{base}/admin/tokens"))
-        .form(&body)
-        .send()
-        .await
-        .unwrap();
+    let created = post_form(&client, format!("{base}/admin/tokens"), &body).await;
     assert_eq!(created.status(), 200);
     assert_eq!(created.headers()["cache-control"], "no-store");
     assert!(created.headers().get("location").is_none());
@@ -491,12 +530,7 @@ async fn the_page_showing_a_token_is_no_store_and_forms_need_their_csrf_token() 
         200
     );
     // The same form again (a resubmission): nothing minted, nothing shown.
-    let again = client
-        .post(format!("{base}/admin/tokens"))
-        .form(&body)
-        .send()
-        .await
-        .unwrap();
+    let again = post_form(&client, format!("{base}/admin/tokens"), &body).await;
     assert_eq!(again.status(), 409);
     assert!(!again.text().await.unwrap().contains("nvl_live_"));
 
@@ -523,17 +557,17 @@ async fn the_page_showing_a_token_is_no_store_and_forms_need_their_csrf_token() 
     assert!(list.contains("is active"));
     // A coming-soon scope cannot be granted, even by a crafted form.
     let page = fetch_page(&client, format!("{base}/admin/tokens/new")).await;
-    let crafted = client
-        .post(format!("{base}/admin/tokens"))
-        .form(&[
+    let crafted = post_form(
+        &client,
+        format!("{base}/admin/tokens"),
+        &[
             ("csrf", field(&page, "csrf").as_str()),
             ("nonce", field(&page, "nonce").as_str()),
             ("name", "crafted"),
             ("scopes", "customers:write"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(crafted.status(), 422);
     assert!(!crafted.text().await.unwrap().contains("nvl_live_"));
     let listed = String::from_utf8(demo.cli(&["tokens", "list"]).stdout).unwrap();
@@ -598,12 +632,12 @@ fn the_password_is_set_from_stdin_and_stored_only_as_an_argon2id_hash() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let client = http(&demo);
-        let res = client
-            .post(format!("{}/admin/sign-in", demo.base()))
-            .form(&[("password", "correct horse battery staple")])
-            .send()
-            .await
-            .unwrap();
+        let res = post_form(
+            &client,
+            format!("{}/admin/sign-in", demo.base()),
+            &[("password", "correct horse battery staple")],
+        )
+        .await;
         assert_eq!(res.status(), 303);
     });
 }
@@ -620,16 +654,16 @@ async fn rotation_and_suspension_from_the_tokens_page() {
     let base = demo.base();
     let form = fetch_page(&client, format!("{base}/admin/tokens/{id}/rotate")).await;
     assert!(form.contains("Grace period"));
-    let res = client
-        .post(format!("{base}/admin/tokens/{id}/rotate"))
-        .form(&[
+    let res = post_form(
+        &client,
+        format!("{base}/admin/tokens/{id}/rotate"),
+        &[
             ("csrf", field(&form, "csrf").as_str()),
             ("nonce", field(&form, "nonce").as_str()),
             ("grace", "1h"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["cache-control"], "no-store");
     let page = res.text().await.unwrap();
@@ -649,12 +683,12 @@ async fn rotation_and_suspension_from_the_tokens_page() {
     assert!(!list.contains(&new[9..]) && !list.contains(&old[9..]));
 
     let csrf = field(&list, "csrf");
-    let suspend = client
-        .post(format!("{base}/admin/store/suspend"))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let suspend = post_form(
+        &client,
+        format!("{base}/admin/store/suspend"),
+        &[("csrf", csrf.as_str())],
+    )
+    .await;
     assert_eq!(suspend.status(), 303);
     assert!(fetch_page(&client, format!("{base}/admin/tokens"))
         .await
@@ -663,12 +697,12 @@ async fn rotation_and_suspension_from_the_tokens_page() {
         demo.curl("GET", "/api/v1/external/orders", Some(&new)).0,
         401
     );
-    let reinstate = client
-        .post(format!("{base}/admin/store/reinstate"))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let reinstate = post_form(
+        &client,
+        format!("{base}/admin/store/reinstate"),
+        &[("csrf", csrf.as_str())],
+    )
+    .await;
     assert_eq!(reinstate.status(), 303);
     assert_eq!(
         demo.curl("GET", "/api/v1/external/orders", Some(&new)).0,
