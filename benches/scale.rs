@@ -9,6 +9,7 @@
 //! scale cold   URL SCHEMA TOKENS_FILE SAMPLES
 //! scale memory URL SCHEMA ENTRIES
 //! scale drive  TOKENS_FILE CA_PEM TARGETS SECS FORGED_SHARE ZIPF_S CONNS REVOCATIONS CREATIONS CLI...
+//! scale notify-flood URL SCHEMA SECS
 //! ```
 //!
 //! Every command prints `key=value` lines for the script to tabulate.
@@ -51,6 +52,7 @@ fn main() {
         Some("cold") => rt.block_on(cold(&args[1], &args[2], &args[3], num(&args[4]))),
         Some("memory") => rt.block_on(memory(&args[1], &args[2], num(&args[3]))),
         Some("drive") => rt.block_on(drive(&args[1..])),
+        Some("notify-flood") => rt.block_on(notify_flood(&args[1], &args[2], &args[3])),
         _ => {
             eprintln!("usage: see the header of benches/scale.rs");
             std::process::exit(2);
@@ -76,8 +78,9 @@ fn id_of(token: &str) -> TokenId {
 }
 
 /// Mints `tokens` tokens over `owners` owners, writes them with one
-/// `COPY`, announces the load (`pg_notify(…, 'all')`), and writes the
-/// plaintexts to `file`, one per line (bench data, never real tokens).
+/// `COPY` (which the triggers record as one bulk change: listening
+/// instances scan again), and writes the plaintexts to `file`, one per
+/// line (bench data, never real tokens).
 async fn load(url: &str, schema: &str, tokens: usize, owners: usize, file: &str) {
     let store = PostgresStore::connect_in_schema(url, schema).await.unwrap();
     let format = &*FORMAT;
@@ -119,11 +122,6 @@ async fn load(url: &str, schema: &str, tokens: usize, owners: usize, file: &str)
     drop(conn);
     let copied = started.elapsed();
     sqlx::query("ANALYZE tower_pat_tokens")
-        .execute(store.pool())
-        .await
-        .unwrap();
-    sqlx::query("SELECT pg_notify($1, 'all')")
-        .bind(format!("tower_pat:{schema}"))
         .execute(store.pool())
         .await
         .unwrap();
@@ -387,6 +385,7 @@ async fn drive(args: &[String]) {
     let mut revoke_ms = Vec::new();
     let mut create_ms = Vec::new();
     let mut cli_ms = Vec::new();
+    let mut create_refused = 0u64;
     let mut probe_rng = Rng(7);
     let (mut revoked_n, mut created_n) = (0, 0);
     for e in 0..events {
@@ -409,7 +408,7 @@ async fn drive(args: &[String]) {
             let done = Instant::now();
             cli_ms.push((done - t).as_secs_f64() * 1e3);
             revoked.lock().unwrap().insert(rank, Some(done));
-            for ms in probe_all(&client, &targets, &tokens[rank], 401, done).await {
+            for (ms, _) in probe_all(&client, &targets, &tokens[rank], 401, done).await {
                 revoke_ms.push(ms);
             }
         } else {
@@ -428,8 +427,11 @@ async fn drive(args: &[String]) {
             .await;
             let done = Instant::now();
             let token = out.trim().to_owned();
-            for ms in probe_all(&client, &targets, &token, 200, done).await {
+            for (ms, first_try) in probe_all(&client, &targets, &token, 200, done).await {
                 create_ms.push(ms);
+                if !first_try {
+                    create_refused += 1;
+                }
             }
         }
     }
@@ -479,6 +481,9 @@ async fn drive(args: &[String]) {
     println!("creation_samples={}", create_ms.len());
     println!("creation_p99_ms={:.1}", percentile(&create_ms, 0.99));
     println!("creation_max_ms={:.1}", percentile(&create_ms, 1.0));
+    // A fresh token must work on every instance at the first request
+    // after the CLI returned.
+    println!("creation_refused={create_refused}");
     println!("cli_p50_ms={:.0}", percentile(&cli_ms, 0.5));
 }
 
@@ -500,16 +505,18 @@ async fn run_cli(cli: &[String], args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Milliseconds from `since` until each target answers `want` for
-/// `token`, probing every millisecond; panics after 5 s.
+/// For each target: milliseconds from `since` until it answers `want`
+/// for `token` (probing every millisecond; panics after 5 s), and whether
+/// its first answer already was `want`.
 async fn probe_all(
     client: &reqwest::Client,
     targets: &[String],
     token: &str,
     want: u16,
     since: Instant,
-) -> Vec<f64> {
+) -> Vec<(f64, bool)> {
     let probes = targets.iter().map(|target| async move {
+        let mut first_try = true;
         loop {
             let status = client
                 .get(target)
@@ -520,8 +527,9 @@ async fn probe_all(
                 .status()
                 .as_u16();
             if status == want {
-                return since.elapsed().as_secs_f64() * 1e3;
+                return (since.elapsed().as_secs_f64() * 1e3, first_try);
             }
+            first_try = false;
             assert!(
                 since.elapsed() < Duration::from_secs(5),
                 "{target} still answers {status}, not {want}, after 5 s"
@@ -530,4 +538,45 @@ async fn probe_all(
         }
     });
     futures_util::future::join_all(probes).await
+}
+
+/// `notify-flood`: a login role with nothing but `CONNECT` (created if
+/// missing) sends `NOTIFY`s of every kind on the schema's channel, as fast
+/// as one connection goes, for `secs` seconds: what issue #21's attacker
+/// did. Prints how many it sent.
+async fn notify_flood(url: &str, schema: &str, secs: &str) {
+    use sqlx::Connection;
+    let secs: f64 = secs.parse().unwrap();
+    let admin = PostgresStore::connect(url).await.unwrap();
+    sqlx::query(
+        "DO $$ BEGIN CREATE ROLE scale_outsider LOGIN NOSUPERUSER; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+    )
+    .execute(admin.pool())
+    .await
+    .unwrap();
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let mut conn = sqlx::PgConnection::connect_with(&options.username("scale_outsider"))
+        .await
+        .unwrap();
+    let channel = format!("tower_pat:{schema}");
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let mut sent = 0u64;
+    while Instant::now() < deadline {
+        let payload = match sent % 5 {
+            0 => "all".to_owned(),
+            1 => format!("token:{}", FORMAT.mint().id),
+            2 => "garbage".to_owned(),
+            3 => "v2".to_owned(),
+            _ => "owner:o1".to_owned(),
+        };
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&channel)
+            .bind(payload)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sent += 1;
+    }
+    println!("messages_sent={sent}");
 }

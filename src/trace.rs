@@ -142,6 +142,40 @@ mod imp {
         tracing::trace!(target: "tower_pat", token_id = %id, "request authenticated");
     }
 
+    /// One WARN line per window for one kind of trouble outside a realm.
+    #[derive(Debug)]
+    pub(crate) struct WarnThrottle(Budget);
+
+    #[allow(dead_code)] // used by the change feeds
+    impl WarnThrottle {
+        pub(crate) fn new() -> Self {
+            Self(Budget::new())
+        }
+    }
+
+    /// A change-feed message that is neither format was ignored. Its
+    /// content is not logged (anyone may have sent anything).
+    #[allow(dead_code)]
+    pub(crate) fn feed_garbled(throttle: &WarnThrottle, channel: &str, len: usize) {
+        match throttle.0.take() {
+            Some(held_back) => {
+                tracing::warn!(target: "tower_pat", channel, len, held_back, "unreadable change-feed message ignored (held_back: further ones since the previous line, each at DEBUG)")
+            }
+            None => {
+                tracing::debug!(target: "tower_pat", channel, len, "unreadable change-feed message ignored")
+            }
+        }
+    }
+
+    /// [`store_warning`] at most once per window; the rest at DEBUG.
+    #[allow(dead_code)]
+    pub(crate) fn store_warning_throttled(throttle: &WarnThrottle, what: &str, e: &StoreError) {
+        match throttle.0.take() {
+            Some(held_back) => tracing::warn!(target: "tower_pat", error = %e, held_back, "{what}"),
+            None => tracing::debug!(target: "tower_pat", error = %e, "{what}"),
+        }
+    }
+
     #[allow(dead_code)]
     pub(crate) fn store_warning(what: &str, e: &StoreError) {
         tracing::warn!(target: "tower_pat", error = %e, source = ?std::error::Error::source(e).map(ToString::to_string), "{what}");
@@ -192,6 +226,23 @@ mod imp {
     #[allow(dead_code)]
     #[inline(always)]
     pub(crate) fn store_warning(_: &str, _: &StoreError) {}
+
+    #[derive(Debug)]
+    pub(crate) struct WarnThrottle;
+
+    #[allow(dead_code)] // used by the change feeds
+    impl WarnThrottle {
+        pub(crate) fn new() -> Self {
+            Self
+        }
+    }
+
+    #[allow(dead_code)]
+    #[inline(always)]
+    pub(crate) fn feed_garbled(_: &WarnThrottle, _: &str, _: usize) {}
+    #[allow(dead_code)]
+    #[inline(always)]
+    pub(crate) fn store_warning_throttled(_: &WarnThrottle, _: &str, _: &StoreError) {}
 }
 
 pub(crate) use imp::*;

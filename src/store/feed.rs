@@ -1,17 +1,16 @@
 //! The listening side of a change feed, shared by PostgreSQL
-//! `LISTEN/NOTIFY` and Redis pub/sub: pass each change to the cache, send
-//! this listener a heartbeat on a private channel and expect it back,
-//! declare the subscription dead when it closes or stays silent,
-//! subscribe again with backoff, and only then flush the cache (what was
-//! announced meanwhile is lost).
+//! `LISTEN/NOTIFY` and Redis pub/sub: hand each message to a [`Receiver`]
+//! (which decides what, if anything, it may believe), send this listener a
+//! heartbeat on a private channel and expect it back, declare the
+//! subscription dead when it closes or stays silent, subscribe again with
+//! backoff, and then tell the receiver (what was sent meanwhile is lost).
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::invalidation::parse_change;
-use super::{Change, Invalidate, StoreError};
+use super::StoreError;
 
 /// The longest wait between two reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -40,21 +39,27 @@ pub(crate) trait Source: Send + Sync + 'static {
     fn own(&self) -> &str;
 }
 
-/// Subscribes (failing if that fails), then spawns the task that passes
-/// changes to `target` and keeps the subscription alive. `lost` is called
-/// as soon as the subscription is declared dead, before reconnecting.
+/// What a listener does with what it hears. Messages come from whoever can
+/// send on the channel: a receiver must not believe them blindly.
+pub(crate) trait Receiver: Send + Sync + 'static {
+    /// A message on the changes channel.
+    fn message(&self, payload: &str);
+    /// Subscribed again after a loss: what was sent meanwhile is lost.
+    fn back(&self);
+}
+
+/// Subscribes (failing if that fails), then spawns the task that hands
+/// messages to `receiver` and keeps the subscription alive.
 pub(crate) async fn spawn_listener<S: Source>(
     source: S,
-    target: impl Invalidate,
+    receiver: impl Receiver,
     heartbeat: Duration,
-    lost: impl Fn() + Send + 'static,
 ) -> Result<tokio::task::AbortHandle, StoreError> {
     let heartbeat = heartbeat.max(Duration::from_millis(10));
     let mut subscription = source.subscribe().await?;
     let task = tokio::spawn(async move {
         loop {
-            let why = watch(&source, &mut subscription, heartbeat, &target).await;
-            lost();
+            let why = watch(&source, &mut subscription, heartbeat, &receiver).await;
             crate::trace::store_warning(
                 "change notifications lost; reconnecting (caches catch up when it is back)",
                 &StoreError::unavailable(why),
@@ -69,11 +74,9 @@ pub(crate) async fn spawn_listener<S: Source>(
                     }
                 }
             };
-            // Subscribed again: what was announced meanwhile is lost, so
-            // everything may have changed.
-            target.invalidate(&Change::All);
+            receiver.back();
             crate::trace::store_warning(
-                "change notifications back; cached records flushed",
+                "change notifications back; caught up",
                 &StoreError::unavailable("reconnected"),
             );
         }
@@ -81,13 +84,13 @@ pub(crate) async fn spawn_listener<S: Source>(
     Ok(task.abort_handle())
 }
 
-/// Passes changes to `target` until the subscription fails or a heartbeat
-/// does not come back in time; returns why.
+/// Hands messages to `receiver` until the subscription fails or a
+/// heartbeat does not come back in time; returns why.
 async fn watch<S: Source>(
     source: &S,
     subscription: &mut S::Sub,
     heartbeat: Duration,
-    target: &impl Invalidate,
+    receiver: &impl Receiver,
 ) -> String {
     let mut sent = 0u64;
     // The heartbeat awaited, and when it is due back.
@@ -103,10 +106,7 @@ async fn watch<S: Source>(
                     awaited = None;
                 }
             }
-            Ok(Ok((_, payload))) => {
-                let (kind, key) = payload.split_once(':').unwrap_or(("", ""));
-                target.invalidate(&parse_change(kind, key));
-            }
+            Ok(Ok((_, payload))) => receiver.message(&payload),
             Ok(Err(why)) => return why,
             Err(_) => {
                 let now = Instant::now();

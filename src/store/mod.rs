@@ -165,6 +165,8 @@ pub use sqlite::SqliteStore;
 
 #[cfg(any(feature = "postgres", feature = "redis"))]
 mod feed;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod feed_message;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "redis")]
@@ -172,6 +174,8 @@ pub use self::redis::{RedisAnnounced, RedisChannel};
 
 #[cfg(feature = "postgres")]
 mod known_ids;
+#[cfg(feature = "postgres")]
+mod pg_changes;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "postgres")]

@@ -2,10 +2,8 @@
 //! (feature `postgres`).
 
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
-
-use futures_util::TryStreamExt;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
@@ -15,9 +13,9 @@ use async_trait::async_trait;
 
 use super::engine::{Backend, Engine};
 use super::feed;
-use super::invalidation::change_payload;
 use super::known_ids::KnownIds;
-use super::sql::{db_error, db_to_id, spawn_flusher, Dialect, Flush, POSTGRES};
+use super::pg_changes::{self, Follower, Wakes};
+use super::sql::{db_error, spawn_flusher, Dialect, Flush, POSTGRES};
 use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
 use crate::{RevocationReason, TokenId};
 
@@ -36,15 +34,17 @@ pub struct PostgresStore {
     engine: Arc<Engine<Postgres>>,
 }
 
-/// PostgreSQL's side of the engine: `$1` parameters, `NOTIFY` on the
-/// schema's channel, and the listener tasks to stop with the store.
+/// PostgreSQL's side of the engine: `$1` parameters, the schema's
+/// notification channel, and the listener tasks to stop with the store.
 #[derive(Debug)]
-struct Postgres {
+pub(super) struct Postgres {
     channel: String,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     /// The ids this store holds, while [`PostgresStore::listen`] keeps
     /// them current.
-    known: KnownIds,
+    pub(super) known: KnownIds,
+    /// The change table's follower, once listening.
+    follower: OnceLock<Arc<Follower>>,
 }
 
 impl Backend for Postgres {
@@ -55,26 +55,12 @@ impl Backend for Postgres {
         result.rows_affected()
     }
 
-    /// `NOTIFY` on the schema's channel, which [`PostgresStore::listen`]
-    /// hears in every instance.
-    async fn announce(&self, pool: &PgPool, change: Change) {
+    /// Nothing to send: the triggers wrote the change, and its
+    /// notification, in the transaction that committed. The id is known
+    /// here at once (other instances read it from the change table).
+    async fn announce(&self, _pool: &PgPool, change: Change) {
         if let Change::Token(id) = &change {
-            // Known here at once; other instances learn it from the
-            // notification, which also comes back to this instance's
-            // listener, where a full filter asks for a rescan.
             self.known.add(*id);
-        }
-        let payload = change_payload(&change);
-        let sent = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(&self.channel)
-            .bind(payload)
-            .execute(pool)
-            .await;
-        if let Err(_e) = sent {
-            crate::trace::store_warning(
-                "NOTIFY failed; other caches catch up by TTL",
-                &db_error(_e),
-            );
         }
     }
 }
@@ -140,7 +126,12 @@ impl PostgresStore {
     /// Uses an existing pool (whose `search_path` selects the schema named
     /// `schema`, used for the notification channel), applying migrations.
     pub async fn from_pool(pool: PgPool, schema: &str) -> Result<Self, StoreError> {
-        sqlx::migrate!("./migrations/postgres")
+        let mut migrator = sqlx::migrate!("./migrations/postgres");
+        // Rolling upgrades: an instance of this release keeps working on a
+        // database that a newer one has migrated further (the migrations
+        // only add, and keep the revocation triggers).
+        migrator.set_ignore_missing(true);
+        migrator
             .run(&pool)
             .await
             .map_err(|e| StoreError::unavailable(format!("migrating the token store: {e}")))?;
@@ -148,6 +139,7 @@ impl PostgresStore {
             channel: format!("tower_pat:{schema}"),
             tasks: Mutex::new(Vec::new()),
             known: KnownIds::default(),
+            follower: OnceLock::new(),
         };
         let engine = Arc::new(Engine::new(pool, backend));
         spawn_flusher(Arc::downgrade(&engine), FLUSH_EVERY);
@@ -165,49 +157,57 @@ impl PostgresStore {
         self.engine.flush_uses().await
     }
 
-    /// Listens for changes announced by any instance and passes them to
-    /// `target` (a `CachedStore`'s invalidator). Returns once `LISTEN` is in
-    /// place.
+    /// Listens for changes made through any instance, or by hand, and
+    /// passes them to `target` (a `CachedStore`'s invalidator). Returns
+    /// once the filter of known ids is built.
     ///
-    /// A notification connection can die without a word (a NAT or firewall
-    /// forgetting an idle flow, a proxy restarted): nothing arrives, and
-    /// nothing says so. So every `heartbeat` this instance sends itself a
-    /// notification on a private channel through the pool, and expects it
-    /// back on the listening connection within another `heartbeat`. When it
-    /// does not come back (or the connection reports an error), the channel
-    /// is declared dead and a warning is logged; a new connection is opened
-    /// and `LISTEN`s again (retrying with backoff up to 5 s); only **then**
-    /// is `target` told that everything may have changed ([`Change::All`]),
-    /// because notifications sent while the channel was dead are lost.
+    /// **What is believed.** Changes are rows of the `tower_pat_changes`
+    /// table, written by triggers on the token tables in the transaction
+    /// that makes them (feed format 2): only a role that can write the
+    /// tokens can write a change, none is lost after its commit, and a
+    /// `COPY` or hand `INSERT` is recorded like the store's own writes. A
+    /// notification on the schema's channel (`tower_pat:<schema>`, payload
+    /// `v2`) carries nothing but "read the table": a notification from
+    /// anyone else causes at most a read of an empty range, merged with
+    /// others and spaced out (at most 100 reads a second), on a connection
+    /// of the follower's own. See SECURITY.md.
     ///
-    /// Staleness bound: a change made on another instance reaches this
-    /// cache within about `2 × heartbeat` plus the time to reconnect, or
-    /// within the cache TTL, whichever comes first. 5 s is a reasonable
+    /// **Heartbeat.** A notification connection can die without a word (a
+    /// NAT or firewall forgetting an idle flow, a proxy restarted). So
+    /// every `heartbeat` this instance sends itself a notification on a
+    /// private channel and expects it back within another `heartbeat`;
+    /// when it does not come back (or the connection reports an error), a
+    /// warning is logged and a new connection `LISTEN`s again (retrying
+    /// with backoff up to 5 s), then the changes committed meanwhile are
+    /// read from the table. A change made on another instance reaches this
+    /// cache within milliseconds, or within about `2 × heartbeat` plus the
+    /// time to reconnect when the connection died. 5 s is a reasonable
     /// heartbeat: one tiny `NOTIFY` per instance every 5 s.
     ///
-    /// **Made-up ids never reach the database.** While it listens, this
+    /// **Made-up ids never reach the token table.** While it listens, this
     /// store keeps a filter of the ids the table holds (a Bloom filter,
     /// seeded at random per instance, sized for twice the ids it is built
     /// from: 3.4 MiB per million ids, at most 0.1 % false positives once
-    /// full): a well-formed token whose id is not in it is answered
-    /// "unknown" without a query, so a flood of forged tokens costs the
-    /// database at most about one query in a thousand. The
-    /// filter is built by one scan of the ids before `listen` returns, and
-    /// kept current by the same notifications: a token created through any
-    /// `PostgresStore` on the database is announced, and its id is added
-    /// before any cache hears of the change, so it is never refused once
-    /// the announcement has arrived (on the instance that created it, at
-    /// once). When the channel is declared dead there is no filter, and
-    /// every lookup asks the database, until the channel is back and a new
-    /// scan has finished. Rows written by other means (a `COPY`, an
-    /// `INSERT` by hand) are not announced: follow them with
-    /// `SELECT pg_notify('tower_pat:<schema>', 'all')`, which makes every
-    /// listening instance flush its cache and scan again.
+    /// full), built by one scan before `listen` returns. A lookup of an id
+    /// the filter does not hold waits for a read of the change table that
+    /// starts after it (one read serves every such lookup in flight): a
+    /// token whose creation committed before the lookup is then in the
+    /// filter, so **a token works on every instance as soon as `create`
+    /// returned**, and a flood of forged tokens costs those shared reads
+    /// plus one token query in a thousand. A bulk load (a statement of
+    /// more than 10,000 rows) is one change that makes every instance
+    /// flush its cache and scan again; until that scan has finished,
+    /// every lookup asks the table. Scans run on a connection of their
+    /// own, one at a time, retried with backoff.
+    ///
+    /// Call it once per store handle (and its clones); a second call is
+    /// an error.
     pub async fn listen(
         &self,
         target: impl Invalidate,
         heartbeat: Duration,
     ) -> Result<(), StoreError> {
+        let follower = self.follow(target).await?;
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(StoreError::unavailable)?;
         let source = PgFeed {
@@ -217,32 +217,29 @@ impl PostgresStore {
             own: format!("tower_pat_hb:{:016x}", u64::from_be_bytes(nonce)),
             pool: self.engine.pool.clone(),
         };
-        let (filtered, lost) = self.keep_ids_current(target);
-        let task = feed::spawn_listener(source, filtered, heartbeat, lost).await?;
+        let task = feed::spawn_listener(source, Wakes(follower.clone()), heartbeat).await?;
         self.engine
             .backend
             .tasks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(task);
-        // Listening already: ids created during the scan go into the new
-        // filter too.
-        scan_ids(&self.engine).await
+        // What was committed while `LISTEN` was being set up.
+        follower.wake();
+        Ok(())
     }
 
-    /// [`PostgresStore::listen`], with the changes heard over Redis pub/sub
-    /// instead of `LISTEN` (feature `redis`): for deployments where
-    /// `LISTEN` does not work, such as behind PgBouncer in transaction
-    /// mode. `channel.listen(target, heartbeat)` would keep the cache
-    /// current; this also keeps this store's filter of known ids current,
-    /// with the same rules as `listen` (scan before returning, ids added
-    /// before the cache hears of them, no filter while the channel is
-    /// down). Every process that creates tokens must then announce on the
-    /// channel, writing through
-    /// [`RedisChannel::announcing`](super::RedisChannel::announcing): a
-    /// token created unannounced is refused by the other instances until
-    /// they scan again (`PUBLISH <channel> all` makes every instance
-    /// rescan).
+    /// [`PostgresStore::listen`], with the notifications heard over Redis
+    /// pub/sub instead of `LISTEN` (feature `redis`): for deployments
+    /// where `LISTEN` does not work, such as behind PgBouncer in
+    /// transaction mode. The changes are still read from the change table
+    /// (through the pool's connection options): a message on the channel,
+    /// whoever sent it, only asks for a read. Writers should announce on
+    /// the channel, writing through
+    /// [`RedisChannel::announcing`](super::RedisChannel::announcing), so
+    /// that other caches hear of revocations at once; without it they
+    /// hear of them when the connection is renewed. Fresh tokens work
+    /// everywhere either way.
     #[cfg(feature = "redis")]
     pub async fn listen_on(
         &self,
@@ -250,29 +247,36 @@ impl PostgresStore {
         target: impl Invalidate,
         heartbeat: Duration,
     ) -> Result<(), StoreError> {
-        let (filtered, lost) = self.keep_ids_current(target);
-        channel.listen_with(filtered, heartbeat, lost).await?;
-        scan_ids(&self.engine).await
+        let follower = self.follow(target).await?;
+        channel
+            .listen_with(Wakes(follower.clone()), heartbeat)
+            .await?;
+        follower.wake();
+        Ok(())
     }
 
-    /// A listener's target that keeps the filter of known ids current
-    /// before passing changes to `target`, and what to call when the
-    /// channel is lost.
-    fn keep_ids_current<T: Invalidate>(
-        &self,
-        target: T,
-    ) -> (KeepIdsCurrent<T>, impl Fn() + Send + 'static) {
-        let engine = Arc::downgrade(&self.engine);
-        let lost = move || {
-            if let Some(e) = engine.upgrade() {
-                e.backend.known.lost();
-            }
-        };
-        let filtered = KeepIdsCurrent {
-            engine: Arc::downgrade(&self.engine),
-            target,
-        };
-        (filtered, lost)
+    /// Starts following the change table into `target` (once per store).
+    async fn follow(&self, target: impl Invalidate) -> Result<Arc<Follower>, StoreError> {
+        let backend = &self.engine.backend;
+        if backend.follower.get().is_some() {
+            return Err(StoreError::unavailable(
+                "this PostgresStore is already listening",
+            ));
+        }
+        let options = (*self.engine.pool.connect_options()).clone();
+        let (follower, tasks) =
+            pg_changes::follow(&self.engine, options, backend.channel.clone(), target).await?;
+        backend
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(tasks);
+        if backend.follower.set(follower.clone()).is_err() {
+            return Err(StoreError::unavailable(
+                "this PostgresStore is already listening",
+            ));
+        }
+        Ok(follower)
     }
 
     /// (ids in the filter of known ids, bytes it takes), while there is
@@ -281,75 +285,13 @@ impl PostgresStore {
     pub fn known_ids_stats(&self) -> Option<(usize, usize)> {
         self.engine.backend.known.stats()
     }
-}
 
-/// Fills a new filter of known ids from one scan of the table and makes it
-/// the one lookups consult (unless the channel was lost meanwhile).
-async fn scan_ids(engine: &Engine<Postgres>) -> Result<(), StoreError> {
-    let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tower_pat_tokens")
-        .fetch_one(&engine.pool)
-        .await
-        .map_err(db_error)?;
-    let known = &engine.backend.known;
-    let (generation, filter) = known.begin(usize::try_from(rows).unwrap_or(0));
-    let mut ids =
-        sqlx::query_as::<_, (i64,)>("SELECT id FROM tower_pat_tokens").fetch(&engine.pool);
-    while let Some((id,)) = ids.try_next().await.map_err(db_error)? {
-        filter.add(db_to_id(id));
-    }
-    known.publish(generation);
-    Ok(())
-}
-
-/// Scans in the background until a scan succeeds or the store is gone.
-fn rescan_in_background(engine: Weak<Engine<Postgres>>) {
-    tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(200);
-        while let Some(e) = engine.upgrade() {
-            match scan_ids(&e).await {
-                Ok(()) => return,
-                Err(_e) => {
-                    crate::trace::store_warning(
-                        "scanning token ids failed; every lookup asks the database until it works",
-                        &_e,
-                    );
-                }
-            }
-            drop(e);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(30));
-        }
-    });
-}
-
-/// The listener's target: adds announced ids to the filter of known ids
-/// before passing the change on, and rescans when everything may have
-/// changed.
-struct KeepIdsCurrent<T> {
-    engine: Weak<Engine<Postgres>>,
-    target: T,
-}
-
-impl<T: Invalidate> Invalidate for KeepIdsCurrent<T> {
-    fn invalidate(&self, change: &Change) {
-        if let Some(engine) = self.engine.upgrade() {
-            let known = &engine.backend.known;
-            match change {
-                Change::Token(id) => {
-                    // Before the cache hears of it: a lookup that follows
-                    // the cache's invalidation finds the id in the filter.
-                    if known.add(*id) && known.claim_rescan() {
-                        rescan_in_background(self.engine.clone());
-                    }
-                }
-                Change::Owner(_) => {}
-                _ => {
-                    known.lost();
-                    rescan_in_background(self.engine.clone());
-                }
-            }
-        }
-        self.target.invalidate(change);
+    /// (scans of the ids started, reads of the change table made) since
+    /// `listen`: for this crate's tests and scale bench, not part of the
+    /// API.
+    #[doc(hidden)]
+    pub fn follower_stats(&self) -> Option<(u64, u64)> {
+        self.engine.backend.follower.get().map(|f| f.stats())
     }
 }
 
@@ -411,10 +353,24 @@ impl feed::Subscription for PgListener {
 
 impl TokenStore for PostgresStore {
     fn find(&self, id: TokenId) -> Lookup {
-        if !self.engine.backend.known.may_hold(id) {
-            return Lookup::ready(Ok(None));
+        let backend = &self.engine.backend;
+        if backend.known.may_hold(id) {
+            return self.engine.find(id);
         }
-        self.engine.find(id)
+        let Some(follower) = backend.follower.get() else {
+            return self.engine.find(id);
+        };
+        // Not in the filter: unknown, unless it was created since the
+        // last read of the change table. One read that starts now tells.
+        let caught_up = follower.caught_up();
+        let engine = self.engine.clone();
+        Lookup::pending(async move {
+            if caught_up.await && !engine.backend.known.may_hold(id) {
+                return Ok(None);
+            }
+            // Created meanwhile, or the read failed: ask the table.
+            engine.find(id).await
+        })
     }
 
     /// Kept in memory and written in the background every 10 s (see

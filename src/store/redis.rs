@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 
 use super::feed;
+use super::feed_message::{parse_message, Message};
 use super::invalidation::change_payload;
 use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
 use crate::{RevocationReason, TokenId};
@@ -138,16 +139,19 @@ impl RedisChannel {
         target: impl Invalidate,
         heartbeat: Duration,
     ) -> Result<(), StoreError> {
-        self.listen_with(target, heartbeat, || {}).await
+        let changes = Changes {
+            target,
+            channel: self.inner.channel.clone(),
+            garbled: crate::trace::WarnThrottle::new(),
+        };
+        self.listen_with(changes, heartbeat).await
     }
 
-    /// [`RedisChannel::listen`], calling `lost` as soon as the
-    /// subscription is declared dead.
+    /// Hands what the channel carries to `receiver`, with a heartbeat.
     pub(crate) async fn listen_with(
         &self,
-        target: impl Invalidate,
+        receiver: impl feed::Receiver,
         heartbeat: Duration,
-        lost: impl Fn() + Send + 'static,
     ) -> Result<(), StoreError> {
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(StoreError::unavailable)?;
@@ -164,13 +168,40 @@ impl RedisChannel {
             // stops it.
             publisher: tokio::sync::Mutex::new(None),
         };
-        let task = feed::spawn_listener(source, target, heartbeat, lost).await?;
+        let task = feed::spawn_listener(source, receiver, heartbeat).await?;
         self.inner
             .tasks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(task);
         Ok(())
+    }
+}
+
+/// What [`RedisChannel::listen`] does with a message: a change of feed
+/// format 1 is passed on (anyone who may publish on the channel is
+/// believed: see SECURITY.md), anything else is ignored.
+struct Changes<T> {
+    target: T,
+    channel: String,
+    garbled: crate::trace::WarnThrottle,
+}
+
+impl<T: Invalidate> feed::Receiver for Changes<T> {
+    fn message(&self, payload: &str) {
+        match parse_message(payload) {
+            Message::Change(change) => self.target.invalidate(&change),
+            // Feed format 2 points at a PostgreSQL change table, which
+            // only `PostgresStore::listen_on` reads.
+            Message::Wake => {}
+            Message::Garbled => {
+                crate::trace::feed_garbled(&self.garbled, &self.channel, payload.len());
+            }
+        }
+    }
+
+    fn back(&self) {
+        self.target.invalidate(&Change::All);
     }
 }
 
