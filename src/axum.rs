@@ -30,8 +30,14 @@ use http::StatusCode;
 
 use crate::Authenticated;
 
-/// Rejection of the [`Authenticated`] extractor: the route is not behind an
-/// [`crate::AuthLayer`]. A wiring mistake, answered 500 so it is noticed,
+/// Rejection of the [`Authenticated`] extractor: no token was verified for
+/// this request.
+///
+/// Behind an [`AuthLayer::optional`](crate::AuthLayer::optional) layer, a
+/// request without credentials gets the layer's own answer to a missing
+/// token (401 with the challenge, or your responder's answer), exactly as
+/// a required layer would have sent. With no auth layer in front of the
+/// route at all, it is a wiring mistake, answered 500 so it is noticed,
 /// never with the handler's data.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the route is not behind tower_pat::AuthLayer")]
@@ -39,11 +45,15 @@ pub struct MissingAuthLayer;
 
 impl IntoResponse for MissingAuthLayer {
     fn into_response(self) -> Response {
-        (
+        let mut res = (
             StatusCode::INTERNAL_SERVER_ERROR,
             "authentication is not configured for this route",
         )
-            .into_response()
+            .into_response();
+        // An optional auth layer around the route replaces this answer.
+        res.extensions_mut()
+            .insert(crate::auth::CredentialsRequired);
+        res
     }
 }
 

@@ -158,3 +158,59 @@ async fn a_scoped_route_behind_an_optional_layer_answers_401_missing_credentials
         tower_pat::RejectionKind::MissingCredentials
     );
 }
+
+/// Issue #22 (7): behind an optional layer, a handler that takes
+/// `Authenticated` (not `Option<Authenticated>`) gets, for a request
+/// without credentials, exactly what the layer sends for a missing token:
+/// not the 500 that means "no layer here".
+#[tokio::test]
+async fn a_handler_requiring_a_token_behind_an_optional_layer_answers_as_the_layer() {
+    let f = Fixture::new();
+    let handler = get(|who: Authenticated| async move { format!("for {}", who.owner()) });
+    let required = Router::new().route("/me", handler.clone()).layer(f.layer());
+    let optional = Router::new()
+        .route("/me", handler.clone())
+        .layer(f.layer().optional());
+    let anonymous = || https("/me").body(axum::body::Body::empty()).unwrap();
+    let (want_status, want_headers, want_body) = parts(send(&required, anonymous()).await).await;
+    let res = send(&optional, anonymous()).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let (status, headers, body) = parts(res).await;
+    assert_eq!(
+        (status, headers, body),
+        (want_status, want_headers, want_body)
+    );
+
+    // A custom responder's answer, too.
+    let custom = Router::new()
+        .route("/me", handler.clone())
+        .layer(f.layer().optional().responder(|r: &tower_pat::Rejection| {
+            http::Response::builder()
+                .status(418)
+                .header("x-why", r.kind().as_str())
+                .body(axum::body::Body::empty())
+                .unwrap()
+        }));
+    let res = send(&custom, anonymous()).await;
+    assert_eq!(res.status().as_u16(), 418);
+    assert_eq!(res.headers()["x-why"], "missing_credentials");
+
+    // A valid token still reaches the handler; a handler answering 500
+    // on its own is left alone.
+    let (t, _) = f.token(&["orders:read"]).await;
+    let res = send(&optional, bearer("/me", &t)).await;
+    assert_eq!(parts(res).await.2, b"for demo-store");
+    let failing = Router::new()
+        .route(
+            "/boom",
+            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "handler failed") }),
+        )
+        .layer(f.layer().optional());
+    let res = send(
+        &failing,
+        https("/boom").body(axum::body::Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(parts(res).await.2, b"handler failed");
+}

@@ -53,6 +53,14 @@ pin_project! {
             #[pin]
             future: S::Future,
         },
+        // Let through without credentials by an optional layer: a handler
+        // that required them answers as the layer would have.
+        CallingAnonymous {
+            #[pin]
+            future: S::Future,
+            responder: R,
+            config: Arc<Config>,
+        },
         Rejected {
             response: Option<S::Response>,
         },
@@ -66,7 +74,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Verifying { .. } => "verifying",
-            State::Calling { .. } => "calling",
+            State::Calling { .. } | State::CallingAnonymous { .. } => "calling",
             State::Rejected { .. } => "rejected",
         };
         f.debug_struct("ResponseFuture")
@@ -74,6 +82,12 @@ where
             .finish()
     }
 }
+
+/// Marks a response of a handler that required credentials the request
+/// did not carry (set by the axum `Authenticated` extractor). Behind an
+/// optional layer, the layer answers such a request itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CredentialsRequired;
 
 /// Builds the rejection response, and attaches the typed reason when the
 /// layer was asked to.
@@ -102,6 +116,16 @@ where
     pub(super) fn calling(future: S::Future) -> Self {
         Self {
             state: State::Calling { future },
+        }
+    }
+
+    pub(super) fn calling_anonymous(future: S::Future, responder: R, config: Arc<Config>) -> Self {
+        Self {
+            state: State::CallingAnonymous {
+                future,
+                responder,
+                config,
+            },
         }
     }
 
@@ -174,6 +198,27 @@ where
                 }
                 StateProj::Calling { future } => {
                     let out = ready!(future.poll(cx));
+                    this.state.set(State::Rejected { response: None });
+                    return Poll::Ready(out);
+                }
+                StateProj::CallingAnonymous {
+                    future,
+                    responder,
+                    config,
+                } => {
+                    let out = ready!(future.poll(cx));
+                    // The handler wanted a token this request did not
+                    // carry (the `Authenticated` extractor marked its
+                    // answer): the layer's own answer to a missing token.
+                    let out = match out {
+                        Ok(res) if res.extensions().get::<CredentialsRequired>().is_some() => {
+                            Ok(respond(
+                                config.rejection(RejectionKind::MissingCredentials),
+                                responder,
+                            ))
+                        }
+                        other => other,
+                    };
                     this.state.set(State::Rejected { response: None });
                     return Poll::Ready(out);
                 }

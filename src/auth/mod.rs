@@ -60,6 +60,8 @@ mod verify;
 pub(crate) use self::authenticated::Anonymous;
 pub use self::authenticated::Authenticated;
 pub(crate) use self::future::respond;
+#[allow(unused_imports)] // used by the axum extractor
+pub(crate) use self::future::CredentialsRequired;
 pub use self::future::ResponseFuture;
 pub use self::layer::AuthLayer;
 #[doc(hidden)]

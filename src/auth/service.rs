@@ -65,7 +65,11 @@ where
             Begun::Refused(rejection) => ResponseFuture::rejected(rejection, &self.responder),
             Begun::Anonymous => {
                 req.extensions_mut().insert(Anonymous);
-                ResponseFuture::calling(self.inner.call(req))
+                ResponseFuture::calling_anonymous(
+                    self.inner.call(req),
+                    self.responder.clone(),
+                    self.config.clone(),
+                )
             }
             Begun::Verified(auth) => {
                 crate::trace::authenticated(auth.token_id());
