@@ -88,7 +88,9 @@ pub async fn serve(args: ServeArgs, store_args: StoreArgs) -> Result<()> {
     let leaks = leak_reports(tokens.clone(), KeyDocument::new(&args.scanner_keys)?);
     let app = api::app(auth, &config, leaks, args.unprotected_twin)
         .merge(admin::router(tokens.clone(), store_args.data_dir.clone()))
-        .layer(Extension(TlsConnection));
+        .layer(Extension(TlsConnection))
+        // Outermost: every HTTPS answer, the auth layer's 401s included.
+        .layer(axum::middleware::map_response(strict_transport_security));
 
     if let Some(http_addr) = args.http_addr {
         let listener = tokio::net::TcpListener::bind(http_addr)
@@ -108,6 +110,19 @@ pub async fn serve(args: ServeArgs, store_args: StoreArgs) -> Result<()> {
         .serve(app.into_make_service_with_connect_info::<SocketAddr>())
         .await
         .with_context(|| format!("serving on {}", args.addr))
+}
+
+/// HSTS on every HTTPS answer: browsers that saw it never try plain HTTP
+/// on this host for a year, so a token cannot leak through a first request
+/// typed without `https://`. Not `includeSubDomains`: a host knows its own
+/// subdomains, a demo does not. Never sent by the plain-HTTP listener
+/// (browsers ignore it there, RFC 6797 §8.1).
+async fn strict_transport_security(mut res: axum::response::Response) -> axum::response::Response {
+    res.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static("max-age=31536000"),
+    );
+    res
 }
 
 fn display_addr(addr: SocketAddr) -> String {

@@ -149,10 +149,26 @@ impl Browser {
         }
     }
 
+    /// Takes a screenshot of the page; writes it over the README's copy in
+    /// `docs/` only when `UPDATE_SCREENSHOTS=1` (running the tests leaves
+    /// the checkout as it was).
     async fn screenshot(&self, name: &str) {
         let png = self.c().screenshot().await.unwrap();
-        std::fs::create_dir_all(docs_dir()).unwrap();
-        std::fs::write(docs_dir().join(name), png).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1000,
+            "{name}: not a screenshot"
+        );
+        let path = docs_dir().join(name);
+        if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+            std::fs::create_dir_all(docs_dir()).unwrap();
+            std::fs::write(&path, png).unwrap();
+        } else {
+            assert!(
+                path.is_file(),
+                "{} is missing: rerun with UPDATE_SCREENSHOTS=1",
+                path.display()
+            );
+        }
     }
 
     async fn text(&self, css: &str) -> String {
@@ -325,6 +341,41 @@ async fn the_seeds_five_steps_in_a_real_browser_then_revoke() {
     // The list, narrow: still readable on a phone.
     b.set_window_size(390, 844).await.unwrap();
     browser.screenshot("tokens-list-phone.png").await;
+
+    // Issue #22 (5): signing out removes the `__Host-` cookie from the
+    // browser (a removal cookie without `Secure` is refused by Chromium),
+    // and the pages ask for the password again.
+    let session_cookie = || async {
+        b.get_all_cookies()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name() == "__Host-nuvlyx-admin")
+    };
+    assert!(session_cookie().await.is_some(), "signed in: a cookie");
+    browser
+        .follow(Locator::Css("form[action='/admin/sign-out'] button"))
+        .await;
+    assert!(b
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/admin/sign-in"));
+    assert_eq!(
+        session_cookie().await.map(|c| c.value().to_owned()),
+        None,
+        "the session cookie outlived the sign-out"
+    );
+    b.goto(&format!("{}/admin/tokens", demo.base()))
+        .await
+        .unwrap();
+    assert!(b
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/admin/sign-in"));
     browser.close().await;
 }
 
@@ -603,6 +654,142 @@ async fn failed_sign_ins_are_rate_limited() {
         .unwrap();
     assert!(wait > 14 * 60, "{wait}");
     assert!(res.headers().get("set-cookie").is_none(), "not signed in");
+}
+
+/// An HTTPS client of the demo whose connections come from `ip` (an
+/// address of the loopback range: the server sees it as the peer).
+fn http_from(demo: &Demo, ip: &str) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = std::fs::read(demo.dir.join("cert.pem")).unwrap();
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+/// The demo server's peak resident memory (`VmHWM`), in MiB.
+fn peak_rss_mib(demo: &Demo) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", demo.child.id())).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kib / 1024
+}
+
+/// Sends `password` from each client at once; the statuses.
+async fn sign_in_all(clients: &[reqwest::Client], url: &str, password: &str) -> Vec<u16> {
+    let sends = clients.iter().map(|c| {
+        let (c, url, password) = (c.clone(), url.to_owned(), password.to_owned());
+        tokio::spawn(async move {
+            c.post(url)
+                .form(&[("password", password)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    });
+    let mut out = Vec::new();
+    for s in sends.collect::<Vec<_>>() {
+        out.push(s.await.unwrap());
+    }
+    out
+}
+
+/// Issue #22 (1): 150 concurrent wrong sign-ins from one address check at
+/// most 5 passwords (counted before hashing, one at a time per address);
+/// 150 from 150 addresses are all checked, at most two at a time, so the
+/// server's peak memory stays far below what 150 Argon2id hashes at once
+/// take (19 MiB each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sign_ins_check_few_passwords_and_bound_memory() {
+    let demo = Demo::start(&data_dir());
+    let url = format!("{}/admin/sign-in", demo.base());
+    let one = http_from(&demo, "127.0.0.2");
+    let statuses = sign_in_all(&vec![one; 150], &url, "not the password").await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    eprintln!(
+        "one address: {checked} checked, {refused} refused; peak RSS {} MiB",
+        peak_rss_mib(&demo)
+    );
+    assert!(checked <= 5, "{checked} passwords checked for one address");
+    assert_eq!(checked + refused, 150, "{statuses:?}");
+
+    let many: Vec<_> = (0..150)
+        .map(|i| http_from(&demo, &format!("127.0.1.{}", i + 1)))
+        .collect();
+    let started = Instant::now();
+    let statuses = sign_in_all(&many, &url, "not the password").await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    let peak = peak_rss_mib(&demo);
+    eprintln!(
+        "150 addresses: all checked in {:?}; peak RSS {peak} MiB",
+        started.elapsed()
+    );
+    assert!(peak < 200, "peak RSS {peak} MiB");
+}
+
+/// Issue #22 (2): five wrong guesses from each of 21 addresses do not lock
+/// the admin out: during the attack and after it, the right password from
+/// an address the attacker does not control signs in within 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_guesses_from_many_addresses_never_lock_out_the_right_password() {
+    let demo = Demo::start(&data_dir());
+    let url = format!("{}/admin/sign-in", demo.base());
+    let password = admin_password(&demo);
+    let attackers: Vec<_> = (0..21)
+        .map(|i| http_from(&demo, &format!("127.0.2.{}", i + 1)))
+        .collect();
+    let attack = {
+        let (attackers, url) = (attackers.clone(), url.clone());
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..5 {
+                statuses.extend(sign_in_all(&attackers, &url, "not the password").await);
+            }
+            statuses
+        })
+    };
+    let sign_in_from = |ip: &'static str| {
+        let (client, url, password) = (http_from(&demo, ip), url.clone(), password.clone());
+        async move {
+            let started = Instant::now();
+            loop {
+                let res = client
+                    .post(&url)
+                    .form(&[("password", &password)])
+                    .send()
+                    .await
+                    .unwrap();
+                if res.status() == 303 {
+                    return started.elapsed();
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "the right password is refused: {}",
+                    res.status()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let during = sign_in_from("127.0.3.1").await;
+    let statuses = attack.await.unwrap();
+    assert_eq!(statuses.len(), 105);
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    // The attacker's addresses are used up; everyone else is not.
+    let sixth = sign_in_all(&attackers, &url, &password).await;
+    assert!(sixth.iter().all(|s| *s == 429), "{sixth:?}");
+    let after = sign_in_from("127.0.3.2").await;
+    eprintln!("signed in during the attack in {during:?}, after it in {after:?}");
 }
 
 #[test]

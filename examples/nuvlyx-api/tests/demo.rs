@@ -140,6 +140,57 @@ fn every_route_answers_by_its_scope() {
     assert_eq!(demo.curl("GET", "/api/v1/external/nope", Some(&all)).0, 404);
 }
 
+/// Issue #22 (9): every HTTPS answer carries HSTS for at least a year, the
+/// auth layer's refusals included; the plain-HTTP listener sends none.
+#[test]
+fn every_https_answer_carries_hsts_and_plain_http_none() {
+    let demo = Demo::start(&data_dir());
+    let all = demo.demo_token();
+    let limited = demo.create("hsts", "wallet:read");
+    let cases = [
+        ("GET", "/api/v1/external/orders", Some(all.as_str()), 200),
+        ("GET", "/api/v1/external/orders", None, 401),
+        ("GET", "/api/v1/external/orders", Some("nvl_live_junk"), 401),
+        (
+            "GET",
+            "/api/v1/external/orders",
+            Some(limited.as_str()),
+            403,
+        ),
+        ("GET", "/openapi.json", None, 200),
+        ("GET", "/admin/sign-in", None, 200),
+        ("GET", "/admin/tokens", None, 303),
+        ("GET", "/no/such/route", None, 404),
+    ];
+    for (method, path, token, want) in cases {
+        let (status, head) = demo.curl(method, path, token);
+        assert_eq!(status, want, "{method} {path}");
+        let hsts = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("strict-transport-security")
+                    .then(|| value.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("{method} {path}: no HSTS in {head}"));
+        let max_age: u64 = hsts
+            .split(';')
+            .find_map(|d| d.trim().strip_prefix("max-age="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{hsts}"));
+        assert!(max_age >= 31_536_000, "{method} {path}: {hsts}");
+    }
+    let plain = raw_http(
+        demo.http_port,
+        "GET /api/v1/external/orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(plain.to_lowercase().starts_with("http/1.1 403"), "{plain}");
+    assert!(
+        !plain.to_lowercase().contains("strict-transport-security"),
+        "HSTS over plain HTTP: {plain}"
+    );
+}
+
 /// Sends raw bytes to `port` and returns the whole response.
 fn raw_http(port: u16, request: &str) -> String {
     use std::io::{Read, Write};

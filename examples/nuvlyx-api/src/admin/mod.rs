@@ -34,7 +34,7 @@ use tower_pat::{TokenId, TokenRecord, TokenStatus};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
 
-use self::security::SignInLimiter;
+use self::security::{PasswordChecker, Refused, SignInLimiter};
 use crate::commands::fmt_time;
 use crate::store::Store;
 
@@ -61,6 +61,7 @@ struct Admin {
     tokens: TokenManager<Store>,
     data_dir: Arc<PathBuf>,
     limiter: Arc<SignInLimiter>,
+    passwords: Arc<PasswordChecker>,
 }
 
 /// The admin pages under `/admin`, managing tokens through `tokens`, with
@@ -79,6 +80,7 @@ pub fn router(tokens: TokenManager<Store>, data_dir: PathBuf) -> Router {
         tokens,
         data_dir: Arc::new(data_dir),
         limiter: Arc::default(),
+        passwords: Arc::default(),
     };
     Router::new()
         .route("/admin", get(|| async { Redirect::to("/admin/tokens") }))
@@ -209,6 +211,16 @@ fn already_submitted(csrf: &str) -> Response {
     )
 }
 
+/// 429 with the sign-in form, `text`, and `Retry-After`.
+fn too_many(text: &str, wait: Duration) -> Response {
+    let mut res = html(StatusCode::TOO_MANY_REQUESTS, pages::sign_in(Some(text)));
+    res.headers_mut().insert(
+        header::RETRY_AFTER,
+        wait.as_secs().max(1).to_string().parse().expect("digits"),
+    );
+    res
+}
+
 async fn sign_in_page(session: Session) -> Page {
     if signed_in(&session).await.is_ok() {
         return Ok(see_other("/admin/tokens"));
@@ -228,31 +240,47 @@ async fn sign_in(
     Form(form): Form<SignIn>,
 ) -> Page {
     let client = peer.ip();
-    if let Err(wait) = admin.limiter.check(client) {
-        let mut res = html(
-            StatusCode::TOO_MANY_REQUESTS,
-            pages::sign_in(Some("Too many failed sign-ins: wait before trying again.")),
-        );
-        res.headers_mut().insert(
-            header::RETRY_AFTER,
-            wait.as_secs().max(1).to_string().parse().expect("digits"),
-        );
-        return Err(res);
-    }
-    let dir = admin.data_dir.clone();
-    let ok = tokio::task::spawn_blocking(move || security::check_password(&dir, &form.password))
+    // Counted before the password is hashed: concurrent attempts cannot
+    // all pass the gate.
+    let attempt = match admin.limiter.begin(client) {
+        Ok(attempt) => attempt,
+        Err(Refused::LimitReached(wait)) => {
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            let text = format!(
+                "Too many failed sign-ins from your address: try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            );
+            return Err(too_many(&text, wait));
+        }
+        Err(Refused::InFlight) => {
+            return Err(too_many(
+                "A sign-in from your address is being checked: try again in a moment.",
+                Duration::from_secs(1),
+            ));
+        }
+    };
+    let Some(ok) = admin
+        .passwords
+        .check(&admin.data_dir, form.password)
         .await
         .map_err(failure)?
-        .map_err(failure)?;
+    else {
+        let mut res = html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::sign_in(Some("Sign-ins are busy: try again in a moment.")),
+        );
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        return Err(res);
+    };
     if !ok {
-        admin.limiter.failed(client);
         tracing::warn!(client = %client, "failed admin sign-in");
         return Err(html(
             StatusCode::UNAUTHORIZED,
             pages::sign_in(Some("Wrong password.")),
         ));
     }
-    admin.limiter.succeeded(client);
+    attempt.succeeded();
     // A new session id at sign-in: a fixated id is worth nothing.
     session.cycle_id().await.map_err(failure)?;
     let state = AdminSession {
