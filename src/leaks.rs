@@ -50,6 +50,12 @@
 //!   is still revoked).
 //! - The feedback is optional and allows either `token_hash` or
 //!   `token_raw`: see above.
+//! - It does not say whether signatures are normalised to low-S, so both
+//!   forms are accepted: refusing high-S could refuse real reports. The
+//!   malleability this allows gives nothing: anyone can turn a signed
+//!   report into a second valid signature of the **same** body, and
+//!   replaying a report only revokes again what it revoked already (no
+//!   event, no change; `a_high_s_signature_verifies_and_its_replay_changes_nothing`).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -83,7 +89,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -105,8 +113,12 @@ const KEY_ID_HEADER: &str = "github-public-key-identifier";
 const SIGNATURE_HEADER: &str = "github-public-key-signature";
 /// Reports larger than this are refused unless `max_body` says otherwise.
 const DEFAULT_MAX_BODY: usize = 1024 * 1024;
-/// An unknown key id fetches the keys again at most this often.
+/// An unknown key id fetches the keys again at most this often; after a
+/// failed fetch, the wait doubles with each failure up to
+/// [`MAX_REFETCH_BACKOFF`].
 const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+/// The longest wait after failed fetches.
+const MAX_REFETCH_BACKOFF: Duration = Duration::from_secs(16 * 60);
 /// The longest `url` kept on a revoked record.
 const MAX_URL_LEN: usize = 2048;
 
@@ -198,11 +210,24 @@ impl KeySource for Vec<ScannerKey> {
     }
 }
 
-/// The keys last fetched, and when.
+/// The keys last fetched, and when a fetch was last tried.
 #[derive(Default)]
 struct KeyCache {
     keys: Vec<ScannerKey>,
-    fetched_at: Option<Instant>,
+    tried_at: Option<Instant>,
+    /// Failed fetches in a row.
+    failures: u32,
+}
+
+impl KeyCache {
+    /// Whether a fetch may be tried now: once per [`REFETCH_INTERVAL`],
+    /// doubling with each failure in a row.
+    fn fetch_due(&self) -> bool {
+        let wait = REFETCH_INTERVAL
+            .saturating_mul(1 << self.failures.saturating_sub(1).min(8))
+            .min(MAX_REFETCH_BACKOFF);
+        self.tried_at.is_none_or(|at| at.elapsed() >= wait)
+    }
 }
 
 struct Shared<S> {
@@ -446,7 +471,8 @@ impl<S: TokenAdmin> Shared<S> {
     }
 
     /// The key named `id`: from the keys last fetched, or fetched anew
-    /// (at most once per [`REFETCH_INTERVAL`] for unknown ids).
+    /// (at most once per [`REFETCH_INTERVAL`] for unknown ids, less often
+    /// after failures).
     async fn key(&self, id: &str) -> Result<VerifyingKey, Refusal> {
         if let Some(key) = self.cached(id) {
             return Ok(key);
@@ -456,25 +482,42 @@ impl<S: TokenAdmin> Shared<S> {
         if let Some(key) = self.cached(id) {
             return Ok(key);
         }
-        let due = {
-            let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-            cache
-                .fetched_at
-                .is_none_or(|at| at.elapsed() >= REFETCH_INTERVAL)
-        };
-        if !due {
-            return Err(Refusal::UnknownKey);
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            if !cache.fetch_due() {
+                // Waiting after a failure: the scanner should retry later.
+                return Err(if cache.failures > 0 {
+                    Refusal::KeysUnavailable
+                } else {
+                    Refusal::UnknownKey
+                });
+            }
+            // Counted as tried before the fetch: a fetch that never ends
+            // does not let every request start another.
+            cache.tried_at = Some(Instant::now());
         }
-        let keys = self
-            .source
-            .fetch()
-            .await
-            .map_err(|_| Refusal::KeysUnavailable)?;
+        let fetched = self.source.fetch().await;
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        *cache = KeyCache {
-            keys,
-            fetched_at: Some(Instant::now()),
-        };
+        cache.tried_at = Some(Instant::now());
+        match fetched {
+            Ok(keys) => {
+                cache.keys = keys;
+                cache.failures = 0;
+            }
+            Err(_e) => {
+                cache.failures = cache.failures.saturating_add(1);
+                // At most one line per fetch tried, and fetches are
+                // limited as above: the log is rate-limited with them.
+                #[cfg(feature = "tracing")]
+                tracing::warn!(
+                    target: "tower_pat::leaks",
+                    error = %_e,
+                    failures = cache.failures,
+                    "fetching the scanner's public keys failed; reports signed with unknown keys are answered 503 until a fetch works"
+                );
+                return Err(Refusal::KeysUnavailable);
+            }
+        }
         cache
             .keys
             .iter()

@@ -2,6 +2,10 @@
 //! report revokes exactly the tokens it names; nothing unsigned, tampered
 //! or malformed revokes anything.
 
+#[cfg(feature = "tracing")]
+#[path = "common/capture.rs"]
+mod capture;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -361,7 +365,7 @@ async fn keys_are_fetched_once_refetched_for_a_new_key_and_never_in_a_loop() {
     assert_eq!(w.keys.fetches.load(Ordering::SeqCst) - before, 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn when_the_keys_cannot_be_fetched_the_answer_is_503_and_nothing_is_revoked() {
     let w = world();
     let token = w.mint("ci bot").await;
@@ -370,11 +374,89 @@ async fn when_the_keys_cannot_be_fetched_the_answer_is_503_and_nothing_is_revoke
     let (status, _) = w.report(&body).await;
     assert_eq!(status, 503, "the scanner retries");
     assert_eq!(w.status(&token).await, 200);
-    // The key endpoint is back: the retried report goes through (a failed
-    // fetch does not start the one-minute wait).
+    // The key endpoint is back, but a failed fetch waits its minute like
+    // any other: the retried report is 503 again, without a fetch.
     w.keys.down.store(false, Ordering::SeqCst);
+    assert_eq!(w.report(&body).await.0, 503);
+    assert_eq!(w.keys.fetches.load(Ordering::SeqCst), 1);
+    tokio::time::advance(std::time::Duration::from_secs(61)).await;
     assert_eq!(w.report(&body).await.0, 200);
     assert_eq!(w.status(&token).await, 401);
+    assert_eq!(w.keys.fetches.load(Ordering::SeqCst), 2);
+}
+
+/// Issue #22 (4): made-up key ids while the key endpoint fails cause one
+/// fetch, not one per request, and one warning per fetch; the waits
+/// double with each failure in a row.
+#[tokio::test(start_paused = true)]
+async fn failed_key_fetches_are_limited_with_backoff_and_logged() {
+    #[cfg(feature = "tracing")]
+    let (log, _guard) = capture::capture_everything();
+    let w = world();
+    w.keys.down.store(true, Ordering::SeqCst);
+    let body = report_of(&["nvl_live_nothing"], URL);
+    let made_up = |i: usize| {
+        let body = body.clone();
+        Request::post("/")
+            .header("GITHUB-PUBLIC-KEY-IDENTIFIER", format!("made-up-{i}"))
+            .header("GITHUB-PUBLIC-KEY-SIGNATURE", sign(&signing_key(7), &body))
+            .body(body)
+            .unwrap()
+    };
+    for i in 0..30 {
+        let res = w.endpoint.clone().oneshot(made_up(i)).await.unwrap();
+        assert_eq!(res.status(), 503);
+    }
+    assert_eq!(
+        w.keys.fetches.load(Ordering::SeqCst),
+        1,
+        "one fetch for 30 requests"
+    );
+    // A minute later: one more try, which fails too; the next waits two.
+    tokio::time::advance(std::time::Duration::from_secs(61)).await;
+    for i in 0..30 {
+        w.endpoint.clone().oneshot(made_up(i)).await.unwrap();
+    }
+    assert_eq!(w.keys.fetches.load(Ordering::SeqCst), 2);
+    tokio::time::advance(std::time::Duration::from_secs(61)).await;
+    w.endpoint.clone().oneshot(made_up(0)).await.unwrap();
+    assert_eq!(
+        w.keys.fetches.load(Ordering::SeqCst),
+        2,
+        "backoff: two minutes"
+    );
+    tokio::time::advance(std::time::Duration::from_secs(60)).await;
+    w.endpoint.clone().oneshot(made_up(0)).await.unwrap();
+    assert_eq!(w.keys.fetches.load(Ordering::SeqCst), 3);
+    #[cfg(feature = "tracing")]
+    {
+        let warnings: Vec<_> = log
+            .lines_at("WARN")
+            .into_iter()
+            .filter(|l| l.contains("fetching the scanner's public keys failed"))
+            .collect();
+        assert_eq!(warnings.len(), 3, "one warning per fetch: {warnings:?}");
+    }
+}
+
+/// Issue #22 (10): the contract does not say whether signatures are
+/// low-S, so both forms verify; the second form of a signature is a replay
+/// of the same body, which changes nothing.
+#[tokio::test]
+async fn a_high_s_signature_verifies_and_its_replay_changes_nothing() {
+    let w = world();
+    let token = w.mint("ci bot").await;
+    let body = report_of(&[&token], URL);
+    let signature: Signature = signing_key(7).sign(body.as_bytes());
+    let (r, s) = signature.split_scalars();
+    let flipped = Signature::from_scalars(r, -*s).unwrap();
+    let encode = |sig: &Signature| base64::engine::general_purpose::STANDARD.encode(sig.to_der());
+    assert_ne!(encode(&signature), encode(&flipped));
+    assert_eq!(w.post(KEY_ID, &encode(&signature), &body).await.0, 200);
+    assert_eq!(w.status(&token).await, 401);
+    assert_eq!(w.revocations(), 1);
+    assert_eq!(w.post(KEY_ID, &encode(&flipped), &body).await.0, 200);
+    assert_eq!(w.revocations(), 1, "the replay revoked nothing more");
 }
 
 #[test]
