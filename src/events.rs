@@ -4,9 +4,10 @@
 //! An [`EventSink`] receives each [`Event`]. `TokenManager::events` sets
 //! the manager's; its default, [`TracingEvents`], writes each event as an
 //! INFO `tracing` event (with the `tracing` feature; nothing without it).
-//! `AuthLayer::events` sets the layer's, for tokens seen over plain HTTP;
-//! by default the layer reports those only in its rate-limited WARN log
-//! line. Events carry ids and metadata, never a secret.
+//! `AuthLayer::events` sets the layer's, for live tokens whose secret was
+//! seen over plain HTTP (checked against the store first); by default the
+//! layer reports those only in its WARN log line. Events carry ids and
+//! metadata, never a secret.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -82,9 +83,12 @@ pub enum Event {
         /// The owner.
         owner: OwnerId,
     },
-    /// A well-formed token arrived over plain HTTP: consider it exposed.
+    /// A live token's secret arrived over plain HTTP: it is exposed,
+    /// revoke it. Sent only after the secret was checked against the store
+    /// (ids are public: a real id with a made-up secret is not reported),
+    /// at most once a day per token.
     TokenExposed {
-        /// The token's id (the request was refused before any lookup).
+        /// The token's id.
         id: TokenId,
     },
     /// A token expires within `within`: reported once per token and

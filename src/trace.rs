@@ -20,6 +20,7 @@ mod imp {
 
     /// How often at most a WARN/ERROR line of each kind is written per realm.
     const WINDOW: Duration = Duration::from_secs(10);
+    use crate::auth::Sighting;
     use crate::response::{Rejection, RejectionKind};
     use crate::store::StoreError;
     use crate::TokenId;
@@ -110,20 +111,66 @@ mod imp {
         }
     }
 
-    pub(crate) fn token_exposed(id: TokenId, budgets: &LogBudgets) {
-        match budgets.exposed.take() {
-            Some(held_back) => tracing::warn!(
+    /// A well-formed token arrived over plain HTTP (and was refused). Its
+    /// secret is checked in the background (`auth::exposure`); nothing
+    /// here says it is real.
+    pub(crate) fn token_sighted(id: TokenId, sighting: Sighting, budgets: &LogBudgets) {
+        match sighting {
+            Sighting::OverBudget => match budgets.exposed.take() {
+                Some(held_back) => tracing::warn!(
+                    target: "tower_pat",
+                    token_id = %id,
+                    held_back,
+                    "well-formed tokens seen over plain HTTP faster than they can be checked; this one was not checked (held_back: further ones since the previous line, each at DEBUG)"
+                ),
+                None => tracing::debug!(
+                    target: "tower_pat",
+                    token_id = %id,
+                    "well-formed token seen over plain HTTP, not checked (check budget used up)"
+                ),
+            },
+            Sighting::Checking => tracing::debug!(
                 target: "tower_pat",
                 token_id = %id,
-                held_back,
-                "well-formed token received over plain HTTP: consider it exposed and revoke it (held_back: further such tokens since the previous line, each at DEBUG)"
+                "well-formed token seen over plain HTTP; checking its secret against the store"
             ),
-            None => tracing::debug!(
+            Sighting::Known => tracing::debug!(
                 target: "tower_pat",
                 token_id = %id,
-                "well-formed token received over plain HTTP: consider it exposed and revoke it"
+                "well-formed token seen over plain HTTP, checked already"
             ),
         }
+    }
+
+    /// The secret of a token seen over plain HTTP matches a live token.
+    pub(crate) fn token_exposed(id: TokenId) {
+        tracing::warn!(
+            target: "tower_pat",
+            token_id = %id,
+            secret_verified = true,
+            "live token received over plain HTTP (secret verified against the store): it is exposed, revoke it"
+        );
+    }
+
+    /// The secret of a token seen over plain HTTP is not that of a live
+    /// token: made up, or the token is revoked or expired already.
+    pub(crate) fn exposure_not_verified(id: TokenId, matched_a_dead_token: bool) {
+        tracing::debug!(
+            target: "tower_pat",
+            token_id = %id,
+            secret_verified = false,
+            matched_a_dead_token,
+            "token seen over plain HTTP is not a live token's secret: nothing to revoke"
+        );
+    }
+
+    /// The store could not say; a later sighting checks again.
+    pub(crate) fn exposure_unchecked(id: TokenId) {
+        tracing::debug!(
+            target: "tower_pat",
+            token_id = %id,
+            "token seen over plain HTTP could not be checked (the store failed)"
+        );
     }
 
     pub(crate) fn store_error(id: TokenId, e: &StoreError, budgets: &LogBudgets) {
@@ -218,7 +265,13 @@ mod imp {
     #[inline(always)]
     pub(crate) fn rejected(_: &Rejection, _: &LogBudgets) {}
     #[inline(always)]
-    pub(crate) fn token_exposed(_: TokenId, _: &LogBudgets) {}
+    pub(crate) fn token_sighted(_: TokenId, _: crate::auth::Sighting, _: &LogBudgets) {}
+    #[inline(always)]
+    pub(crate) fn token_exposed(_: TokenId) {}
+    #[inline(always)]
+    pub(crate) fn exposure_not_verified(_: TokenId, _: bool) {}
+    #[inline(always)]
+    pub(crate) fn exposure_unchecked(_: TokenId) {}
     #[inline(always)]
     pub(crate) fn store_error(_: TokenId, _: &StoreError, _: &LogBudgets) {}
     #[inline(always)]

@@ -1,6 +1,13 @@
 //! Lifecycle events: what the manager and the layer report, once each,
 //! with ids and metadata only.
 
+#[cfg(feature = "tracing")]
+#[path = "common/capture.rs"]
+mod capture;
+mod conformance;
+
+use conformance::forge_secret;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -190,37 +197,215 @@ async fn expiring_soon_is_reported_once_per_token_and_threshold() {
     );
 }
 
-#[tokio::test]
-async fn a_token_over_plain_http_is_reported_as_exposed() {
+/// A service behind an auth layer, as the tests call it.
+type Svc = tower::util::BoxCloneService<Request<()>, Response<()>, std::convert::Infallible>;
+
+/// A layer over `store` reporting to a recorder.
+fn plain_layer(store: MemoryStore) -> (Svc, Arc<Mutex<Vec<Event>>>) {
     let (sink, seen) = recorder();
-    let store = MemoryStore::new();
-    let minted = TokenManager::new(store.clone(), preset::nuvlyx_live())
-        .create(NewToken::new("bot", "shop", ["orders:read"]))
-        .await
-        .unwrap();
     let svc = AuthLayer::new(store, preset::nuvlyx_live())
         .events(sink)
         .responder(EmptyBody)
         .layer(service_fn(|_: Request<()>| async {
             Ok::<_, std::convert::Infallible>(Response::new(()))
         }));
-    let plain = |auth: &str| {
-        Request::get("/orders")
-            .header("authorization", auth)
-            .body(())
-            .unwrap()
-    };
-    let bearer = format!("Bearer {}", minted.token.expose_secret());
-    let res = svc.clone().oneshot(plain(&bearer)).await.unwrap();
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    (Svc::new(svc), seen)
+}
+
+fn plain(token: &str) -> Request<()> {
+    Request::get("/orders")
+        .header("authorization", format!("Bearer {token}"))
+        .body(())
+        .unwrap()
+}
+
+/// Lets the background exposure checks run (the test's clock is paused:
+/// time moves only when everything waits).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_live_token_over_plain_http_is_reported_as_exposed_once() {
+    let store = MemoryStore::new();
+    let minted = TokenManager::new(store.clone(), preset::nuvlyx_live())
+        .create(NewToken::new("bot", "shop", ["orders:read"]))
+        .await
+        .unwrap();
+    let (svc, seen) = plain_layer(store);
+    for _ in 0..3 {
+        let res = svc
+            .clone()
+            .oneshot(plain(minted.token.expose_secret()))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    }
+    settle().await;
     assert_eq!(
         take(&seen),
         [Event::TokenExposed {
             id: minted.record.id
-        }]
+        }],
+        "reported once, after its secret verified"
     );
+    // A day later it is reported again if it is still sent in clear.
+    tokio::time::advance(Duration::from_secs(24 * 3600 + 1)).await;
+    svc.clone()
+        .oneshot(plain(minted.token.expose_secret()))
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(take(&seen).len(), 1);
     // Junk over plain HTTP is refused the same way, and is no token.
-    let res = svc.oneshot(plain("Bearer nvl_live_junk")).await.unwrap();
+    let res = svc.oneshot(plain("nvl_live_junk")).await.unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    settle().await;
     assert!(take(&seen).is_empty());
+}
+
+/// The exposure check runs off the response path: a store that never
+/// answers does not delay the 403.
+#[tokio::test]
+async fn the_exposure_check_never_delays_the_answer() {
+    struct Hanging;
+    impl tower_pat::TokenStore for Hanging {
+        fn find(&self, _: tower_pat::TokenId) -> tower_pat::Lookup {
+            tower_pat::Lookup::pending(std::future::pending())
+        }
+    }
+    let svc = AuthLayer::new(Hanging, preset::nuvlyx_live())
+        .responder(EmptyBody)
+        .layer(service_fn(|_: Request<()>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(()))
+        }));
+    let token = preset::nuvlyx_live().format().mint();
+    let res = tokio::time::timeout(
+        Duration::from_millis(500),
+        svc.oneshot(plain(token.token.expose_secret())),
+    )
+    .await
+    .expect("the 403 waited for the store")
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
+/// Issue #22 (3): a real id with a made-up secret is not an exposure: no
+/// event, and nothing in the log advises revoking it; a revoked token seen
+/// in clear is not reported either.
+#[tokio::test(start_paused = true)]
+async fn a_real_id_with_a_made_up_secret_is_not_reported() {
+    // Process-wide: the checks log from the runtime, and a thread's own
+    // subscriber can miss lines whose call sites another test's thread
+    // registered first. Lines are told apart by token id.
+    #[cfg(feature = "tracing")]
+    let log = capture::capture_globally();
+    let store = MemoryStore::new();
+    let tokens = TokenManager::new(store.clone(), preset::nuvlyx_live());
+    let minted = tokens
+        .create(NewToken::new("bot", "shop", ["orders:read"]))
+        .await
+        .unwrap();
+    let forged = forge_secret(minted.token.expose_secret());
+    let (svc, seen) = plain_layer(store);
+    svc.clone().oneshot(plain(&forged)).await.unwrap();
+    settle().await;
+    assert!(
+        take(&seen).is_empty(),
+        "an unverified exposure was reported"
+    );
+    // The real secret afterwards is still reported (the forged one did
+    // not mark the id as decided).
+    svc.clone()
+        .oneshot(plain(minted.token.expose_secret()))
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(take(&seen).len(), 1);
+    // A revoked token in clear: nothing to revoke, nothing reported.
+    let other = tokens
+        .create(NewToken::new("old", "shop", ["orders:read"]))
+        .await
+        .unwrap();
+    tokens.revoke(other.record.id).await.unwrap();
+    svc.oneshot(plain(other.token.expose_secret()))
+        .await
+        .unwrap();
+    settle().await;
+    assert!(take(&seen).is_empty());
+    #[cfg(feature = "tracing")]
+    {
+        let text = log.text();
+        let ours = |id: tower_pat::TokenId| {
+            text.lines()
+                .filter(|l| l.contains(&format!("token_id={id}")))
+                .collect::<Vec<_>>()
+        };
+        let advising: Vec<_> = ours(minted.record.id)
+            .into_iter()
+            .filter(|l| l.contains("revoke it"))
+            .collect();
+        assert_eq!(advising.len(), 1, "{text}");
+        assert!(advising[0].contains("secret verified"), "{text}");
+        assert!(
+            ours(minted.record.id)
+                .iter()
+                .any(|l| l.contains("nothing to revoke")),
+            "{text}"
+        );
+        assert!(
+            !ours(other.record.id)
+                .iter()
+                .any(|l| l.contains("revoke it")),
+            "{text}"
+        );
+    }
+}
+
+/// Issue #22 (3): a flood of made-up tokens over plain HTTP sends no event
+/// (no webhook storm), checks within the budget, and does not silence a
+/// real exposure: the real token, sent again as a real client does, is
+/// reported during the flood.
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_made_up_tokens_neither_reports_nor_silences() {
+    let store = MemoryStore::new();
+    let minted = TokenManager::new(store.clone(), preset::nuvlyx_live())
+        .create(NewToken::new("bot", "shop", ["orders:read"]))
+        .await
+        .unwrap();
+    let (svc, seen) = plain_layer(store);
+    let format = preset::nuvlyx_live().format().clone();
+    let started = tokio::time::Instant::now();
+    let mut reported_at = None;
+    // 10,000 made-up tokens over 10 s; the real client sends its token
+    // every 100 ms meanwhile.
+    for i in 0..10_000u32 {
+        let made_up = format.mint();
+        svc.clone()
+            .oneshot(plain(made_up.token.expose_secret()))
+            .await
+            .unwrap();
+        if i % 100 == 0 {
+            svc.clone()
+                .oneshot(plain(minted.token.expose_secret()))
+                .await
+                .unwrap();
+        }
+        tokio::time::advance(Duration::from_millis(1)).await;
+        if reported_at.is_none() && !seen.lock().unwrap().is_empty() {
+            reported_at = Some(started.elapsed());
+        }
+    }
+    settle().await;
+    let events = take(&seen);
+    assert_eq!(
+        events,
+        [Event::TokenExposed {
+            id: minted.record.id
+        }],
+        "exactly the real exposure, once"
+    );
+    let when = reported_at.expect("reported");
+    eprintln!("the real exposure was reported {when:?} into the flood");
+    assert!(when < Duration::from_secs(5), "{when:?}");
 }

@@ -9,6 +9,7 @@ mod common;
 mod tls;
 
 use common::Fixture;
+use std::time::Duration;
 
 #[tokio::test]
 async fn https_client_sees_200_401_403_with_headers() {
@@ -79,7 +80,10 @@ async fn plain_http_on_a_real_socket_is_refused_and_not_redirected() {
         .unwrap();
     assert_eq!(res.status(), 403);
     assert!(res.headers().get("location").is_none());
-    assert_eq!(f.store.finds(), 0);
+    // At most the background exposure check looked the token up (never
+    // the request: `tests/events.rs` shows a hanging store does not delay
+    // the 403).
+    assert!(f.store.finds() <= 1, "{} lookups", f.store.finds());
 }
 
 #[tokio::test]
@@ -150,17 +154,31 @@ async fn absolute_form_https_target_over_plain_tcp_is_refused() {
         );
         assert_eq!(raw_status(addr, &request).await, 403, "{target}");
     }
-    assert_eq!(f.store.finds(), 0, "the token was never looked up");
-    // The token travelled in clear: the host is told, by id, to revoke it.
+    // No request waited for the store; the token was checked once, in
+    // the background, as an exposure (three sightings, one check).
+    let started = std::time::Instant::now();
+    while f.store.finds() == 0 && started.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        f.store.finds(),
+        1,
+        "one exposure check, no lookup on a request"
+    );
+    // The token travelled in clear and its secret is a live token's: the
+    // host is told, by id, to revoke it.
     #[cfg(feature = "tracing")]
     {
         let exposed: Vec<String> = log
             .text()
             .lines()
-            .filter(|l| l.contains("plain HTTP") && l.contains(&id.to_string()))
+            .filter(|l| {
+                l.contains(" WARN ") && l.contains("secret verified") && l.contains(&id.to_string())
+            })
             .map(str::to_owned)
             .collect();
-        assert!(!exposed.is_empty(), "no exposure event in:\n{}", log.text());
+        assert_eq!(exposed.len(), 1, "exposure lines in:\n{}", log.text());
     }
     let _ = id;
 }

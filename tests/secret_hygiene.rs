@@ -83,7 +83,7 @@ async fn trace_output_never_contains_a_token() {
     // The capture works: the events are there, with token ids.
     assert!(log.contains("request rejected"), "{log}");
     assert!(
-        log.contains("well-formed token received over plain HTTP"),
+        log.contains("well-formed token seen over plain HTTP"),
         "{log}"
     );
     assert!(log.contains("token store failed"), "{log}");

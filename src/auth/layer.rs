@@ -57,6 +57,7 @@ impl AuthLayer<ProblemDetails> {
                 clock_floor: AtomicU64::new(0),
                 optional: false,
                 events: None,
+                exposures: Default::default(),
             }),
             responder: ProblemDetails,
         }
@@ -78,6 +79,7 @@ impl<R> AuthLayer<R> {
                 clock_floor: AtomicU64::new(c.clock_floor.load(Ordering::Relaxed)),
                 optional: c.optional,
                 events: c.events.clone(),
+                exposures: Default::default(),
             });
         }
         Arc::get_mut(&mut self.config).expect("unique after copy")
@@ -200,12 +202,19 @@ impl<R> AuthLayer<R> {
         self
     }
 
-    /// Reports each well-formed token that arrives over plain HTTP (and is
-    /// refused) to `sink`, as [`Event::TokenExposed`](crate::events::Event),
-    /// so the host can revoke it or tell its owner. Without a sink, only the
-    /// WARN log line about exposure is written, at most one per 10 s (a
-    /// flood of such requests cannot flood the log); it is written either
-    /// way.
+    /// Reports each live token whose secret arrived over plain HTTP to
+    /// `sink`, as [`Event::TokenExposed`](crate::events::Event), so the host
+    /// can revoke it or tell its owner.
+    ///
+    /// Every well-formed token seen over plain HTTP (and refused, with or
+    /// without a sink) is checked against the store in the background,
+    /// since ids are public and anyone can send a real id with a made-up
+    /// secret. Only a secret that matches a live token is reported (once a
+    /// day per token) and logged at WARN as exposed; other sightings are
+    /// DEBUG lines that advise nothing. Checks never delay the response,
+    /// run at most 16 at once and 200 a second, and need a Tokio runtime;
+    /// a flood of made-up tokens sends no event and cannot hide a real
+    /// exposure that comes again after it.
     pub fn events(mut self, sink: impl crate::events::EventSink) -> Self {
         self.config_mut().events = Some(Arc::new(sink));
         self

@@ -51,6 +51,7 @@
 //! ```
 
 mod authenticated;
+mod exposure;
 mod future;
 mod layer;
 mod parse;
@@ -59,6 +60,7 @@ mod verify;
 
 pub(crate) use self::authenticated::Anonymous;
 pub use self::authenticated::Authenticated;
+pub(crate) use self::exposure::Sighting;
 pub(crate) use self::future::respond;
 #[allow(unused_imports)] // used by the axum extractor
 pub(crate) use self::future::CredentialsRequired;

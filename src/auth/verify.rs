@@ -13,7 +13,7 @@ use http::Request;
 use subtle::ConstantTimeEq;
 
 use super::{parse, Authenticated};
-use crate::events::{Event, Sink};
+use crate::events::Sink;
 use crate::response::{Realm, Rejection, RejectionKind};
 use crate::store::{used_recently, Found, Lookup, StoreError, StoreErrorKind, TokenStatus};
 use crate::transport::TransportPolicy;
@@ -33,9 +33,11 @@ pub(crate) struct Config {
     pub(super) clock_floor: AtomicU64,
     /// Requests without credentials go through, unauthenticated.
     pub(super) optional: bool,
-    /// Where tokens seen over plain HTTP are reported, if anywhere (the
-    /// budgeted WARN line of `crate::trace` is written either way).
+    /// Where live tokens seen over plain HTTP are reported, if anywhere
+    /// (the WARN line of `crate::trace` is written either way).
     pub(super) events: Option<Sink>,
+    /// The checks of tokens seen over plain HTTP.
+    pub(super) exposures: super::exposure::Exposures,
 }
 
 impl fmt::Debug for Config {
@@ -81,16 +83,12 @@ impl Config {
         if !self.transport.is_secure(req) {
             // Tell the host when a real-looking token travelled in clear
             // so it can be revoked.
-            let exposed = parse::token_and_id(req.headers(), self.tokens.format())
-                .ok()
-                .map(|(_, id)| id);
-            if let Some(id) = exposed {
-                crate::trace::token_exposed(id, &self.realm.log);
-                if let Some(events) = &self.events {
-                    events.event(&Event::TokenExposed { id });
-                }
+            let seen = parse::token_and_id(req.headers(), self.tokens.format()).ok();
+            if let Some((token, id)) = seen {
+                let sighting = self.exposures.sighted(self, id, token);
+                crate::trace::token_sighted(id, sighting, &self.realm.log);
             }
-            return refuse(RejectionKind::InsecureTransport, exposed);
+            return refuse(RejectionKind::InsecureTransport, seen.map(|(_, id)| id));
         }
 
         // 2. and 3. The `Authorization` header, and the token's format and

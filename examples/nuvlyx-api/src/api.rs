@@ -1,24 +1,20 @@
 //! The Nuvlyx external API: one route per row of the scope table.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tower_pat::leaks::LeakReports;
 use tower_pat::openapi::{BearerSecurity, ScopedRoute};
-use tower_pat::{AuthLayer, Authenticated, TokenConfig, TokenId};
+use tower_pat::{AuthLayer, Authenticated, TokenConfig};
 use utoipa::openapi::{OpenApi, Server};
 use utoipa::Modify;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::store::Store;
-use crate::webhooks::Webhooks;
-use tower_pat::events::{Event, EventSink};
 
 /// Which token called, as every handler reports it.
 fn caller(who: &Authenticated) -> Value {
@@ -206,72 +202,15 @@ async fn unprotected_orders() -> Json<Value> {
 }
 
 /// The plain-HTTP listener's application: every request, whatever its
-/// target or token, gets the same HTTPS-required answer (never a redirect),
-/// without running the auth layer or any handler. A well-formed token seen
-/// here travelled in clear: its id is logged so it can be revoked.
-pub fn plain_http_app(webhooks: Option<Webhooks>) -> Router {
-    let exposed = Arc::new(ExposureLog {
-        seen: Mutex::default(),
-        sink: webhooks.map(|w| Box::new(w.sink()) as Box<dyn EventSink>),
-    });
-    Router::new().fallback(move |headers: HeaderMap| {
-        let exposed = exposed.clone();
-        async move {
-            if let Ok(token) = tower_pat::bearer_token(&headers) {
-                if let Ok(id) = tower_pat::preset::nuvlyx_live().format().parse_bytes(token) {
-                    exposed.note(id);
-                }
-            }
-            https_required()
-        }
-    })
-}
-
-/// The HTTPS-required answer: 403 with a problem+json body.
-fn https_required() -> Response {
-    let body = json!({
-        "type": "https://www.rfc-editor.org/rfc/rfc6750#section-5.3",
-        "title": "HTTPS required",
-        "status": 403,
-        "detail": "This API accepts requests over HTTPS only. If a token was sent over plain HTTP, revoke it.",
-        "error": "https_required",
-    });
-    (
-        StatusCode::FORBIDDEN,
-        [
-            (header::CONTENT_TYPE, "application/problem+json"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-/// Warns once per exposed token id, for the first 1,000 ids; past that, one
-/// line says further exposures are not listed, so a flood of made-up tokens
-/// cannot flood the log.
-struct ExposureLog {
-    seen: Mutex<HashSet<TokenId>>,
-    /// Where `token.exposed` events go (the webhooks), if anywhere.
-    sink: Option<Box<dyn EventSink>>,
-}
-
-const MAX_LISTED_EXPOSURES: usize = 1_000;
-
-impl ExposureLog {
-    fn note(&self, id: TokenId) {
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        if seen.len() > MAX_LISTED_EXPOSURES || seen.contains(&id) {
-            return;
-        }
-        seen.insert(id);
-        if seen.len() > MAX_LISTED_EXPOSURES {
-            tracing::warn!("more than {MAX_LISTED_EXPOSURES} distinct tokens seen over plain HTTP; further ones are not listed");
-        } else {
-            tracing::warn!(token_id = %id, "token received over plain HTTP: consider it exposed and revoke it (`tokens revoke {id}`)");
-            if let Some(sink) = &self.sink {
-                sink.event(&Event::TokenExposed { id });
-            }
-        }
-    }
+/// target or token, gets the auth layer's HTTPS-required answer (403,
+/// never a redirect), without running any handler. `auth` must not be
+/// told the connection is secure (no `TlsConnection` here). A well-formed
+/// token seen here travelled in clear: the layer checks its secret against
+/// the store off the response path, and reports (WARN, and `token.exposed`
+/// to its event sink) only a live token's, once a day per token; a flood of
+/// made-up tokens reports nothing.
+pub fn plain_http_app(auth: AuthLayer) -> Router {
+    Router::new()
+        .fallback(|| async { (StatusCode::FORBIDDEN, "HTTPS required") })
+        .layer(auth)
 }

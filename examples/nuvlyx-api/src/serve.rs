@@ -96,7 +96,13 @@ pub async fn serve(args: ServeArgs, store_args: StoreArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(http_addr)
             .await
             .with_context(|| format!("binding {http_addr}"))?;
-        let plain = api::plain_http_app(webhooks.clone());
+        // The same checks as the HTTPS layer; every request here is
+        // refused as plain HTTP, and real tokens seen here are reported.
+        let mut plain_auth = AuthLayer::new(store.clone(), config.clone()).realm("nuvlyx");
+        if let Some(hooks) = &webhooks {
+            plain_auth = plain_auth.events(hooks.sink());
+        }
+        let plain = api::plain_http_app(plain_auth);
         eprintln!("plain HTTP on http://{http_addr} (every request is refused: HTTPS required)");
         tokio::spawn(async move { axum::serve(listener, plain).await });
     }
