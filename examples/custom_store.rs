@@ -130,6 +130,7 @@ fn to_json(r: &TokenRecord) -> Value {
         "revoked_reason": r.revoked_reason.as_ref().map(|why| why.as_str()),
         "revoked_url": r.revoked_reason.as_ref().and_then(|why| why.url()),
         "last_used_at": r.last_used_at.map(micros),
+        "rotated_from": r.rotated_from.map(|id| id.to_string()),
     })
 }
 
@@ -152,6 +153,7 @@ fn from_json(row: &Value) -> Result<TokenRecord, Box<dyn std::error::Error>> {
             Some(RevocationReason::from_parts(why, url).ok_or("unknown revocation reason")?);
     }
     record.last_used_at = time(&row["last_used_at"]);
+    record.rotated_from = row["rotated_from"].as_str().map(str::parse).transpose()?;
     Ok(record)
 }
 
@@ -193,6 +195,30 @@ impl TokenAdmin for JsonFileStore {
         // An existing id is a conflict: a revoked token can never return.
         if state.records.iter().any(|r| r.id == record.id) {
             return Err(StoreError::new(StoreErrorKind::Conflict));
+        }
+        // One live token per owner and name, but for a rotation's
+        // successor: the token it replaces (and those that one replaced)
+        // may still be in their grace.
+        if record.holds_name_at(record.created_at) {
+            let mut replaced = Vec::new();
+            let mut next = record.rotated_from;
+            while let Some(id) = next.filter(|id| !replaced.contains(id)) {
+                replaced.push(id);
+                next = state
+                    .records
+                    .iter()
+                    .find(|r| r.id == id)
+                    .and_then(|r| r.rotated_from);
+            }
+            let taken = state.records.iter().any(|r| {
+                r.owner == record.owner
+                    && r.name == record.name
+                    && !replaced.contains(&r.id)
+                    && r.holds_name_at(record.created_at)
+            });
+            if taken {
+                return Err(StoreError::new(StoreErrorKind::NameInUse));
+            }
         }
         state.records.insert(0, Arc::new(record));
         self.save(&state)

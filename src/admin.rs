@@ -113,6 +113,15 @@ pub enum AdminError {
     /// No token with that id.
     #[error("no token with id {0}")]
     UnknownToken(TokenId),
+    /// The owner already has a live token with this name: rotate it, or
+    /// revoke it first.
+    #[error("{owner} already has a live token named {name:?}: rotate it, or revoke it first")]
+    NameInUse {
+        /// The owner.
+        owner: String,
+        /// The name.
+        name: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -178,8 +187,22 @@ impl<S: TokenAdmin> TokenManager<S> {
         &self.config
     }
 
-    /// Creates a token. Nothing is written unless every check passes.
+    /// Creates a token. Nothing is written unless every check passes. An
+    /// owner has one live token per name, as on GitHub:
+    /// [`AdminError::NameInUse`] while another of its tokens with this name
+    /// is neither revoked nor expired (rotate it, or revoke it first).
     pub async fn create(&self, req: NewToken) -> Result<CreatedToken, AdminError> {
+        self.create_replacing(req, None).await
+    }
+
+    /// [`TokenManager::create`], the new token replacing `replaces` by
+    /// rotation (kept on the record; it may share the old token's name
+    /// while that one is in its grace).
+    async fn create_replacing(
+        &self,
+        req: NewToken,
+        replaces: Option<TokenId>,
+    ) -> Result<CreatedToken, AdminError> {
         let scopes = self.config.catalog().grant(&req.scopes)?;
         let owner = OwnerId::new(&req.owner)?;
         let name = req.name.trim();
@@ -205,6 +228,7 @@ impl<S: TokenAdmin> TokenManager<S> {
             );
             record.preview = minted.token.preview().into();
             record.expires_at = expires_at;
+            record.rotated_from = replaces;
             match self.store.insert(record.clone()).await {
                 Ok(()) => {
                     self.events.event(&Event::TokenCreated {
@@ -220,6 +244,12 @@ impl<S: TokenAdmin> TokenManager<S> {
                     });
                 }
                 Err(e) if e.kind() == StoreErrorKind::Conflict => continue,
+                Err(e) if e.kind() == StoreErrorKind::NameInUse => {
+                    return Err(AdminError::NameInUse {
+                        owner: owner.as_str().to_owned(),
+                        name: name.to_owned(),
+                    })
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -296,7 +326,7 @@ impl<S: TokenAdmin> TokenManager<S> {
             old.scopes.iter().map(|s| s.as_str().to_owned()),
         );
         req.expires_in = lifetime;
-        let created = self.create(req).await?;
+        let created = self.create_replacing(req, Some(id)).await?;
         // The old token ends at `now + grace`, or at its own expiry if that
         // comes first. A grace too long for the clock to represent leaves
         // its expiry as it was (never "now").
@@ -469,7 +499,7 @@ mod tests {
 
         // With an expiry, a long grace never extends it.
         let expiring = tokens
-            .create(NewToken::new("t", "o", ["orders:read"]).expires_in(Duration::from_secs(3600)))
+            .create(NewToken::new("t2", "o", ["orders:read"]).expires_in(Duration::from_secs(3600)))
             .await
             .unwrap();
         tokens

@@ -62,7 +62,7 @@ use http::{Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::admin::{AdminError, NewToken, TokenManager};
+use crate::admin::{AdminError, CreatedToken, NewToken, TokenManager};
 use crate::transport::TlsConnection;
 use crate::{
     AuthLayer, Clock, EmptyBody, ManualClock, RevocationReason, StoreErrorKind, TokenAdmin,
@@ -354,6 +354,95 @@ pub async fn rotation_keeps_the_old_token_for_the_grace_only<H: Harness>() {
 }
 
 #[doc(hidden)]
+pub async fn one_live_token_per_name_and_rotations_keep_their_link<H: Harness>() {
+    let Some((store, clock, m)) = setup::<H>().await else {
+        return;
+    };
+    let new = |name: &str, owner: &str| NewToken::new(name, owner, ["orders:read"]);
+    let name_in_use =
+        |r: Result<CreatedToken, AdminError>| matches!(r, Err(AdminError::NameInUse { .. }));
+    let a = m.create(new("ci", "store-a")).await.unwrap();
+    assert!(name_in_use(m.create(new("ci", "store-a")).await));
+    // The store refuses it too, whoever inserts.
+    let format = crate::preset::nuvlyx_live();
+    let minted = format.format().mint();
+    let mut twin = TokenRecord::new(
+        minted.id,
+        minted.digest,
+        a.record.owner.clone(),
+        "ci",
+        a.record.scopes.clone(),
+        clock.now(),
+    );
+    assert_eq!(
+        store.insert(twin.clone()).await.unwrap_err().kind(),
+        StoreErrorKind::NameInUse
+    );
+    // Revoked or expired already: it holds no name.
+    twin.revoked_at = Some(clock.now());
+    twin.revoked_reason = Some(RevocationReason::Manual);
+    store.insert(twin).await.unwrap();
+    // Another owner, another name: free.
+    m.create(new("ci", "store-b")).await.unwrap();
+    m.create(new("ci 2", "store-a")).await.unwrap();
+
+    // A rotation's successor shares the name, and says whom it replaced.
+    let b = m
+        .rotate(a.record.id, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(b.record.rotated_from, Some(a.record.id));
+    let stored = store.find(b.record.id).await.unwrap().unwrap();
+    assert_eq!(stored.rotated_from, Some(a.record.id));
+    let listed = store.list(Some(&a.record.owner)).await.unwrap();
+    let link = |id| listed.iter().find(|r| r.id == id).unwrap().rotated_from;
+    assert_eq!(link(b.record.id), Some(a.record.id));
+    assert_eq!(link(a.record.id), None);
+    // A third token while both hold the name: refused; rotating the
+    // successor while the first is still in its grace: allowed.
+    assert!(name_in_use(m.create(new("ci", "store-a")).await));
+    let c = m
+        .rotate(b.record.id, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(c.record.rotated_from, Some(b.record.id));
+    clock.advance(Duration::from_secs(601));
+    assert!(
+        name_in_use(m.create(new("ci", "store-a")).await),
+        "c holds it"
+    );
+    m.revoke(c.record.id).await.unwrap();
+    m.create(new("ci", "store-a")).await.unwrap();
+    // An expired token frees its name.
+    m.create(new("short", "store-a").expires_in(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert!(name_in_use(m.create(new("short", "store-a")).await));
+    clock.advance(Duration::from_secs(10));
+    m.create(new("short", "store-a")).await.unwrap();
+
+    // Concurrent creations with one name: exactly one wins.
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let m = m.clone();
+            tokio::spawn(async move {
+                m.create(NewToken::new("race", "store-a", ["orders:read"]))
+                    .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(AdminError::NameInUse { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won, 1, "one live token named race");
+}
+
+#[doc(hidden)]
 pub async fn rotation_never_extends_the_original_expiry<H: Harness>() {
     let Some((store, clock, m)) = setup::<H>().await else {
         return;
@@ -627,6 +716,12 @@ macro_rules! conformance_tests {
             async fn rotation_keeps_the_old_token_for_the_grace_only() {
                 $crate::test_kit::rotation_keeps_the_old_token_for_the_grace_only::<$harness>()
                     .await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn one_live_token_per_name_and_rotations_keep_their_link() {
+                $crate::test_kit::one_live_token_per_name_and_rotations_keep_their_link::<$harness>(
+                )
+                .await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn rotation_never_extends_the_original_expiry() {

@@ -310,8 +310,9 @@ async fn every_invalid_token_answer_is_byte_identical() {
     let app = app_with(f.layer());
     let mk = |owner: &'static str, exp: Option<u64>| {
         let admin = admin.clone();
+        let name = f.name("t");
         async move {
-            let mut req = NewToken::new("t", owner, ["orders:read"]);
+            let mut req = NewToken::new(&name, owner, ["orders:read"]);
             if let Some(s) = exp {
                 req = req.expires_in(Duration::from_secs(s));
             }

@@ -31,8 +31,9 @@ async fn one_of_each(realm: &str) -> (axum::Router, Vec<String>) {
     let admin: TokenManager<_> = f.admin.clone();
     let mint = |owner: &'static str, lifetime: Option<u64>| {
         let admin = admin.clone();
+        let name = f.name("t");
         async move {
-            let mut req = NewToken::new("t", owner, ["orders:read"]);
+            let mut req = NewToken::new(&name, owner, ["orders:read"]);
             if let Some(s) = lifetime {
                 req = req.expires_in(Duration::from_secs(s));
             }

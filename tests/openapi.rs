@@ -46,6 +46,9 @@ async fn health() -> &'static str {
     "ok"
 }
 
+/// Token names: an owner has one live token per name.
+static NAMES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 struct App {
     router: axum::Router,
     api: Value,
@@ -101,7 +104,14 @@ impl App {
     async fn token(&self, scopes: &BTreeSet<String>) -> String {
         let created = self
             .tokens
-            .create(NewToken::new("t", "shop", scopes))
+            .create(NewToken::new(
+                &format!(
+                    "t{}",
+                    NAMES.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                ),
+                "shop",
+                scopes,
+            ))
             .await
             .unwrap();
         created.token.expose_secret().to_owned()

@@ -98,7 +98,11 @@ impl Instances {
     async fn token(&self) -> TokenId {
         let created = self
             .writer
-            .create(NewToken::new("bot", "shop", ["orders:read"]))
+            .create(NewToken::new(
+                &format!("bot {}", N.fetch_add(1, Ordering::SeqCst)),
+                "shop",
+                ["orders:read"],
+            ))
             .await
             .unwrap();
         // Let the creation's own announcement arrive before the reader

@@ -90,7 +90,33 @@ where
 
     pub(crate) async fn insert(&self, r: TokenRecord) -> Result<(), StoreError> {
         // The token row first: a revoked id cannot be inserted.
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let mut tx = if B::SQL.begin_insert.is_empty() {
+            self.pool.begin().await
+        } else {
+            self.pool.begin_with(B::SQL.begin_insert).await
+        }
+        .map_err(db_error)?;
+        if r.holds_name_at(r.created_at) {
+            if !B::SQL.lock_name.is_empty() {
+                sqlx::query(B::SQL.lock_name)
+                    .bind(format!("{}\n{}", r.owner.as_str(), r.name))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+            let (holders,): (i64,) = sqlx::query_as(B::SQL.name_holders)
+                .bind(r.owner.as_str().to_owned())
+                .bind(r.name.to_string())
+                .bind(to_micros(r.created_at))
+                // No token has the id of the one inserted (it is new).
+                .bind(id_to_db(r.rotated_from.unwrap_or(r.id)))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            if holders > 0 {
+                return Err(StoreError::new(StoreErrorKind::NameInUse));
+            }
+        }
         sqlx::query(B::SQL.insert)
             .bind(id_to_db(r.id))
             .bind(r.digest.as_bytes().to_vec())
@@ -101,6 +127,7 @@ where
             .bind(to_micros(r.created_at))
             .bind(r.expires_at.map(to_micros))
             .bind(r.last_used_at.map(to_micros))
+            .bind(r.rotated_from.map(id_to_db))
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;

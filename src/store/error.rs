@@ -21,6 +21,9 @@ pub enum StoreErrorKind {
     NotFound,
     /// A management call conflicts with existing data (duplicate id).
     Conflict,
+    /// The owner already has a live token with this name (see
+    /// [`TokenAdmin::insert`](super::TokenAdmin::insert)).
+    NameInUse,
 }
 
 impl fmt::Display for StoreErrorKind {
@@ -32,6 +35,7 @@ impl fmt::Display for StoreErrorKind {
             StoreErrorKind::Panicked => "token store panicked",
             StoreErrorKind::NotFound => "not found",
             StoreErrorKind::Conflict => "conflict",
+            StoreErrorKind::NameInUse => "the owner has a live token with this name",
         })
     }
 }

@@ -37,6 +37,12 @@ pub struct MemoryStore {
 struct Inner {
     tokens: HashMap<TokenId, Arc<TokenRecord>, BuildHasherDefault<IdHasher>>,
     suspended: HashSet<OwnerId>,
+    /// The newest token of each (owner, name), keyed by a keyed 64-bit
+    /// hash of the pair (16 bytes an entry): with the `rotated_from` links,
+    /// where the name check starts. A slot naming a token of another pair
+    /// (a hash collision) sends the check to a full scan.
+    newest_by_name: HashMap<u64, TokenId>,
+    names: std::hash::RandomState,
 }
 
 /// Hashes token ids without SipHash. The ids held here are minted from the
@@ -44,6 +50,35 @@ struct Inner {
 /// is enough to spread them. A request can name any id, but a lookup only
 /// probes the slots of the hash it names and inserts nothing, so made-up
 /// ids cannot degrade the table.
+impl Inner {
+    /// Whether a token other than those `record` replaces holds its name
+    /// at its `created_at` (see [`TokenAdmin::insert`]).
+    fn name_taken(&self, record: &TokenRecord) -> bool {
+        use std::hash::BuildHasher;
+        let same_name = |r: &TokenRecord| r.owner == record.owner && r.name == record.name;
+        // Only a rotation makes two tokens hold one name, and it links to
+        // the one it replaced: the newest token of the name and its chain
+        // of predecessors are all that can hold it.
+        let chain = |from: Option<TokenId>| {
+            // Bounded: links written by hand could form a loop.
+            std::iter::successors(from, |id| self.tokens.get(id)?.rotated_from).take(1024)
+        };
+        let replaced: HashSet<TokenId> = chain(record.rotated_from).collect();
+        let holds =
+            |r: &TokenRecord| !replaced.contains(&r.id) && r.holds_name_at(record.created_at);
+        let key = self.names.hash_one((record.owner.as_str(), &*record.name));
+        let newest = self.newest_by_name.get(&key).copied();
+        match newest.and_then(|id| self.tokens.get(&id)) {
+            None => false,
+            Some(r) if same_name(r) => chain(newest)
+                .filter_map(|id| self.tokens.get(&id))
+                .any(|r| holds(r)),
+            // A collision: look at every token.
+            Some(_) => self.tokens.values().any(|r| same_name(r) && holds(r)),
+        }
+    }
+}
+
 #[derive(Default)]
 struct IdHasher(u64);
 
@@ -128,8 +163,16 @@ impl TokenAdmin for MemoryStore {
         if inner.tokens.contains_key(&record.id) {
             return Err(StoreError::new(StoreErrorKind::Conflict));
         }
+        let key = {
+            use std::hash::BuildHasher;
+            inner.names.hash_one((record.owner.as_str(), &*record.name))
+        };
+        if record.holds_name_at(record.created_at) && inner.name_taken(&record) {
+            return Err(StoreError::new(StoreErrorKind::NameInUse));
+        }
         let mut record = record;
         record.owner_suspended = false;
+        inner.newest_by_name.insert(key, record.id);
         inner.tokens.insert(record.id, Arc::new(record));
         Ok(())
     }
@@ -203,7 +246,36 @@ impl TokenAdmin for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::{NewToken, TokenManager};
+    use crate::admin::{AdminError, NewToken, TokenManager};
+
+    /// A slot of the name index that points at a token of another owner
+    /// and name (what a 64-bit hash collision would do) still finds the
+    /// holder, by a full scan.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_name_index_collision_falls_back_to_a_scan() {
+        use std::hash::BuildHasher;
+        let store = MemoryStore::new();
+        let m = TokenManager::new(store.clone(), crate::preset::nuvlyx_live());
+        m.create(NewToken::new("x", "o", ["orders:read"]))
+            .await
+            .unwrap();
+        let other = m
+            .create(NewToken::new("y", "p", ["orders:read"]))
+            .await
+            .unwrap();
+        {
+            let mut inner = store.write();
+            let key = inner.names.hash_one(("o", "x"));
+            inner.newest_by_name.insert(key, other.record.id);
+        }
+        assert!(matches!(
+            m.create(NewToken::new("x", "o", ["orders:read"])).await,
+            Err(AdminError::NameInUse { .. })
+        ));
+        m.create(NewToken::new("z", "o", ["orders:read"]))
+            .await
+            .unwrap();
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn lookups_share_one_record_and_changes_do_not_touch_handed_out_ones() {

@@ -90,8 +90,14 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
 /// builds minting, rotation and revocation on top of it.
 #[async_trait]
 pub trait TokenAdmin: TokenStore {
-    /// Inserts a new record. Fails with [`StoreErrorKind::Conflict`] if the
-    /// id exists (a revoked record can never be replaced).
+    /// Inserts a new record, with its `rotated_from` link. Fails with
+    /// [`StoreErrorKind::Conflict`] if the id exists (a revoked record can
+    /// never be replaced), and with [`StoreErrorKind::NameInUse`] if the
+    /// record holds its name at its `created_at`
+    /// ([`TokenRecord::holds_name_at`]) while another token of the same
+    /// owner does too, unless that other token is the one it replaces
+    /// (`record.rotated_from`). The check and the insert are one atomic
+    /// step: of two concurrent inserts with one name, one fails.
     async fn insert(&self, record: TokenRecord) -> Result<(), StoreError>;
 
     /// Lists records, of one owner or of all, newest first.

@@ -85,6 +85,10 @@ pub struct TokenRecord {
     pub last_used_at: Option<SystemTime>,
     /// Whether the owner was suspended when this record was read.
     pub owner_suspended: bool,
+    /// The token this one replaced by rotation, if it was made by one: the
+    /// link the stores keep, so listings can tell a rotation's grace from
+    /// two tokens that merely share a name.
+    pub rotated_from: Option<TokenId>,
 }
 
 impl TokenRecord {
@@ -110,6 +114,7 @@ impl TokenRecord {
             revoked_reason: None,
             last_used_at: None,
             owner_suspended: false,
+            rotated_from: None,
         }
     }
 
@@ -117,6 +122,15 @@ impl TokenRecord {
     /// expiring at `t` is refused at `t`).
     pub fn is_expired_at(&self, now: SystemTime) -> bool {
         self.expires_at.is_some_and(|e| now >= e)
+    }
+
+    /// Whether this record holds its name at `at`: not revoked and not
+    /// expired (a suspended owner's tokens still hold theirs). An owner has
+    /// at most one such token per name, except a rotation's successor
+    /// while the token it replaced is in its grace (see
+    /// [`TokenAdmin::insert`](super::TokenAdmin::insert)).
+    pub fn holds_name_at(&self, at: SystemTime) -> bool {
+        self.revoked_at.is_none() && !self.is_expired_at(at)
     }
 
     /// Whether the token works at `now`, and if not, why: revoked first,

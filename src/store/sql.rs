@@ -24,6 +24,7 @@ pub(crate) struct RawRecord {
     revoked_url: Option<String>,
     last_used_at: Option<i64>,
     owner_suspended: bool,
+    rotated_from: Option<i64>,
 }
 
 impl RawRecord {
@@ -62,6 +63,7 @@ impl RawRecord {
         };
         record.last_used_at = self.last_used_at.map(from_micros);
         record.owner_suspended = self.owner_suspended;
+        record.rotated_from = self.rotated_from.map(db_to_id);
         Ok(record)
     }
 }
@@ -250,6 +252,7 @@ mod tests {
             revoked_url: None,
             last_used_at: None,
             owner_suspended: false,
+            rotated_from: None,
         };
         use super::super::StoreErrorKind::Corrupt;
         assert_eq!(
@@ -279,7 +282,7 @@ macro_rules! select_records {
     () => {
         "SELECT t.id, t.digest, t.owner, t.name, t.scopes, t.preview, t.created_at, \
          t.expires_at, r.revoked_at, r.reason AS revoked_reason, r.url AS revoked_url, t.last_used_at, \
-         COALESCE(o.suspended, FALSE) AS owner_suspended \
+         COALESCE(o.suspended, FALSE) AS owner_suspended, t.rotated_from \
          FROM tower_pat_tokens t \
          LEFT JOIN tower_pat_owners o ON o.owner = t.owner \
          LEFT JOIN tower_pat_revocations r ON r.id = t.id"
@@ -296,6 +299,19 @@ pub(crate) struct Dialect {
     pub(crate) list_all: &'static str,
     pub(crate) list_owner: &'static str,
     pub(crate) insert: &'static str,
+    /// Serialises the inserts of one (owner, name) until the transaction
+    /// ends, where a check and an insert are not atomic by themselves
+    /// (PostgreSQL); empty where the insert's transaction takes the write
+    /// lock from its start (SQLite, see `begin_insert`).
+    pub(crate) lock_name: &'static str,
+    /// How an insert's transaction begins: SQLite's `BEGIN IMMEDIATE`
+    /// takes the one write lock before the name check reads (a deferred
+    /// transaction would read, then fail to write after another writer);
+    /// empty for the default `BEGIN`.
+    pub(crate) begin_insert: &'static str,
+    /// How many tokens of an owner hold a name at a time, but the token a
+    /// rotation replaces and the ones that one replaced in turn.
+    pub(crate) name_holders: &'static str,
     /// Revokes an existing token; affects no row when it was revoked
     /// already or does not exist.
     pub(crate) revoke: &'static str,
@@ -309,7 +325,7 @@ pub(crate) struct Dialect {
 
 /// Writes one [`Dialect`] from a parameter marker (`"$"` or `"?"`).
 macro_rules! dialect {
-    ($p:literal) => {
+    ($p:literal, $lock_name:literal, $begin_insert:literal) => {
         Dialect {
             find: concat!(select_records!(), " WHERE t.id = ", $p, "1"),
             list_all: concat!(select_records!(), " ORDER BY t.created_at DESC, t.id"),
@@ -319,9 +335,26 @@ macro_rules! dialect {
                 $p,
                 "1 ORDER BY t.created_at DESC, t.id"
             ),
+            lock_name: $lock_name,
+            begin_insert: $begin_insert,
+            name_holders: concat!(
+                "WITH RECURSIVE replaced(id) AS (SELECT ",
+                $p,
+                "4 UNION SELECT t.rotated_from FROM tower_pat_tokens t \
+                 JOIN replaced ON t.id = replaced.id WHERE t.rotated_from IS NOT NULL) \
+                 SELECT COUNT(*) FROM tower_pat_tokens t \
+                 LEFT JOIN tower_pat_revocations r ON r.id = t.id \
+                 WHERE t.owner = ",
+                $p,
+                "1 AND t.name = ",
+                $p,
+                "2 AND r.id IS NULL AND (t.expires_at IS NULL OR t.expires_at > ",
+                $p,
+                "3) AND t.id NOT IN (SELECT id FROM replaced)"
+            ),
             insert: concat!(
                 "INSERT INTO tower_pat_tokens (id, digest, owner, name, scopes, preview, \
-                 created_at, expires_at, last_used_at) VALUES (",
+                 created_at, expires_at, last_used_at, rotated_from) VALUES (",
                 $p,
                 "1, ",
                 $p,
@@ -339,7 +372,9 @@ macro_rules! dialect {
                 $p,
                 "8, ",
                 $p,
-                "9)"
+                "9, ",
+                $p,
+                "10)"
             ),
             revoke: concat!(
                 "INSERT INTO tower_pat_revocations (id, revoked_at, reason, url) SELECT id, ",
@@ -390,7 +425,11 @@ macro_rules! dialect {
 
 /// PostgreSQL's statements.
 #[cfg(feature = "postgres")]
-pub(crate) const POSTGRES: Dialect = dialect!("$");
+pub(crate) const POSTGRES: Dialect = dialect!(
+    "$",
+    "SELECT pg_advisory_xact_lock(hashtext('tower_pat_name:' || current_schema() || ':' || $1))",
+    ""
+);
 /// SQLite's statements.
 #[cfg(feature = "sqlite")]
-pub(crate) const SQLITE: Dialect = dialect!("?");
+pub(crate) const SQLITE: Dialect = dialect!("?", "", "BEGIN IMMEDIATE");

@@ -41,6 +41,9 @@ pub struct Fixture {
     pub store: CountingStore,
     pub admin: TokenManager<MemoryStore>,
     pub config: TokenConfig,
+    /// Tokens minted by [`Fixture::token`]: an owner has one live token
+    /// per name, so the second is "test token 2", and so on.
+    minted: AtomicUsize,
 }
 
 impl Fixture {
@@ -56,16 +59,29 @@ impl Fixture {
             store,
             admin,
             config,
+            minted: AtomicUsize::new(0),
         }
     }
 
     pub async fn token(&self, scopes: &[&str]) -> (String, TokenId) {
         let c = self
             .admin
-            .create(NewToken::new("test token", "demo-store", scopes))
+            .create(NewToken::new(
+                &self.name("test token"),
+                "demo-store",
+                scopes,
+            ))
             .await
             .unwrap();
         (c.token.expose_secret().to_owned(), c.record.id)
+    }
+
+    /// `base` the first time, then `base 2`, `base 3`…
+    pub fn name(&self, base: &str) -> String {
+        match self.minted.fetch_add(1, Ordering::SeqCst) {
+            0 => base.to_owned(),
+            n => format!("{base} {}", n + 1),
+        }
     }
 
     pub fn layer(&self) -> AuthLayer {

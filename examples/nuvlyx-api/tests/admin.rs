@@ -702,6 +702,41 @@ async fn sign_in_all(clients: &[reqwest::Client], url: &str, password: &str) -> 
     out
 }
 
+/// Issue #22 (6): the page refuses a second live token with a name the
+/// store already has, says why in the form, and mints nothing.
+#[tokio::test]
+async fn the_page_refuses_a_second_live_token_with_the_same_name() {
+    let demo = Demo::start(&data_dir());
+    demo.create("ci bot", "orders:read");
+    let client = signed_in_http(&demo).await;
+    let base = demo.base();
+    let listed = demo.cli(&["tokens", "list"]).stdout;
+    let page = fetch_page(&client, format!("{base}/admin/tokens/new")).await;
+    let res = post_form(
+        &client,
+        format!("{base}/admin/tokens"),
+        &[
+            ("csrf", field(&page, "csrf").as_str()),
+            ("nonce", field(&page, "nonce").as_str()),
+            ("name", "ci bot"),
+            ("scopes", "orders:read"),
+        ],
+    )
+    .await;
+    assert!(res.status().is_client_error(), "{}", res.status());
+    let body = res.text().await.unwrap();
+    assert!(!body.contains("nvl_live_"), "a token was shown");
+    assert!(
+        body.contains("already has a live token named") && body.contains("role=\"alert\""),
+        "{body}"
+    );
+    assert_eq!(
+        demo.cli(&["tokens", "list"]).stdout,
+        listed,
+        "nothing minted"
+    );
+}
+
 /// Issue #22 (1): 150 concurrent wrong sign-ins from one address check at
 /// most 5 passwords (counted before hashing, one at a time per address);
 /// 150 from 150 addresses are all checked, at most two at a time, so the

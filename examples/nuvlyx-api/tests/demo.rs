@@ -128,7 +128,7 @@ fn every_route_answers_by_its_scope() {
         } else {
             "orders:read"
         };
-        let limited = demo.create("limited", other);
+        let limited = demo.create(&format!("limited {method} {path}"), other);
         let (status, head) = demo.curl(method, path, Some(&limited));
         assert_eq!(status, 403, "{method} {path}");
         assert!(head.contains(&format!("scope=\"{scope}\"")), "{head}");
@@ -266,6 +266,53 @@ fn cli_revocation_applies_to_the_running_server_at_once() {
     let unknown = demo.cli(&["tokens", "revoke", "0123456789abcdef"]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown token"));
+}
+
+/// Issue #22 (6): one live token per name and owner, as on GitHub: a
+/// second `tokens create` with the name is refused with a clear message
+/// and writes nothing; a rotation's successor shares it; once the token is
+/// revoked, the name is free.
+#[test]
+fn a_second_live_token_with_the_same_name_is_refused() {
+    let demo = Demo::start(&data_dir());
+    let first = demo.create("ci bot", "orders:read");
+    let listed = demo.cli(&["tokens", "list"]).stdout;
+    let again = demo.cli(&[
+        "tokens",
+        "create",
+        "--name",
+        "ci bot",
+        "--scopes",
+        "orders:read",
+    ]);
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("already has a live token named \"ci bot\""),
+        "{err}"
+    );
+    assert!(again.stdout.is_empty(), "no token printed");
+    assert_eq!(
+        demo.cli(&["tokens", "list"]).stdout,
+        listed,
+        "nothing written"
+    );
+    let rotated = demo.cli_with_stdin(&["tokens", "rotate", "-", "--grace", "1h"], &first);
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    let new = String::from_utf8(rotated.stdout).unwrap().trim().to_owned();
+    for token in [&first, &new] {
+        let revoked = demo.cli_with_stdin(&["tokens", "revoke", "-"], token);
+        assert!(
+            revoked.status.success(),
+            "{}",
+            String::from_utf8_lossy(&revoked.stderr)
+        );
+    }
+    demo.create("ci bot", "orders:read");
 }
 
 #[test]
@@ -810,7 +857,7 @@ fn the_openapi_document_is_public_valid_and_in_step_with_the_routes() {
             } else {
                 "orders:read"
             };
-            let limited = demo.create("limited", other);
+            let limited = demo.create(&format!("limited {method} {path}"), other);
             let (status, head) = demo.curl(&method.to_uppercase(), path, Some(&limited));
             assert_eq!(status, 403, "{method} {path}");
             assert!(head.contains(&format!("scope=\"{scope}\"")), "{head}");

@@ -318,16 +318,11 @@ fn status(r: &TokenRecord, all: &[TokenRecord], now: SystemTime) -> (&'static st
             let Some(expires) = r.expires_at else {
                 return ("active", "active".into());
             };
-            // Rotated: a newer token with the same name and scopes, made
-            // before this one ends.
-            let replaced = all.iter().any(|n| {
-                n.id != r.id
-                    && n.name == r.name
-                    && n.scopes == r.scopes
-                    && n.created_at >= r.created_at
-                    && n.created_at <= expires
-                    && n.revoked_at.is_none()
-            });
+            // Rotated: a token made by rotating this one (the link the
+            // store keeps), not merely one with the same name and scopes.
+            let replaced = all
+                .iter()
+                .any(|n| n.rotated_from == Some(r.id) && n.revoked_at.is_none());
             if replaced {
                 return (
                     "grace",
@@ -593,4 +588,40 @@ async fn js() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         pages::COPY_JS,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower_pat::{ScopeSet, TokenDigest};
+
+    fn record(id: u8, name: &str, created: SystemTime) -> TokenRecord {
+        let mut r = TokenRecord::new(
+            TokenId::from_bytes([id; 8]),
+            TokenDigest::of([id]),
+            ADMIN_STORE.parse().unwrap(),
+            name,
+            ScopeSet::parse(["orders:read"]).unwrap(),
+            created,
+        );
+        r.expires_at = Some(created + Duration::from_secs(30 * 24 * 3600));
+        r
+    }
+
+    /// Issue #22 (6): "in rotation grace" comes from the rotation link on
+    /// the record, never from a second token that merely shares the name
+    /// and scopes (rows from before the link, or written around the
+    /// manager).
+    #[test]
+    fn rotation_grace_is_read_from_the_link_not_guessed() {
+        let now = SystemTime::now();
+        let old = record(1, "ci", now);
+        let twin = record(2, "ci", now + Duration::from_secs(1));
+        let all = [old.clone(), twin];
+        assert_eq!(status(&old, &all, now).0, "active");
+        let mut successor = record(3, "ci", now + Duration::from_secs(2));
+        successor.rotated_from = Some(old.id);
+        let all = [old.clone(), successor];
+        assert_eq!(status(&old, &all, now).0, "grace");
+    }
 }

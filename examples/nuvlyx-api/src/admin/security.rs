@@ -67,9 +67,9 @@ pub fn check_password(data_dir: &Path, password: &str) -> Result<bool> {
     check_password_in(&mut Vec::new(), data_dir, password)
 }
 
-/// [`check_password`], hashing in `memory` (Argon2's blocks, 19 MiB with
-/// the defaults), which is sized on first use and kept: a thread that
-/// checks passwords allocates it once.
+/// Checks `password` against the stored hash (read anew), hashing in
+/// `memory` (Argon2's blocks, 19 MiB with the defaults), which is sized on
+/// first use and kept: a thread that checks passwords allocates it once.
 fn check_password_in(
     memory: &mut Vec<argon2::Block>,
     data_dir: &Path,
@@ -238,9 +238,10 @@ impl Default for PasswordChecker {
                         let Ok((dir, password, slot, answer)) = job else {
                             return;
                         };
-                        let _ = answer.send(check_password_in(&mut memory, &dir, &password));
-                        // Only now may another check start.
+                        let result = check_password_in(&mut memory, &dir, &password);
+                        // Hashing is over: another check may start.
                         drop(slot);
+                        let _ = answer.send(result);
                     }
                 })
                 .expect("spawning a password thread");
