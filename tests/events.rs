@@ -212,6 +212,18 @@ fn plain_layer(store: MemoryStore) -> (Svc, Arc<Mutex<Vec<Event>>>) {
     (Svc::new(svc), seen)
 }
 
+/// A store holding one live token, and a layer over it.
+async fn one_token_behind_a_plain_layer(
+) -> (tower_pat::admin::CreatedToken, Svc, Arc<Mutex<Vec<Event>>>) {
+    let store = MemoryStore::new();
+    let minted = TokenManager::new(store.clone(), preset::nuvlyx_live())
+        .create(NewToken::new("bot", "shop", ["orders:read"]))
+        .await
+        .unwrap();
+    let (svc, seen) = plain_layer(store);
+    (minted, svc, seen)
+}
+
 fn plain(token: &str) -> Request<()> {
     Request::get("/orders")
         .header("authorization", format!("Bearer {token}"))
@@ -227,12 +239,7 @@ async fn settle() {
 
 #[tokio::test(start_paused = true)]
 async fn a_live_token_over_plain_http_is_reported_as_exposed_once() {
-    let store = MemoryStore::new();
-    let minted = TokenManager::new(store.clone(), preset::nuvlyx_live())
-        .create(NewToken::new("bot", "shop", ["orders:read"]))
-        .await
-        .unwrap();
-    let (svc, seen) = plain_layer(store);
+    let (minted, svc, seen) = one_token_behind_a_plain_layer().await;
     for _ in 0..3 {
         let res = svc
             .clone()
@@ -368,12 +375,7 @@ async fn a_real_id_with_a_made_up_secret_is_not_reported() {
 /// reported during the flood.
 #[tokio::test(start_paused = true)]
 async fn a_flood_of_made_up_tokens_neither_reports_nor_silences() {
-    let store = MemoryStore::new();
-    let minted = TokenManager::new(store.clone(), preset::nuvlyx_live())
-        .create(NewToken::new("bot", "shop", ["orders:read"]))
-        .await
-        .unwrap();
-    let (svc, seen) = plain_layer(store);
+    let (minted, svc, seen) = one_token_behind_a_plain_layer().await;
     let format = preset::nuvlyx_live().format().clone();
     let started = tokio::time::Instant::now();
     let mut reported_at = None;

@@ -479,6 +479,28 @@ async fn post_form<T: serde::Serialize + ?Sized>(
     client.post(url).form(form).send().await.unwrap()
 }
 
+/// Fills the create form (its CSRF token and a fresh nonce) with `name`
+/// and one scope, and submits it.
+async fn submit_new_token(
+    client: &reqwest::Client,
+    base: &str,
+    name: &str,
+    scope: &str,
+) -> reqwest::Response {
+    let page = fetch_page(client, format!("{base}/admin/tokens/new")).await;
+    post_form(
+        client,
+        format!("{base}/admin/tokens"),
+        &[
+            ("csrf", field(&page, "csrf").as_str()),
+            ("nonce", field(&page, "nonce").as_str()),
+            ("name", name),
+            ("scopes", scope),
+        ],
+    )
+    .await
+}
+
 /// The body of `GET url`.
 async fn fetch_page(client: &reqwest::Client, url: String) -> String {
     client.get(url).send().await.unwrap().text().await.unwrap()
@@ -607,18 +629,7 @@ async fn the_page_showing_a_token_is_no_store_and_forms_need_their_csrf_token() 
     let list = fetch_page(&client, format!("{base}/admin/tokens")).await;
     assert!(list.contains("is active"));
     // A coming-soon scope cannot be granted, even by a crafted form.
-    let page = fetch_page(&client, format!("{base}/admin/tokens/new")).await;
-    let crafted = post_form(
-        &client,
-        format!("{base}/admin/tokens"),
-        &[
-            ("csrf", field(&page, "csrf").as_str()),
-            ("nonce", field(&page, "nonce").as_str()),
-            ("name", "crafted"),
-            ("scopes", "customers:write"),
-        ],
-    )
-    .await;
+    let crafted = submit_new_token(&client, &base, "crafted", "customers:write").await;
     assert_eq!(crafted.status(), 422);
     assert!(!crafted.text().await.unwrap().contains("nvl_live_"));
     let listed = String::from_utf8(demo.cli(&["tokens", "list"]).stdout).unwrap();
@@ -711,18 +722,7 @@ async fn the_page_refuses_a_second_live_token_with_the_same_name() {
     let client = signed_in_http(&demo).await;
     let base = demo.base();
     let listed = demo.cli(&["tokens", "list"]).stdout;
-    let page = fetch_page(&client, format!("{base}/admin/tokens/new")).await;
-    let res = post_form(
-        &client,
-        format!("{base}/admin/tokens"),
-        &[
-            ("csrf", field(&page, "csrf").as_str()),
-            ("nonce", field(&page, "nonce").as_str()),
-            ("name", "ci bot"),
-            ("scopes", "orders:read"),
-        ],
-    )
-    .await;
+    let res = submit_new_token(&client, &base, "ci bot", "orders:read").await;
     assert!(res.status().is_client_error(), "{}", res.status());
     let body = res.text().await.unwrap();
     assert!(!body.contains("nvl_live_"), "a token was shown");
