@@ -171,6 +171,11 @@ impl Browser {
         }
     }
 
+    /// The path of the page the browser shows.
+    async fn path(&self) -> String {
+        self.c().current_url().await.unwrap().path().to_owned()
+    }
+
     async fn text(&self, css: &str) -> String {
         self.c()
             .find(Locator::Css(css))
@@ -203,12 +208,7 @@ async fn the_seeds_five_steps_in_a_real_browser_then_revoke() {
         .sign_in(&sign_in_url(&demo), &admin_password(&demo))
         .await;
     // 2. Settings → API Tokens.
-    assert!(b
-        .current_url()
-        .await
-        .unwrap()
-        .path()
-        .ends_with("/admin/tokens"));
+    assert!(browser.path().await.ends_with("/admin/tokens"));
     assert_eq!(browser.text("h1").await, "API Tokens");
     assert!(browser.text("nav").await.contains("Settings"));
     browser.screenshot("tokens-list.png").await;
@@ -323,12 +323,7 @@ async fn the_seeds_five_steps_in_a_real_browser_then_revoke() {
     browser
         .follow(Locator::Css("main form button.danger"))
         .await;
-    assert!(b
-        .current_url()
-        .await
-        .unwrap()
-        .path()
-        .ends_with("/admin/tokens"));
+    assert!(browser.path().await.ends_with("/admin/tokens"));
     let status = browser
         .text(&format!("tr[data-token-id='{id}'] .status"))
         .await;
@@ -356,12 +351,7 @@ async fn the_seeds_five_steps_in_a_real_browser_then_revoke() {
     browser
         .follow(Locator::Css("form[action='/admin/sign-out'] button"))
         .await;
-    assert!(b
-        .current_url()
-        .await
-        .unwrap()
-        .path()
-        .ends_with("/admin/sign-in"));
+    assert!(browser.path().await.ends_with("/admin/sign-in"));
     assert_eq!(
         session_cookie().await.map(|c| c.value().to_owned()),
         None,
@@ -370,12 +360,7 @@ async fn the_seeds_five_steps_in_a_real_browser_then_revoke() {
     b.goto(&format!("{}/admin/tokens", demo.base()))
         .await
         .unwrap();
-    assert!(b
-        .current_url()
-        .await
-        .unwrap()
-        .path()
-        .ends_with("/admin/sign-in"));
+    assert!(browser.path().await.ends_with("/admin/sign-in"));
     browser.close().await;
 }
 
