@@ -419,7 +419,7 @@ async fn drive(args: &[String]) {
                     "tokens",
                     "create",
                     "--name",
-                    &format!("scale-new-{e}"),
+                    &format!("scale-new-{}-{e}", std::process::id()),
                     "--scopes",
                     "orders:read",
                 ],
