@@ -224,6 +224,11 @@ async fn one_token_behind_a_plain_layer(
     (minted, svc, seen)
 }
 
+/// Sends `token` over plain HTTP through `svc`.
+async fn send_plain(svc: &Svc, token: &str) -> Response<()> {
+    svc.clone().oneshot(plain(token)).await.unwrap()
+}
+
 fn plain(token: &str) -> Request<()> {
     Request::get("/orders")
         .header("authorization", format!("Bearer {token}"))
@@ -241,11 +246,7 @@ async fn settle() {
 async fn a_live_token_over_plain_http_is_reported_as_exposed_once() {
     let (minted, svc, seen) = one_token_behind_a_plain_layer().await;
     for _ in 0..3 {
-        let res = svc
-            .clone()
-            .oneshot(plain(minted.token.expose_secret()))
-            .await
-            .unwrap();
+        let res = send_plain(&svc, minted.token.expose_secret()).await;
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
     }
     settle().await;
@@ -258,14 +259,11 @@ async fn a_live_token_over_plain_http_is_reported_as_exposed_once() {
     );
     // A day later it is reported again if it is still sent in clear.
     tokio::time::advance(Duration::from_secs(24 * 3600 + 1)).await;
-    svc.clone()
-        .oneshot(plain(minted.token.expose_secret()))
-        .await
-        .unwrap();
+    send_plain(&svc, minted.token.expose_secret()).await;
     settle().await;
     assert_eq!(take(&seen).len(), 1);
     // Junk over plain HTTP is refused the same way, and is no token.
-    let res = svc.oneshot(plain("nvl_live_junk")).await.unwrap();
+    let res = send_plain(&svc, "nvl_live_junk").await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     settle().await;
     assert!(take(&seen).is_empty());
@@ -315,7 +313,7 @@ async fn a_real_id_with_a_made_up_secret_is_not_reported() {
         .unwrap();
     let forged = forge_secret(minted.token.expose_secret());
     let (svc, seen) = plain_layer(store);
-    svc.clone().oneshot(plain(&forged)).await.unwrap();
+    send_plain(&svc, &forged).await;
     settle().await;
     assert!(
         take(&seen).is_empty(),
@@ -323,10 +321,7 @@ async fn a_real_id_with_a_made_up_secret_is_not_reported() {
     );
     // The real secret afterwards is still reported (the forged one did
     // not mark the id as decided).
-    svc.clone()
-        .oneshot(plain(minted.token.expose_secret()))
-        .await
-        .unwrap();
+    send_plain(&svc, minted.token.expose_secret()).await;
     settle().await;
     assert_eq!(take(&seen).len(), 1);
     // A revoked token in clear: nothing to revoke, nothing reported.
@@ -335,9 +330,7 @@ async fn a_real_id_with_a_made_up_secret_is_not_reported() {
         .await
         .unwrap();
     tokens.revoke(other.record.id).await.unwrap();
-    svc.oneshot(plain(other.token.expose_secret()))
-        .await
-        .unwrap();
+    send_plain(&svc, other.token.expose_secret()).await;
     settle().await;
     assert!(take(&seen).is_empty());
     #[cfg(feature = "tracing")]
@@ -383,15 +376,9 @@ async fn a_flood_of_made_up_tokens_neither_reports_nor_silences() {
     // every 100 ms meanwhile.
     for i in 0..10_000u32 {
         let made_up = format.mint();
-        svc.clone()
-            .oneshot(plain(made_up.token.expose_secret()))
-            .await
-            .unwrap();
+        send_plain(&svc, made_up.token.expose_secret()).await;
         if i % 100 == 0 {
-            svc.clone()
-                .oneshot(plain(minted.token.expose_secret()))
-                .await
-                .unwrap();
+            send_plain(&svc, minted.token.expose_secret()).await;
         }
         tokio::time::advance(Duration::from_millis(1)).await;
         if reported_at.is_none() && !seen.lock().unwrap().is_empty() {

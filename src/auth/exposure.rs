@@ -33,15 +33,15 @@ use crate::events::Event;
 use crate::{TokenDigest, TokenId, TokenStatus};
 
 /// Checks running at once.
-pub(crate) const MAX_IN_FLIGHT: usize = 16;
+const MAX_IN_FLIGHT: usize = 16;
 /// Checks started per second, in the long run.
-pub(crate) const RATE: f64 = 200.0;
+const RATE: f64 = 200.0;
 /// Checks that may start at once after a quiet time.
-pub(crate) const BURST: f64 = 200.0;
+const BURST: f64 = 200.0;
 /// How long a verified exposure is not reported again.
-pub(crate) const VERIFIED_FOR: Duration = Duration::from_secs(24 * 3600);
+const VERIFIED_FOR: Duration = Duration::from_secs(24 * 3600);
 /// How long a sighting that did not verify is not checked again.
-pub(crate) const REFUSED_FOR: Duration = Duration::from_secs(3600);
+const REFUSED_FOR: Duration = Duration::from_secs(3600);
 /// Entries each map keeps at most (the oldest goes first).
 const MAX_REMEMBERED: usize = 16_384;
 /// How long one check may wait for the store.

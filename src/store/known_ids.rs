@@ -4,12 +4,12 @@
 //!
 //! A Bloom filter (`fastbloom`, SipHash-1-3 with a per-instance random
 //! seed, so nobody outside can compute ids that collide) built from one
-//! scan of the ids, then kept current by the change feed: every created
-//! token is announced, and its id is added before any cache hears of it.
-//! A filter never says "absent" for an id it was given, so a token whose
-//! creation has reached this instance is never refused. While the feed is
-//! down, and until the scan that follows its return has finished, there
-//! is no filter at all: every lookup asks the store.
+//! scan of the ids, then kept current from the change table
+//! (`pg_changes`): each created id is added before any cache hears of it,
+//! and a lookup of an id the filter does not hold reads the table first.
+//! A filter never says "absent" for an id it was given. After a bulk load,
+//! and until the scan that follows has finished, there is no filter at
+//! all: every lookup asks the store.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -115,9 +115,9 @@ impl KnownIds {
         !self.rescan_asked.swap(true, Ordering::SeqCst)
     }
 
-    /// The feed is down: stop filtering (every lookup asks the store) and
-    /// abandon any scan in progress.
-    pub(crate) fn lost(&self) {
+    /// Anything may have changed (a bulk load): stop filtering (every
+    /// lookup asks the store) and abandon any scan in progress.
+    pub(crate) fn drop_filter(&self) {
         let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
         slots.active = None;
         slots.pending = None;
@@ -135,8 +135,8 @@ impl KnownIds {
         (slots.generation, filter)
     }
 
-    /// Makes the scan of `generation` the active filter, unless the feed
-    /// was lost or another scan began meanwhile. Returns whether it did.
+    /// Makes the scan of `generation` the active filter, unless the filter
+    /// was dropped or another scan began meanwhile. Returns whether it did.
     pub(crate) fn publish(&self, generation: u64) -> bool {
         let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
         if slots.generation != generation {
@@ -184,7 +184,7 @@ mod tests {
     }
 
     #[test]
-    fn ids_announced_during_a_scan_are_kept_and_a_loss_stops_filtering() {
+    fn ids_announced_during_a_scan_are_kept_and_dropping_stops_filtering() {
         let known = KnownIds::default();
         let (generation, _f) = known.begin(10);
         // Announced while the scan runs: it must be in the new filter.
@@ -193,12 +193,12 @@ mod tests {
         assert!(known.may_hold(id(7)));
         assert!(!known.may_hold(id(8)));
 
-        known.lost();
-        assert!(known.may_hold(id(8)), "no filter while the feed is down");
+        known.drop_filter();
+        assert!(known.may_hold(id(8)), "no filter once dropped");
 
         // A scan that began before a loss never publishes.
         let (stale, _f) = known.begin(10);
-        known.lost();
+        known.drop_filter();
         assert!(!known.publish(stale));
         assert!(known.may_hold(id(9)));
         // Nor does one superseded by a newer scan.

@@ -52,9 +52,9 @@ struct Inner {
 /// ids cannot degrade the table.
 impl Inner {
     /// Whether a token other than those `record` replaces holds its name
-    /// at its `created_at` (see [`TokenAdmin::insert`]).
-    fn name_taken(&self, record: &TokenRecord) -> bool {
-        use std::hash::BuildHasher;
+    /// at its `created_at` (see [`TokenAdmin::insert`]); `key` is the
+    /// pair's slot in `newest_by_name`.
+    fn name_taken(&self, record: &TokenRecord, key: u64) -> bool {
         let same_name = |r: &TokenRecord| r.owner == record.owner && r.name == record.name;
         // Only a rotation makes two tokens hold one name, and it links to
         // the one it replaced: the newest token of the name and its chain
@@ -66,7 +66,6 @@ impl Inner {
         let replaced: HashSet<TokenId> = chain(record.rotated_from).collect();
         let holds =
             |r: &TokenRecord| !replaced.contains(&r.id) && r.holds_name_at(record.created_at);
-        let key = self.names.hash_one((record.owner.as_str(), &*record.name));
         let newest = self.newest_by_name.get(&key).copied();
         match newest.and_then(|id| self.tokens.get(&id)) {
             None => false,
@@ -167,7 +166,7 @@ impl TokenAdmin for MemoryStore {
             use std::hash::BuildHasher;
             inner.names.hash_one((record.owner.as_str(), &*record.name))
         };
-        if record.holds_name_at(record.created_at) && inner.name_taken(&record) {
+        if record.holds_name_at(record.created_at) && inner.name_taken(&record, key) {
             return Err(StoreError::new(StoreErrorKind::NameInUse));
         }
         let mut record = record;

@@ -333,7 +333,7 @@ fn apply(
         // A bulk load, or a row this version cannot read: no filter until
         // a new scan has finished, and nothing cached is trusted.
         None => {
-            known.lost();
+            known.drop_filter();
             follower.ask_scan();
             target.invalidate(&Change::All);
         }

@@ -445,14 +445,17 @@ async fn a_cross_site_form_post_is_refused() {
 /// An HTTPS client of the demo with a cookie jar (the admin's browser,
 /// minus the browser).
 fn http(demo: &Demo) -> reqwest::Client {
+    http_builder(demo).build().unwrap()
+}
+
+/// What every HTTPS client of these tests starts from.
+fn http_builder(demo: &Demo) -> reqwest::ClientBuilder {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ca = std::fs::read(demo.dir.join("cert.pem")).unwrap();
     reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 /// `POST url` with a form body.
@@ -655,12 +658,7 @@ async fn failed_sign_ins_are_rate_limited() {
 /// An HTTPS client of the demo whose connections come from `ip` (an
 /// address of the loopback range: the server sees it as the peer).
 fn http_from(demo: &Demo, ip: &str) -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let ca = std::fs::read(demo.dir.join("cert.pem")).unwrap();
-    reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
+    http_builder(demo)
         .local_address(ip.parse::<std::net::IpAddr>().unwrap())
         .build()
         .unwrap()
