@@ -11,7 +11,7 @@ import sys
 PROMISES = {
     # feature set -> the minimum Rust the README states for it
     "": "1.88",
-    "axum,tracing,grpc,cache,test-kit,utoipa,leak-reports,redis": "1.88",
+    "axum,tracing,grpc,cache,test-kit,redis": "1.88",
     "sqlite": "1.94",
     "postgres": "1.94",
 }
@@ -32,17 +32,27 @@ ours = next(p for p in meta["packages"] if p["name"] == "tower-pat")
 if ours.get("rust_version") != PROMISES[""]:
     sys.exit(f"Cargo.toml says rust-version {ours.get('rust_version')}, the README {PROMISES['']}")
 
+# Companion crates: each promises the rust-version its Cargo.toml declares,
+# with all its features.
+COMPANIONS = ["tower-pat-utoipa", "tower-pat-leak-reports"]
+checks = [("tower-pat", f, p) for f, p in PROMISES.items()]
+for name in COMPANIONS:
+    pkg = next(p for p in meta["packages"] if p["name"] == name)
+    checks.append((name, None, pkg["rust_version"]))
+
 failed = False
-for features, promise in PROMISES.items():
+for crate, features, promise in checks:
+    feature_args = (["--no-default-features", "--features", features]
+                    if features is not None else ["--all-features"])
     tree = subprocess.check_output(
-        ["cargo", "tree", "-p", "tower-pat", "--locked", "--no-default-features",
-         "--features", features, "-e", "normal", "--prefix", "none", "-f", "{p}"],
+        ["cargo", "tree", "-p", crate, "--locked", *feature_args,
+         "-e", "normal", "--prefix", "none", "-f", "{p}"],
         text=True,
     )
     highest, who = "0.0", "-"
     for line in tree.splitlines():
         parts = line.split()
-        if len(parts) < 2 or parts[0] == "tower-pat":
+        if len(parts) < 2 or parts[0] == crate or parts[0].startswith("tower-pat"):
             continue
         name, ver = parts[0], parts[1].lstrip("v")
         rv = declared.get((name, ver))
@@ -50,6 +60,7 @@ for features, promise in PROMISES.items():
             highest, who = rv, f"{name} {ver}"
     ok = version(highest) <= version(promise)
     failed |= not ok
-    print(f"features [{features or 'none'}]: needs Rust {highest} ({who}); promised {promise}: "
+    label = f"{crate} [{features or 'none'}]" if features is not None else f"{crate} [all features]"
+    print(f"{label}: needs Rust {highest} ({who}); promised {promise}: "
           + ("ok" if ok else "BROKEN"))
 sys.exit(1 if failed else 0)

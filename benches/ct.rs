@@ -163,21 +163,21 @@ fn forged_cases(token: &str) -> Vec<(Class, String)> {
 
 /// Diagnostics: the offline format check alone, then SHA-256 alone.
 fn parse_early_vs_late(runner: &mut CtRunner, _: &mut BenchRng) {
-    let token = tower_pat::preset::nuvlyx_live()
+    let token = nuvlyx::live()
         .format()
         .clone()
         .mint()
         .token
         .expose_secret()
         .to_owned();
-    let format = tower_pat::preset::nuvlyx_live().format().clone();
+    let format = nuvlyx::live().format().clone();
     for (class, forged) in forged_cases(&token) {
         runner.run_one(class, || format.parse(&forged).is_ok());
     }
 }
 
 fn sha_early_vs_late(runner: &mut CtRunner, _: &mut BenchRng) {
-    let token = tower_pat::preset::nuvlyx_live()
+    let token = nuvlyx::live()
         .format()
         .clone()
         .mint()
@@ -190,7 +190,7 @@ fn sha_early_vs_late(runner: &mut CtRunner, _: &mut BenchRng) {
 }
 
 fn header_early_vs_late(runner: &mut CtRunner, _: &mut BenchRng) {
-    let token = tower_pat::preset::nuvlyx_live()
+    let token = nuvlyx::live()
         .format()
         .clone()
         .mint()
@@ -224,12 +224,13 @@ fn verify_early_vs_late(runner: &mut CtRunner, _: &mut BenchRng) {
         .build()
         .unwrap();
     let store = std::sync::Arc::new(OneRecord(std::sync::RwLock::new(None)));
-    let svc = AuthLayer::new(store.clone(), tower_pat::preset::nuvlyx_live())
+    let svc = AuthLayer::builder(store.clone(), nuvlyx::live())
         .responder(EmptyBody)
+        .build()
         .layer(service_fn(|_: Request<()>| async {
             Ok::<_, Infallible>(Response::new(()))
         }));
-    let format = tower_pat::preset::nuvlyx_live().format().clone();
+    let format = nuvlyx::live().format().clone();
     let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
     // Read once: a per-sample lookup would allocate for one class only and
     // bias the timings (an A/A run showed |t| > 10 from that alone).

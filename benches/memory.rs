@@ -80,7 +80,7 @@ fn main() {
 
         // Bytes per MemoryStore entry.
         let store = MemoryStore::new();
-        let admin = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
+        let admin = TokenManager::new(store.clone(), nuvlyx::live());
         let before = live();
         let mut ids = Vec::with_capacity(N);
         for i in 0..N {
@@ -119,7 +119,7 @@ fn main() {
         let flood: usize = std::env::var("MEMORY_FLOOD").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
         let bound = 10_000u64;
         let cache = CachedStore::with_config(MemoryStore::new(), CacheConfig::default().max_negative_entries(bound));
-        let format = tower_pat::preset::nuvlyx_live().format().clone();
+        let format = nuvlyx::live().format().clone();
         let base = live();
         let mut after_bound = 0;
         for i in 0..flood {

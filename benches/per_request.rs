@@ -51,7 +51,7 @@ fn bench(c: &mut Criterion) {
 
     // Pieces of the per-request work, to tell where the overhead goes.
     let mut g = c.benchmark_group("components");
-    let format = tower_pat::preset::nuvlyx_live().format().clone();
+    let format = nuvlyx::live().format().clone();
     let token = format.mint().token.expose_secret().to_owned();
     let mut bad = token.clone().into_bytes();
     let end = bad.len() - 1;

@@ -70,7 +70,7 @@ fn micros(t: SystemTime) -> i64 {
 
 /// The demo's token format.
 static FORMAT: std::sync::LazyLock<tower_pat::TokenFormat> =
-    std::sync::LazyLock::new(|| tower_pat::preset::nuvlyx_live().format().clone());
+    std::sync::LazyLock::new(|| nuvlyx::live().format().clone());
 
 /// The id of a token, read by the token format itself.
 fn id_of(token: &str) -> TokenId {

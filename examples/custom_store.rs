@@ -26,8 +26,8 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::{
-    preset, AuthLayer, Lookup, OwnerId, RevocationReason, ScopeSet, StoreError, StoreErrorKind,
-    TokenAdmin, TokenDigest, TokenId, TokenRecord, TokenStore,
+    AuthLayer, Lookup, OwnerId, RevocationReason, ScopeSet, StoreError, StoreErrorKind, TokenAdmin,
+    TokenDigest, TokenId, TokenRecord, TokenStore,
 };
 
 /// Records kept in memory and written to a JSON file on every change.
@@ -284,7 +284,7 @@ impl TokenAdmin for JsonFileStore {
 async fn run(path: &Path) -> [StatusCode; 3] {
     // Mint through the manager: it validates the scopes against the
     // catalog and hands out the plaintext once; the store gets the digest.
-    let config = preset::nuvlyx_live();
+    let config = token_config();
     let minting = JsonFileStore::open(path).expect("store file");
     let created = TokenManager::new(minting, config.clone())
         .create(NewToken::new("json bot", "demo-store", ["orders:read"]))
@@ -329,7 +329,7 @@ fn scratch_file(name: &str) -> PathBuf {
 }
 
 fn rand_u64() -> u64 {
-    u64::from_be_bytes(*preset::nuvlyx_live().format().mint().id.as_bytes())
+    u64::from_be_bytes(*token_config().format().mint().id.as_bytes())
 }
 
 #[tokio::main]
@@ -345,6 +345,18 @@ async fn main() {
         "the file holds {} bytes; no plaintext token in it",
         file.len()
     );
+}
+
+/// This API's tokens: the format (`nvl_live_…`) and the scopes, as an
+/// adopter defines its own.
+fn token_config() -> tower_pat::TokenConfig {
+    tower_pat::TokenConfig::new(
+        tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).expect("a valid prefix"),
+        tower_pat::ScopeCatalog::new()
+            .scope("orders:read", "Read orders and their status.")
+            .scope("orders:write", "Create orders on behalf of customers.")
+            .scope("wallet:read", "Inspect wallet balance."),
+    )
 }
 
 #[cfg(test)]

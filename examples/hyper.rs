@@ -53,7 +53,7 @@ fn tls_config() -> (Arc<rustls::ServerConfig>, String) {
 /// Serves until the listener fails. Each TLS connection gets the markers.
 async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, store: MemoryStore) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let auth = AuthLayer::new(store, tower_pat::preset::nuvlyx_live());
+    let auth = AuthLayer::new(store, token_config());
     loop {
         let Ok((tcp, peer)) = listener.accept().await else {
             continue;
@@ -82,7 +82,7 @@ async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, store: Mem
 
 async fn start() -> (SocketAddr, String, String) {
     let store = MemoryStore::new();
-    let admin = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
+    let admin = TokenManager::new(store.clone(), token_config());
     let created = admin
         .create(NewToken::new(
             "hyper example",
@@ -113,6 +113,17 @@ async fn main() {
         addr.port()
     );
     std::future::pending::<()>().await;
+}
+
+/// This API's tokens: the format (`nvl_live_…`) and the scopes, as an
+/// adopter defines its own.
+fn token_config() -> tower_pat::TokenConfig {
+    tower_pat::TokenConfig::new(
+        tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).expect("a valid prefix"),
+        tower_pat::ScopeCatalog::new()
+            .scope("orders:read", "Read orders and their status.")
+            .scope("orders:write", "Create orders on behalf of customers."),
+    )
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{Request, Response, StatusCode};
 use tower::{Layer, Service, ServiceExt};
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::{AuthLayer, Lookup, MemoryStore, Rejection, TokenId, TokenStore};
+use tower_pat::{AuthLayer, AuthLayerBuilder, Lookup, MemoryStore, Rejection, TokenId, TokenStore};
 
 /// Allows `burst` failed authentications per client, refilled at
 /// `per_minute`; past that the client gets 429 until its budget refills.
@@ -155,13 +155,13 @@ impl TokenStore for CountingStore {
 /// The protected app behind `auth`, the failure limiter outside it, and a
 /// valid token.
 async fn app_with<R>(
-    auth: impl FnOnce(CountingStore) -> AuthLayer<R>,
+    auth: impl FnOnce(CountingStore) -> AuthLayerBuilder<R>,
 ) -> (Router, String, Arc<AtomicUsize>)
 where
     R: tower_pat::Responder<Body> + Clone + Send + Sync + 'static,
 {
     let store = CountingStore::default();
-    let token = TokenManager::new(store.inner.clone(), tower_pat::preset::nuvlyx_live())
+    let token = TokenManager::new(store.inner.clone(), token_config())
         .create(NewToken::new("good bot", "demo-store", ["orders:read"]))
         .await
         .unwrap()
@@ -169,7 +169,7 @@ where
         .expose_secret()
         .to_owned();
     let finds = store.finds.clone();
-    let auth = auth(store).attach_rejections();
+    let auth = auth(store).attach_rejections().build();
     let app = Router::new()
         .route(
             "/orders",
@@ -194,7 +194,7 @@ async fn call(app: &Router, peer: &str, token: &str) -> Response<Body> {
 /// A well-formed token with a random id: it passes the offline format
 /// check (the checksum is public) and costs a store lookup.
 fn forged() -> String {
-    tower_pat::preset::nuvlyx_live()
+    token_config()
         .format()
         .clone()
         .mint()
@@ -206,7 +206,7 @@ fn forged() -> String {
 /// Statuses the attacker saw, statuses the valid client saw (interleaved),
 /// and how many lookups reached the store.
 async fn hammer<R>(
-    auth: impl FnOnce(CountingStore) -> AuthLayer<R>,
+    auth: impl FnOnce(CountingStore) -> AuthLayerBuilder<R>,
     attempt: impl Fn(usize) -> String,
 ) -> (Vec<Response<Body>>, Vec<StatusCode>, usize)
 where
@@ -222,9 +222,9 @@ where
     (attacker, valid, lookups)
 }
 
-/// The auth layer for the Nuvlyx live preset.
-fn live(store: CountingStore) -> AuthLayer {
-    AuthLayer::new(store, tower_pat::preset::nuvlyx_live())
+/// The auth layer for this API's tokens.
+fn live(store: CountingStore) -> AuthLayerBuilder {
+    AuthLayer::builder(store, token_config())
 }
 
 #[tokio::main]
@@ -240,6 +240,17 @@ async fn main() {
         "valid client: {} x 200",
         valid.iter().filter(|s| **s == StatusCode::OK).count()
     );
+}
+
+/// This API's tokens: the format (`nvl_live_…`) and the scopes, as an
+/// adopter defines its own.
+fn token_config() -> tower_pat::TokenConfig {
+    tower_pat::TokenConfig::new(
+        tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).expect("a valid prefix"),
+        tower_pat::ScopeCatalog::new()
+            .scope("orders:read", "Read orders and their status.")
+            .scope("orders:write", "Create orders on behalf of customers."),
+    )
 }
 
 #[cfg(test)]
@@ -290,8 +301,7 @@ mod tests {
     #[tokio::test]
     async fn failures_answered_as_grpc_statuses_still_count() {
         use tower_pat::grpc::GrpcStatus;
-        let grpc =
-            |store| AuthLayer::new(store, tower_pat::preset::nuvlyx_live()).responder(GrpcStatus);
+        let grpc = |store| AuthLayer::builder(store, token_config()).responder(GrpcStatus);
         let (attacker, valid, lookups) = hammer(grpc, |_| forged()).await;
         for refused in &attacker[..6] {
             assert_eq!(

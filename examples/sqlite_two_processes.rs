@@ -34,7 +34,7 @@ use http::{Request, Response, StatusCode};
 use tower::{service_fn, Layer, ServiceExt};
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::transport::TlsConnection;
-use tower_pat::{preset, AuthLayer, CachedStore, EmptyBody, SqliteStore, TokenId};
+use tower_pat::{AuthLayer, CachedStore, EmptyBody, SqliteStore, TokenId};
 
 /// How often the server reads the change table: the staleness bound for
 /// changes made by other processes.
@@ -55,13 +55,15 @@ async fn server_store(path: &Path) -> Result<CachedStore<SqliteStore>, Error> {
 async fn cli_manager(path: &Path) -> Result<TokenManager<SqliteStore>, Error> {
     Ok(TokenManager::new(
         SqliteStore::open(path).await?,
-        preset::nuvlyx_live(),
+        token_config(),
     ))
 }
 
 /// One request through the layer, as the TLS listener would hand it over.
 async fn status(store: &CachedStore<SqliteStore>, token: &str) -> StatusCode {
-    let auth = AuthLayer::new(store.clone(), preset::nuvlyx_live()).responder(EmptyBody);
+    let auth = AuthLayer::builder(store.clone(), token_config())
+        .responder(EmptyBody)
+        .build();
     let svc = auth.layer(auth.require_scopes(["orders:read"]).layer(service_fn(
         |_: Request<()>| async { Ok::<_, std::convert::Infallible>(Response::new(())) },
     )));
@@ -116,7 +118,7 @@ async fn serve(path: &Path) -> Result<(), Error> {
 }
 
 fn scratch_file() -> PathBuf {
-    let nonce = u64::from_be_bytes(*preset::nuvlyx_live().format().mint().id.as_bytes());
+    let nonce = u64::from_be_bytes(*token_config().format().mint().id.as_bytes());
     std::env::temp_dir().join(format!("tower-pat-two-processes-{nonce:016x}.db"))
 }
 
@@ -154,6 +156,17 @@ async fn main() -> Result<(), Error> {
         }
         _ => Err("usage: sqlite_two_processes [serve FILE | mint FILE | revoke FILE ID]".into()),
     }
+}
+
+/// This API's tokens: the format (`nvl_live_…`) and the scopes, as an
+/// adopter defines its own.
+fn token_config() -> tower_pat::TokenConfig {
+    tower_pat::TokenConfig::new(
+        tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).expect("a valid prefix"),
+        tower_pat::ScopeCatalog::new()
+            .scope("orders:read", "Read orders and their status.")
+            .scope("orders:write", "Create orders on behalf of customers."),
+    )
 }
 
 #[cfg(test)]

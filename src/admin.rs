@@ -6,12 +6,23 @@
 //! store implementing [`TokenAdmin`].
 //!
 //! ```
+//! # fn your_token_config() -> tower_pat::TokenConfig {
+//! #     // Your API's token format and scopes, here `nvl_live_…` tokens.
+//! #     tower_pat::TokenConfig::new(
+//! #         tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).unwrap(),
+//! #         tower_pat::ScopeCatalog::new()
+//! #             .scope("products:read", "List products.")
+//! #             .scope("orders:read", "Read orders.")
+//! #             .scope("orders:write", "Create orders.")
+//! #             .scope("wallet:read", "Read the wallet balance."),
+//! #     )
+//! # }
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! use std::time::Duration;
 //! use tower_pat::admin::{NewToken, TokenManager};
 //! use tower_pat::{MemoryStore, ScopeCatalog};
 //!
-//! let tokens = TokenManager::new(MemoryStore::new(), tower_pat::preset::nuvlyx_live());
+//! let tokens = TokenManager::new(MemoryStore::new(), your_token_config());
 //! let created = tokens
 //!     .create(NewToken::new("order bot", "demo-store", ["orders:read"]))
 //!     .await
@@ -265,11 +276,14 @@ impl<S: TokenAdmin> TokenManager<S> {
     /// Revokes a token at once and for good. Returns `true` if this call
     /// revoked it, `false` if it already was revoked.
     pub async fn revoke(&self, id: TokenId) -> Result<bool, AdminError> {
-        self.revoke_because(id, RevocationReason::Manual).await
+        self.revoke_with_reason(id, RevocationReason::Manual).await
     }
 
-    /// Revokes with a reason kept on the record and sent with the event.
-    pub(crate) async fn revoke_because(
+    /// Revokes for `reason`, which is kept on the record and sent with the
+    /// [`Event::TokenRevoked`]: for hosts that revoke on their own signals
+    /// (a leak report, an abuse check). Returns `true` if this call revoked
+    /// it, `false` if it already was revoked (the first reason stays).
+    pub async fn revoke_with_reason(
         &self,
         id: TokenId,
         reason: RevocationReason,
@@ -332,7 +346,7 @@ impl<S: TokenAdmin> TokenManager<S> {
         // its expiry as it was (never "now").
         let old_ends_at = match now.checked_add(grace) {
             Some(end) if grace.is_zero() => {
-                self.revoke_because(id, RevocationReason::RotationGraceEnded)
+                self.revoke_with_reason(id, RevocationReason::RotationGraceEnded)
                     .await?;
                 Some(end)
             }
@@ -443,7 +457,7 @@ mod tests {
     use crate::{ManualClock, MemoryStore, TokenStore};
 
     fn manager() -> TokenManager<MemoryStore> {
-        TokenManager::new(MemoryStore::new(), crate::preset::nuvlyx_live())
+        TokenManager::new(MemoryStore::new(), crate::testing::live())
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -487,7 +501,7 @@ mod tests {
         let clock = ManualClock::new(std::time::SystemTime::now());
         let tokens = TokenManager::new(
             MemoryStore::new(),
-            crate::preset::nuvlyx_live().with_clock(clock.clone()),
+            crate::testing::live().with_clock(clock.clone()),
         );
         let old = tokens
             .create(NewToken::new("t", "o", ["orders:read"]))

@@ -2,19 +2,30 @@
 //!
 //! [`Authenticated`] is an extractor; `Option<Authenticated>` too, for
 //! routes that work with and without a token behind an
-//! [`AuthLayer::optional`](crate::AuthLayer::optional) layer (a layer that
+//! [`AuthLayerBuilder::optional`](crate::AuthLayerBuilder::optional) layer (a layer that
 //! is not optional refuses a request without a token before any handler
 //! runs):
 //!
 //! ```
+//! # fn your_token_config() -> tower_pat::TokenConfig {
+//! #     // Your API's token format and scopes, here `nvl_live_…` tokens.
+//! #     tower_pat::TokenConfig::new(
+//! #         tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).unwrap(),
+//! #         tower_pat::ScopeCatalog::new()
+//! #             .scope("products:read", "List products.")
+//! #             .scope("orders:read", "Read orders.")
+//! #             .scope("orders:write", "Create orders.")
+//! #             .scope("wallet:read", "Read the wallet balance."),
+//! #     )
+//! # }
 //! use axum::{routing::get, Router};
-//! use tower_pat::{preset, Authenticated, AuthLayer, MemoryStore};
+//! use tower_pat::{Authenticated, AuthLayer, MemoryStore};
 //!
 //! async fn orders(who: Authenticated) -> String {
 //!     format!("orders for {} (token {})", who.owner(), who.token_id())
 //! }
 //!
-//! let auth = AuthLayer::new(MemoryStore::new(), preset::nuvlyx_live());
+//! let auth = AuthLayer::new(MemoryStore::new(), your_token_config());
 //! let app: Router = Router::new()
 //!     .route("/orders", get(orders).route_layer(auth.require_scopes(["orders:read"])))
 //!     .layer(auth);
@@ -33,7 +44,7 @@ use crate::Authenticated;
 /// Rejection of the [`Authenticated`] extractor: no token was verified for
 /// this request.
 ///
-/// Behind an [`AuthLayer::optional`](crate::AuthLayer::optional) layer, a
+/// Behind an [`AuthLayerBuilder::optional`](crate::AuthLayerBuilder::optional) layer, a
 /// request without credentials gets the layer's own answer to a missing
 /// token (401 with the challenge, or your responder's answer), exactly as
 /// a required layer would have sent. With no auth layer in front of the

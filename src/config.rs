@@ -12,8 +12,7 @@ use crate::{ScopeCatalog, TokenFormat};
 /// Build it once and give clones of it to the [`TokenManager`] that mints
 /// tokens and to the [`AuthLayer`] that verifies them, so the two cannot
 /// disagree: a layer expecting another prefix or environment than the
-/// minter would refuse every token. [`crate::preset`] has the Nuvlyx
-/// values. Cheap to clone.
+/// minter would refuse every token. Cheap to clone.
 ///
 /// The catalog is checked in three places:
 /// - minting grants only known, grantable scopes;

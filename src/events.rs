@@ -4,24 +4,35 @@
 //! An [`EventSink`] receives each [`Event`]. `TokenManager::events` sets
 //! the manager's; its default, [`TracingEvents`], writes each event as an
 //! INFO `tracing` event (with the `tracing` feature; nothing without it).
-//! `AuthLayer::events` sets the layer's, for live tokens whose secret was
+//! `AuthLayerBuilder::events` sets the layer's, for live tokens whose secret was
 //! seen over plain HTTP (checked against the store first); by default the
 //! layer reports those only in its WARN log line. Events carry ids and
 //! metadata, never a secret.
 //!
 //! ```
+//! # fn your_token_config() -> tower_pat::TokenConfig {
+//! #     // Your API's token format and scopes, here `nvl_live_…` tokens.
+//! #     tower_pat::TokenConfig::new(
+//! #         tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).unwrap(),
+//! #         tower_pat::ScopeCatalog::new()
+//! #             .scope("products:read", "List products.")
+//! #             .scope("orders:read", "Read orders.")
+//! #             .scope("orders:write", "Create orders.")
+//! #             .scope("wallet:read", "Read the wallet balance."),
+//! #     )
+//! # }
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! use std::sync::{Arc, Mutex};
 //! use tower_pat::admin::{NewToken, TokenManager};
 //! use tower_pat::events::Event;
-//! use tower_pat::{preset, MemoryStore};
+//! use tower_pat::{MemoryStore};
 //!
 //! let seen = Arc::new(Mutex::new(Vec::new()));
 //! let sink = {
 //!     let seen = seen.clone();
 //!     move |e: &Event| seen.lock().unwrap().push(e.clone())
 //! };
-//! let tokens = TokenManager::new(MemoryStore::new(), preset::nuvlyx_live()).events(sink);
+//! let tokens = TokenManager::new(MemoryStore::new(), your_token_config()).events(sink);
 //! let created = tokens.create(NewToken::new("bot", "shop", ["orders:read"])).await.unwrap();
 //! tokens.revoke(created.record.id).await.unwrap();
 //! let seen = seen.lock().unwrap();

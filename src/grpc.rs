@@ -12,6 +12,17 @@
 //! | store unavailable | 14 `UNAVAILABLE` |
 //!
 //! ```
+//! # fn your_token_config() -> tower_pat::TokenConfig {
+//! #     // Your API's token format and scopes, here `nvl_live_…` tokens.
+//! #     tower_pat::TokenConfig::new(
+//! #         tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).unwrap(),
+//! #         tower_pat::ScopeCatalog::new()
+//! #             .scope("products:read", "List products.")
+//! #             .scope("orders:read", "Read orders.")
+//! #             .scope("orders:write", "Create orders.")
+//! #             .scope("wallet:read", "Read the wallet balance."),
+//! #     )
+//! # }
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! use http::{Request, Response, StatusCode};
 //! use tower::{service_fn, Layer, ServiceExt};
@@ -20,7 +31,7 @@
 //! use tower_pat::{AuthLayer, MemoryStore};
 //!
 //! // With tonic: Server::builder().layer(auth).add_service(...)
-//! let auth = AuthLayer::new(MemoryStore::new(), tower_pat::preset::nuvlyx_live()).responder(GrpcStatus);
+//! let auth = AuthLayer::builder(MemoryStore::new(), your_token_config()).responder(GrpcStatus).build();
 //! let svc = auth.layer(service_fn(|_: Request<()>| async {
 //!     Ok::<_, std::convert::Infallible>(Response::new(()))
 //! }));

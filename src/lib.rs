@@ -13,24 +13,21 @@ mod digest;
 pub mod events;
 #[cfg(feature = "grpc")]
 pub mod grpc;
-#[cfg(feature = "leak-reports")]
-pub mod leaks;
-#[cfg(feature = "utoipa")]
-pub mod openapi;
-pub mod preset;
 mod require;
 mod response;
 mod scope;
 mod store;
 #[cfg(feature = "test-kit")]
 pub mod test_kit;
+#[cfg(test)]
+mod testing;
 mod token;
 mod trace;
 pub mod transport;
 
 #[doc(hidden)]
 pub use crate::auth::bearer_token;
-pub use crate::auth::{Auth, AuthLayer, Authenticated, ResponseFuture};
+pub use crate::auth::{Auth, AuthLayer, AuthLayerBuilder, Authenticated, ResponseFuture};
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::config::TokenConfig;
 pub use crate::digest::TokenDigest;

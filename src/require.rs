@@ -10,23 +10,34 @@
 //! missing scope answers 403.
 //!
 //! ```
+//! # fn your_token_config() -> tower_pat::TokenConfig {
+//! #     // Your API's token format and scopes, here `nvl_live_…` tokens.
+//! #     tower_pat::TokenConfig::new(
+//! #         tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).unwrap(),
+//! #         tower_pat::ScopeCatalog::new()
+//! #             .scope("products:read", "List products.")
+//! #             .scope("orders:read", "Read orders.")
+//! #             .scope("orders:write", "Create orders.")
+//! #             .scope("wallet:read", "Read the wallet balance."),
+//! #     )
+//! # }
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! use axum::{body::Body, routing::get, Router};
 //! use http::{Request, StatusCode};
 //! use tower::ServiceExt;
 //! use tower_pat::transport::TlsConnection;
 //! use tower_pat::admin::{NewToken, TokenManager};
-//! use tower_pat::{preset, AuthLayer, MemoryStore};
+//! use tower_pat::{AuthLayer, MemoryStore};
 //!
 //! let store = MemoryStore::new();
-//! let admin = TokenManager::new(store.clone(), preset::nuvlyx_live());
+//! let admin = TokenManager::new(store.clone(), your_token_config());
 //! let token = admin
 //!     .create(NewToken::new("bot", "demo-store", ["orders:read"]))
 //!     .await
 //!     .unwrap()
 //!     .token;
 //!
-//! let auth = AuthLayer::new(store, preset::nuvlyx_live());
+//! let auth = AuthLayer::new(store, your_token_config());
 //! let app = Router::new()
 //!     .route("/orders", get(|| async { "orders" }).route_layer(auth.require_scopes(["orders:read"])))
 //!     .route("/wallet", get(|| async { "wallet" }).route_layer(auth.require_scopes(["wallet:read"])))

@@ -3,14 +3,16 @@
 //! A [`Scope`] is `resource:action` (`orders:read`, `webhooks:manage`): both
 //! parts start with a lowercase letter and continue with `a-z`, `0-9`, `_`,
 //! `-` or `.`. A [`ScopeSet`] is what a token holds. A [`ScopeCatalog`] lists
-//! the scopes an API knows and which of them can be granted today; the
-//! Nuvlyx catalogue is a preset:
+//! the scopes an API knows and which of them can be granted today:
 //!
 //! ```
 //! use tower_pat::{ScopeCatalog, ScopeError};
 //!
-//! let catalog = tower_pat::preset::nuvlyx_scopes();
-//! assert_eq!(catalog.len(), 11);
+//! let catalog = ScopeCatalog::new()
+//!     .scope("products:read", "List products and variations.")
+//!     .scope("orders:read", "Read orders and their status.")
+//!     .coming_soon("customers:write", "Create and update customers.");
+//! assert_eq!(catalog.len(), 3);
 //! let set = catalog.grant(["orders:read", "products:read"]).unwrap();
 //! assert!(set.contains("orders:read"));
 //!
@@ -347,32 +349,8 @@ mod tests {
     }
 
     #[test]
-    fn nuvlyx_catalog_matches_the_seed_table() {
-        let c = crate::preset::nuvlyx_scopes();
-        let names: Vec<_> = c.entries().iter().map(|e| e.scope.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "products:read",
-                "products:write",
-                "inventory:read",
-                "inventory:write",
-                "orders:read",
-                "orders:write",
-                "customers:read",
-                "customers:write",
-                "wallet:read",
-                "wallet:write",
-                "webhooks:manage"
-            ]
-        );
-        assert_eq!(c.grantable().len(), 10);
-        assert!(!c.grantable().contains("customers:write"));
-    }
-
-    #[test]
     fn grant_rejects_unknown_invalid_coming_soon_and_empty() {
-        let c = crate::preset::nuvlyx_scopes();
+        let c = crate::testing::scopes();
         assert_eq!(
             c.grant(["orders:read", "nope:read"]),
             Err(ScopeError::Unknown("nope:read".into()))

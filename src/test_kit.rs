@@ -65,8 +65,8 @@ use tower_service::Service;
 use crate::admin::{AdminError, CreatedToken, NewToken, TokenManager};
 use crate::transport::TlsConnection;
 use crate::{
-    AuthLayer, Clock, EmptyBody, ManualClock, RevocationReason, StoreErrorKind, TokenAdmin,
-    TokenRecord, TokenStore,
+    AuthLayer, Clock, EmptyBody, Environment, ManualClock, RevocationReason, ScopeCatalog,
+    StoreErrorKind, TokenAdmin, TokenConfig, TokenFormat, TokenRecord, TokenStore,
 };
 
 /// How the suite gets a fresh, empty store of one kind.
@@ -108,11 +108,18 @@ async fn setup<H: Harness>() -> Option<(H::Store, ManualClock, TokenManager<H::S
     Some((store, clock, m))
 }
 
-fn manager<S: TokenAdmin + Clone>(store: &S, clock: &ManualClock) -> TokenManager<S> {
-    TokenManager::new(
-        store.clone(),
-        crate::preset::nuvlyx_live().with_clock(clock.clone()),
+/// The suite's tokens: `kit_live_…`, with the two scopes it grants.
+fn suite_config() -> TokenConfig {
+    TokenConfig::new(
+        TokenFormat::new("kit", Environment::Live).expect("a valid prefix"),
+        ScopeCatalog::new()
+            .scope("orders:read", "Read orders.")
+            .scope("wallet:read", "Read the wallet."),
     )
+}
+
+fn manager<S: TokenAdmin + Clone>(store: &S, clock: &ManualClock) -> TokenManager<S> {
+    TokenManager::new(store.clone(), suite_config().with_clock(clock.clone()))
 }
 
 /// The inner service: 200 for every request that gets through.
@@ -138,12 +145,10 @@ impl Service<Request<()>> for Ok200 {
 #[derive(Clone)]
 struct App(crate::Auth<crate::RequireScopes<Ok200, EmptyBody>, EmptyBody>);
 
-fn app<S: TokenStore + Clone>(store: &S, clock: &ManualClock) -> App {
-    let auth = AuthLayer::new(
-        store.clone(),
-        crate::preset::nuvlyx_live().with_clock(clock.clone()),
-    )
-    .responder(EmptyBody);
+fn app<S: TokenStore + Clone>(store: &S, config: TokenConfig) -> App {
+    let auth = AuthLayer::builder(store.clone(), config)
+        .responder(EmptyBody)
+        .build();
     App(auth.layer(auth.require_scopes(["orders:read"]).layer(Ok200)))
 }
 
@@ -159,12 +164,16 @@ async fn status(app: &App, token: &str) -> StatusCode {
     res.status()
 }
 
-/// The status the layer answers `token` with, over `store`, now: for tests
-/// of a store's own failure modes (a corrupt row, say).
+/// The status the layer of `config` answers `token` with, over `store`,
+/// now, on a route requiring `orders:read`: for tests of a store's own
+/// failure modes (a corrupt row, say).
 #[doc(hidden)]
-pub async fn status_now<S: TokenStore + Clone>(store: &S, token: &str) -> u16 {
-    let clock = ManualClock::new(SystemTime::now());
-    status(&app(store, &clock), token).await.as_u16()
+pub async fn status_now<S: TokenStore + Clone>(
+    store: &S,
+    config: &TokenConfig,
+    token: &str,
+) -> u16 {
+    status(&app(store, config.clone()), token).await.as_u16()
 }
 
 fn now() -> SystemTime {
@@ -206,11 +215,15 @@ pub async fn create_find_list<H: Harness>() {
     let listed = m.list(Some("store-a")).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, c.record.id);
-    assert!(listed[0].preview.starts_with("nvl_live_") && listed[0].preview.ends_with('…'));
+    assert!(listed[0].preview.starts_with("kit_live_") && listed[0].preview.ends_with('…'));
     assert!(!format!("{listed:?}").contains(&c.token.expose_secret()[20..40]));
     assert_eq!(m.list(None).await.unwrap().len(), 2);
     assert_eq!(
-        status(&app(&store, &clock), c.token.expose_secret()).await,
+        status(
+            &app(&store, suite_config().with_clock(clock.clone())),
+            c.token.expose_secret()
+        )
+        .await,
         StatusCode::OK
     );
 }
@@ -224,7 +237,7 @@ pub async fn revocation_is_permanent<H: Harness>() {
         .create(NewToken::new("t", "store-a", ["orders:read"]))
         .await
         .unwrap();
-    let app = app(&store, &clock);
+    let app = app(&store, suite_config().with_clock(clock.clone()));
     assert_eq!(status(&app, c.token.expose_secret()).await, StatusCode::OK);
     assert!(m.revoke(c.record.id).await.unwrap());
     assert!(
@@ -294,7 +307,7 @@ pub async fn revocation_is_permanent<H: Harness>() {
         .await
         .unwrap();
     assert!(m.revoke_token(d.token.expose_secret()).await.unwrap());
-    let unknown = crate::preset::nuvlyx_live().format().mint();
+    let unknown = suite_config().format().mint();
     assert!(matches!(
         m.revoke(unknown.id).await,
         Err(AdminError::UnknownToken(_))
@@ -306,7 +319,7 @@ pub async fn rotation_keeps_the_old_token_for_the_grace_only<H: Harness>() {
     let Some((store, clock, m)) = setup::<H>().await else {
         return;
     };
-    let app = app(&store, &clock);
+    let app = app(&store, suite_config().with_clock(clock.clone()));
     let old = m
         .create(NewToken::new("bot", "store-a", ["orders:read"]))
         .await
@@ -364,7 +377,7 @@ pub async fn one_live_token_per_name_and_rotations_keep_their_link<H: Harness>()
     let a = m.create(new("ci", "store-a")).await.unwrap();
     assert!(name_in_use(m.create(new("ci", "store-a")).await));
     // The store refuses it too, whoever inserts.
-    let format = crate::preset::nuvlyx_live();
+    let format = suite_config();
     let minted = format.format().mint();
     let mut twin = TokenRecord::new(
         minted.id,
@@ -460,7 +473,11 @@ pub async fn rotation_never_extends_the_original_expiry<H: Harness>() {
     assert_eq!(r.expires_at, Some(clock.now() + Duration::from_secs(60)));
     clock.advance(Duration::from_secs(60));
     assert_eq!(
-        status(&app(&store, &clock), old.token.expose_secret()).await,
+        status(
+            &app(&store, suite_config().with_clock(clock.clone())),
+            old.token.expose_secret()
+        )
+        .await,
         StatusCode::UNAUTHORIZED
     );
 }
@@ -470,7 +487,7 @@ pub async fn suspension_disables_all_owner_tokens_until_reinstated<H: Harness>()
     let Some((store, clock, m)) = setup::<H>().await else {
         return;
     };
-    let app = app(&store, &clock);
+    let app = app(&store, suite_config().with_clock(clock.clone()));
     let a1 = m
         .create(NewToken::new("a1", "store-a", ["orders:read"]))
         .await
@@ -503,7 +520,7 @@ pub async fn expiry_follows_the_injected_clock<H: Harness>() {
     let Some((store, clock, m)) = setup::<H>().await else {
         return;
     };
-    let app = app(&store, &clock);
+    let app = app(&store, suite_config().with_clock(clock.clone()));
     let c = m
         .create(NewToken::new("t", "store-a", ["orders:read"]).expires_in(Duration::from_secs(30)))
         .await
@@ -527,7 +544,11 @@ pub async fn last_use_is_recorded_off_the_request_path<H: Harness>() {
         .await
         .unwrap();
     assert_eq!(
-        status(&app(&store, &clock), c.token.expose_secret()).await,
+        status(
+            &app(&store, suite_config().with_clock(clock.clone())),
+            c.token.expose_secret()
+        )
+        .await,
         StatusCode::OK
     );
     H::flush(&store).await;
@@ -672,7 +693,7 @@ pub async fn admin_contract<H: Harness>() {
             .owner_suspended
     );
     // Unknown ids: nothing found, and changing one is NotFound.
-    let unknown = crate::preset::nuvlyx_live().format().mint().id;
+    let unknown = suite_config().format().mint().id;
     assert!(store.find(unknown).await.unwrap().is_none());
     assert_eq!(
         store

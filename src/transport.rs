@@ -20,6 +20,17 @@
 //! served without the marker refuses the request:
 //!
 //! ```
+//! # fn your_token_config() -> tower_pat::TokenConfig {
+//! #     // Your API's token format and scopes, here `nvl_live_…` tokens.
+//! #     tower_pat::TokenConfig::new(
+//! #         tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).unwrap(),
+//! #         tower_pat::ScopeCatalog::new()
+//! #             .scope("products:read", "List products.")
+//! #             .scope("orders:read", "Read orders.")
+//! #             .scope("orders:write", "Create orders.")
+//! #             .scope("wallet:read", "Read the wallet balance."),
+//! #     )
+//! # }
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! use axum::{body::Body, routing::get, Extension, Router};
 //! use http::{Request, StatusCode};
@@ -29,7 +40,7 @@
 //!
 //! let app: Router = Router::new()
 //!     .route("/", get(|| async { "ok" }))
-//!     .layer(AuthLayer::new(MemoryStore::new(), tower_pat::preset::nuvlyx_live()));
+//!     .layer(AuthLayer::new(MemoryStore::new(), your_token_config()));
 //! let https_app = app.clone().layer(Extension(TlsConnection)); // on the TLS listener
 //!
 //! let req = || Request::get("/").body(Body::empty()).unwrap();
@@ -52,7 +63,7 @@
 //! # Behind a TLS-terminating proxy
 //!
 //! Configure the proxy's addresses **and** the one header it sets, with
-//! [`crate::AuthLayer::trusted_proxies`]. Only that header is read; the
+//! [`crate::AuthLayerBuilder::trusted_proxies`]. Only that header is read; the
 //! other is ignored even from the proxy, because a proxy that sets one
 //! header usually passes the other through from the client untouched.
 //!
@@ -70,7 +81,7 @@
 //!   or ambiguous values are never guessed.
 //!
 //! Local development over plain HTTP needs the explicit
-//! [`crate::AuthLayer::allow_plain_http`] switch.
+//! [`crate::AuthLayerBuilder::allow_plain_http`] switch.
 
 use std::net::{IpAddr, SocketAddr};
 

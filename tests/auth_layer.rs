@@ -46,7 +46,7 @@ fn flip_last(token: &str) -> String {
 
 /// A syntactically perfect token whose id is not in any store.
 fn unknown_token() -> String {
-    tower_pat::preset::nuvlyx_live()
+    nuvlyx::live()
         .format()
         .clone()
         .mint()
@@ -175,7 +175,7 @@ async fn two_authorization_headers_are_never_authenticated() {
 async fn format_errors_are_401_invalid_token_with_zero_store_calls() {
     let f = Fixture::new();
     let (t, _) = f.token(&["orders:read"]).await;
-    let test_token = tower_pat::preset::nuvlyx_test()
+    let test_token = nuvlyx::test()
         .format()
         .clone()
         .mint()
@@ -247,10 +247,7 @@ async fn revoked_token_is_401_invalid_token() {
 async fn expired_token_is_401_invalid_token() {
     let clock = ManualClock::new(SystemTime::now());
     let store = MemoryStore::new();
-    let admin = TokenManager::new(
-        store.clone(),
-        tower_pat::preset::nuvlyx_live().with_clock(clock.clone()),
-    );
+    let admin = TokenManager::new(store.clone(), nuvlyx::live().with_clock(clock.clone()));
     let t = admin
         .create(
             NewToken::new("short", "demo-store", ["orders:read"])
@@ -260,11 +257,7 @@ async fn expired_token_is_401_invalid_token() {
         .unwrap()
         .token;
     let app = app_with(
-        AuthLayer::new(
-            store,
-            tower_pat::preset::nuvlyx_live().with_clock(clock.clone()),
-        )
-        .realm("nuvlyx"),
+        AuthLayer::builder(store, nuvlyx::live().with_clock(clock.clone())).realm("nuvlyx"),
     );
     assert_eq!(
         send(&app, bearer("/orders", t.expose_secret()))
@@ -305,9 +298,9 @@ async fn suspended_owner_is_401_until_reinstated() {
 #[tokio::test]
 async fn every_invalid_token_answer_is_byte_identical() {
     let clock = ManualClock::new(SystemTime::now());
-    let f = Fixture::with_config(tower_pat::preset::nuvlyx_live().with_clock(clock.clone()));
+    let f = Fixture::with_config(nuvlyx::live().with_clock(clock.clone()));
     let admin = f.admin.clone();
-    let app = app_with(f.layer());
+    let app = app_with(f.builder());
     let mk = |owner: &'static str, exp: Option<u64>| {
         let admin = admin.clone();
         let name = f.name("t");
@@ -479,7 +472,7 @@ async fn tls_marker_extension_counts_as_https() {
 async fn forwarded_proto_from_untrusted_peer_is_ignored() {
     let f = Fixture::new();
     let (t, _) = f.token(&["orders:read"]).await;
-    let app = app_with(f.layer().trusted_proxies(
+    let app = app_with(f.builder().trusted_proxies(
         tower_pat::transport::ProxyHeader::XForwardedProto,
         ["10.0.0.0/8".parse().unwrap()],
     ));
@@ -507,7 +500,7 @@ async fn forwarded_proto_from_untrusted_peer_is_ignored() {
 async fn allow_plain_http_switch_accepts_http() {
     let f = Fixture::new();
     let (t, _) = f.token(&["orders:read"]).await;
-    let app = app_with(f.layer().allow_plain_http());
+    let app = app_with(f.builder().allow_plain_http());
     let req = Request::get("http://localhost/orders")
         .header("authorization", format!("Bearer {t}"))
         .body(Body::empty())
@@ -518,18 +511,15 @@ async fn allow_plain_http_switch_accepts_http() {
 #[tokio::test]
 async fn test_tokens_need_a_test_layer() {
     let store = MemoryStore::new();
-    let admin = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_test());
+    let admin = TokenManager::new(store.clone(), nuvlyx::test());
     let t = admin
         .create(NewToken::new("t", "demo-store", ["orders:read"]))
         .await
         .unwrap()
         .token;
     assert!(t.expose_secret().starts_with("nvl_test_"));
-    let live = app_with(AuthLayer::new(
-        store.clone(),
-        tower_pat::preset::nuvlyx_live(),
-    ));
-    let test = app_with(AuthLayer::new(store, tower_pat::preset::nuvlyx_test()));
+    let live = app_with(AuthLayer::builder(store.clone(), nuvlyx::live()));
+    let test = app_with(AuthLayer::builder(store, nuvlyx::test()));
     assert_eq!(
         send(&live, bearer("/orders", t.expose_secret()))
             .await
@@ -577,8 +567,8 @@ impl TokenStore for WrongId {
 
 #[tokio::test]
 async fn a_record_for_another_id_is_refused_as_corrupt() {
-    let minted = tower_pat::preset::nuvlyx_live().format().mint();
-    let other = tower_pat::preset::nuvlyx_live().format().mint().id;
+    let minted = nuvlyx::live().format().mint();
+    let other = nuvlyx::live().format().mint().id;
     let record = TokenRecord::new(
         other,
         TokenDigest::of(minted.token.expose_secret()),
@@ -587,10 +577,7 @@ async fn a_record_for_another_id_is_refused_as_corrupt() {
         ScopeSet::parse(["orders:read"]).unwrap(),
         SystemTime::now(),
     );
-    let app = app_with(AuthLayer::new(
-        WrongId(record),
-        tower_pat::preset::nuvlyx_live(),
-    ));
+    let app = app_with(AuthLayer::builder(WrongId(record), nuvlyx::live()));
     let res = send(&app, bearer("/orders", minted.token.expose_secret())).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
@@ -602,8 +589,7 @@ async fn a_record_for_another_id_is_refused_as_corrupt() {
 #[tokio::test]
 async fn store_error_is_503_with_retry_after() {
     let app = app_with(
-        AuthLayer::new(Faulty::Errors, tower_pat::preset::nuvlyx_live())
-            .retry_after(Duration::from_secs(3)),
+        AuthLayer::builder(Faulty::Errors, nuvlyx::live()).retry_after(Duration::from_secs(3)),
     );
     let res = send(&app, bearer("/orders", &unknown_token())).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -618,7 +604,7 @@ async fn store_error_is_503_with_retry_after() {
 #[tokio::test(start_paused = true)]
 async fn hanging_store_is_503_after_the_timeout() {
     let app = app_with(
-        AuthLayer::new(Faulty::Hangs, tower_pat::preset::nuvlyx_live())
+        AuthLayer::builder(Faulty::Hangs, nuvlyx::live())
             .store_timeout(Some(Duration::from_millis(250))),
     );
     let started = tokio::time::Instant::now();
@@ -639,7 +625,7 @@ async fn hanging_store_is_503_after_the_timeout() {
 async fn panicking_store_fails_that_request_closed_and_the_service_keeps_serving() {
     // In `find` itself, and in the future it returns.
     for store in [Faulty::PanicsAtOnce, Faulty::Panics] {
-        let app = app_with(AuthLayer::new(store, tower_pat::preset::nuvlyx_live()));
+        let app = app_with(AuthLayer::builder(store, nuvlyx::live()));
         for _ in 0..3 {
             let res = send(&app, bearer("/orders", &unknown_token())).await;
             assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -657,15 +643,19 @@ async fn panicking_store_fails_that_request_closed_and_the_service_keeps_serving
 #[tokio::test]
 async fn custom_responder_changes_the_body_but_not_the_decision() {
     let f = Fixture::new();
-    let layer = f.layer().attach_rejections().responder(|r: &Rejection| {
-        let mut res = r.response(Body::from(format!(
-            "{{\"code\":\"{}\"}}",
-            r.status().as_u16()
-        )));
-        res.headers_mut()
-            .insert("content-type", HeaderValue::from_static("application/json"));
-        res
-    });
+    let layer = f
+        .builder()
+        .attach_rejections()
+        .responder(|r: &Rejection| {
+            let mut res = r.response(Body::from(format!(
+                "{{\"code\":\"{}\"}}",
+                r.status().as_u16()
+            )));
+            res.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            res
+        })
+        .build();
     let app = axum::Router::new()
         .route("/orders", axum::routing::get(|| async { "orders" }))
         .layer(layer);
@@ -679,7 +669,7 @@ async fn custom_responder_changes_the_body_but_not_the_decision() {
 #[tokio::test]
 async fn require_scopes_without_auth_layer_fails_closed() {
     // The check is built from a layer that is then never applied.
-    let auth = Fixture::new().layer().attach_rejections();
+    let auth = Fixture::new().builder().attach_rejections().build();
     let app = axum::Router::new().route(
         "/orders",
         axum::routing::get(|| async { "orders" }).route_layer(auth.require_scopes(["orders:read"])),
@@ -725,9 +715,12 @@ fn a_route_requiring_a_scope_the_catalog_does_not_define_is_refused_when_built()
 async fn the_auth_layers_responder_answers_for_its_scope_checks_unless_overridden() {
     let f = Fixture::new();
     let (token, _) = f.token(&["orders:read"]).await;
-    let auth = f.layer().responder(|r: &Rejection| {
-        r.response(Body::from(format!("custom {}", r.status().as_u16())))
-    });
+    let auth = f
+        .builder()
+        .responder(|r: &Rejection| {
+            r.response(Body::from(format!("custom {}", r.status().as_u16())))
+        })
+        .build();
     let app = axum::Router::new()
         .route(
             "/wallet",
@@ -759,7 +752,7 @@ async fn layers_with_the_same_realm_name_keep_their_own_settings() {
     // Two layers named alike, one attaching rejections: each keeps its own
     // (nothing is shared through a process-wide table).
     let f = Fixture::new();
-    let attaching = f.layer().attach_rejections();
+    let attaching = f.builder().attach_rejections().build();
     let plain = f.layer();
     let app = |layer: AuthLayer| {
         axum::Router::new()
@@ -805,7 +798,7 @@ async fn successful_use_updates_last_used() {
 async fn record_with_a_scope_outside_the_catalog_fails_closed() {
     use tower_pat::{OwnerId, ScopeSet, TokenAdmin};
     let store = MemoryStore::new();
-    let minted = tower_pat::preset::nuvlyx_live().format().mint();
+    let minted = nuvlyx::live().format().mint();
     let record = TokenRecord::new(
         minted.id,
         minted.digest,
@@ -815,7 +808,7 @@ async fn record_with_a_scope_outside_the_catalog_fails_closed() {
         SystemTime::now(),
     );
     store.insert(record).await.unwrap();
-    let app = app_with(AuthLayer::new(store, tower_pat::preset::nuvlyx_live()));
+    let app = app_with(AuthLayer::builder(store, nuvlyx::live()));
     let res = send(&app, bearer("/orders", minted.token.expose_secret())).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
@@ -850,10 +843,11 @@ async fn rejections_are_attached_to_responses_only_when_asked() {
 
     // Either order of the builders keeps both the realm and the setting.
     for layer in [
-        f.layer().attach_rejections(),
-        AuthLayer::new(f.store.clone(), tower_pat::preset::nuvlyx_live())
+        f.builder().attach_rejections().build(),
+        AuthLayer::builder(f.store.clone(), nuvlyx::live())
             .attach_rejections()
-            .realm("nuvlyx"),
+            .realm("nuvlyx")
+            .build(),
     ] {
         let app = router(layer);
         let res = send(&app, bearer("/wallet", &unknown_token())).await;
@@ -886,7 +880,7 @@ impl TokenStore for PanicsOnUse {
 
 #[tokio::test]
 async fn a_store_panicking_in_record_use_on_the_synchronous_path_is_503() {
-    let minted = tower_pat::preset::nuvlyx_live().format().mint();
+    let minted = nuvlyx::live().format().mint();
     let record = TokenRecord::new(
         minted.id,
         minted.digest,
@@ -895,9 +889,9 @@ async fn a_store_panicking_in_record_use_on_the_synchronous_path_is_503() {
         ScopeSet::parse(["orders:read"]).unwrap(),
         SystemTime::now(),
     );
-    let app = app_with(AuthLayer::new(
+    let app = app_with(AuthLayer::builder(
         PanicsOnUse(std::sync::Arc::new(record)),
-        tower_pat::preset::nuvlyx_live(),
+        nuvlyx::live(),
     ));
     for _ in 0..2 {
         let res = send(&app, bearer("/orders", minted.token.expose_secret())).await;
@@ -914,10 +908,7 @@ async fn a_store_panicking_in_record_use_on_the_synchronous_path_is_503() {
 async fn stepping_the_wall_clock_back_does_not_revive_an_expired_token() {
     let clock = ManualClock::new(SystemTime::now());
     let store = MemoryStore::new();
-    let admin = TokenManager::new(
-        store.clone(),
-        tower_pat::preset::nuvlyx_live().with_clock(clock.clone()),
-    );
+    let admin = TokenManager::new(store.clone(), nuvlyx::live().with_clock(clock.clone()));
     let t = admin
         .create(
             NewToken::new("short", "demo-store", ["orders:read"])
@@ -926,9 +917,9 @@ async fn stepping_the_wall_clock_back_does_not_revive_an_expired_token() {
         .await
         .unwrap()
         .token;
-    let app = app_with(AuthLayer::new(
+    let app = app_with(AuthLayer::builder(
         store,
-        tower_pat::preset::nuvlyx_live().with_clock(clock.clone()),
+        nuvlyx::live().with_clock(clock.clone()),
     ));
     let call = || send(&app, bearer("/orders", t.expose_secret()));
     assert_eq!(call().await.status(), StatusCode::OK);
@@ -939,4 +930,13 @@ async fn stepping_the_wall_clock_back_does_not_revive_an_expired_token() {
     let res = call().await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(kind(&res), RejectionKind::Expired);
+}
+
+/// Scope checks cannot disagree with their layer: every setting is made on
+/// the builder, and a finished layer (the only thing a check is built from)
+/// has no setter to change afterwards.
+#[test]
+fn a_finished_layer_has_no_setters() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/settings_after_build/*.rs");
 }

@@ -56,7 +56,7 @@ async fn extractor_without_the_layer_is_a_500_not_a_pass() {
 
 /// A route that shows more to a known caller.
 fn optional_app(f: &Fixture) -> Router {
-    let auth = f.layer().optional().attach_rejections();
+    let auth = f.builder().optional().attach_rejections().build();
     Router::new()
         .route(
             "/products",
@@ -170,7 +170,7 @@ async fn a_handler_requiring_a_token_behind_an_optional_layer_answers_as_the_lay
     let required = Router::new().route("/me", handler.clone()).layer(f.layer());
     let optional = Router::new()
         .route("/me", handler.clone())
-        .layer(f.layer().optional());
+        .layer(f.builder().optional().build());
     let anonymous = || https("/me").body(axum::body::Body::empty()).unwrap();
     let (want_status, want_headers, want_body) = parts(send(&required, anonymous()).await).await;
     let res = send(&optional, anonymous()).await;
@@ -182,15 +182,18 @@ async fn a_handler_requiring_a_token_behind_an_optional_layer_answers_as_the_lay
     );
 
     // A custom responder's answer, too.
-    let custom = Router::new()
-        .route("/me", handler.clone())
-        .layer(f.layer().optional().responder(|r: &tower_pat::Rejection| {
-            http::Response::builder()
-                .status(418)
-                .header("x-why", r.kind().as_str())
-                .body(axum::body::Body::empty())
-                .unwrap()
-        }));
+    let custom = Router::new().route("/me", handler.clone()).layer(
+        f.builder()
+            .optional()
+            .responder(|r: &tower_pat::Rejection| {
+                http::Response::builder()
+                    .status(418)
+                    .header("x-why", r.kind().as_str())
+                    .body(axum::body::Body::empty())
+                    .unwrap()
+            })
+            .build(),
+    );
     let res = send(&custom, anonymous()).await;
     assert_eq!(res.status().as_u16(), 418);
     assert_eq!(res.headers()["x-why"], "missing_credentials");
@@ -205,7 +208,7 @@ async fn a_handler_requiring_a_token_behind_an_optional_layer_answers_as_the_lay
             "/boom",
             get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "handler failed") }),
         )
-        .layer(f.layer().optional());
+        .layer(f.builder().optional().build());
     let res = send(
         &failing,
         https("/boom").body(axum::body::Body::empty()).unwrap(),

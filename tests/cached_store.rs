@@ -91,7 +91,7 @@ impl TokenAdmin for Probe {
 }
 
 async fn mint(store: &MemoryStore) -> TokenId {
-    TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live())
+    TokenManager::new(store.clone(), nuvlyx::live())
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await
         .unwrap()
@@ -128,7 +128,7 @@ async fn warm_hits_do_not_reach_the_store_and_unknown_ids_are_cached_negatively(
     for _ in 0..10 {
         cache.find(id).await.unwrap().unwrap();
     }
-    let unknown = tower_pat::preset::nuvlyx_live().format().mint().id;
+    let unknown = nuvlyx::live().format().mint().id;
     for _ in 0..10 {
         assert!(cache.find(unknown).await.unwrap().is_none());
     }
@@ -258,27 +258,22 @@ async fn a_flood_of_unknown_ids_stays_within_the_negative_bound() {
 }
 
 fn rand_u64() -> u64 {
-    u64::from_be_bytes(
-        *tower_pat::preset::nuvlyx_live()
-            .format()
-            .mint()
-            .id
-            .as_bytes(),
-    )
+    u64::from_be_bytes(*nuvlyx::live().format().mint().id.as_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_use_is_noted_in_the_cached_record_so_the_layer_hints_once() {
     use tower::{service_fn, Layer, ServiceExt};
     let probe = Probe::default();
-    let admin = TokenManager::new(probe.inner.clone(), tower_pat::preset::nuvlyx_live());
+    let admin = TokenManager::new(probe.inner.clone(), nuvlyx::live());
     let created = admin
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await
         .unwrap();
     let cache = CachedStore::new(probe.clone());
-    let layer = tower_pat::AuthLayer::new(cache.clone(), tower_pat::preset::nuvlyx_live())
-        .responder(tower_pat::EmptyBody);
+    let layer = tower_pat::AuthLayer::builder(cache.clone(), nuvlyx::live())
+        .responder(tower_pat::EmptyBody)
+        .build();
     let svc = layer.layer(service_fn(|_: http::Request<()>| async {
         Ok::<_, std::convert::Infallible>(http::Response::new(()))
     }));

@@ -20,7 +20,7 @@ async fn ten_thousand_concurrent_mixed_requests_are_all_answered_correctly() {
         .revoke(rid, SystemTime::now(), &RevocationReason::Manual)
         .await
         .unwrap();
-    let unknown = tower_pat::preset::nuvlyx_live()
+    let unknown = nuvlyx::live()
         .format()
         .clone()
         .mint()

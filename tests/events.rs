@@ -16,7 +16,7 @@ use tower::{service_fn, Layer, ServiceExt};
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::events::Event;
 use tower_pat::RevocationReason;
-use tower_pat::{preset, AuthLayer, Clock, EmptyBody, ManualClock, MemoryStore};
+use tower_pat::{AuthLayer, Clock, EmptyBody, ManualClock, MemoryStore};
 
 /// A sink that keeps what it receives.
 fn recorder() -> (
@@ -39,11 +39,8 @@ fn recorded_manager() -> (
 ) {
     let clock = ManualClock::new(SystemTime::now());
     let (sink, seen) = recorder();
-    let tokens = TokenManager::new(
-        MemoryStore::new(),
-        preset::nuvlyx_live().with_clock(clock.clone()),
-    )
-    .events(sink);
+    let tokens = TokenManager::new(MemoryStore::new(), nuvlyx::live().with_clock(clock.clone()))
+        .events(sink);
     (tokens, clock, seen)
 }
 
@@ -122,7 +119,7 @@ async fn every_change_through_the_manager_is_reported_once_without_secrets() {
     assert!(kept(&seen, &mut all).is_empty());
 
     // No event, printed in full, holds any part of the secret.
-    let tokens2 = TokenManager::new(MemoryStore::new(), preset::nuvlyx_live());
+    let tokens2 = TokenManager::new(MemoryStore::new(), nuvlyx::live());
     let printed = format!("{tokens2:?}");
     assert!(printed.contains("EventSink"));
     assert_eq!(all.len(), 6, "{all:?}");
@@ -203,9 +200,10 @@ type Svc = tower::util::BoxCloneService<Request<()>, Response<()>, std::convert:
 /// A layer over `store` reporting to a recorder.
 fn plain_layer(store: MemoryStore) -> (Svc, Arc<Mutex<Vec<Event>>>) {
     let (sink, seen) = recorder();
-    let svc = AuthLayer::new(store, preset::nuvlyx_live())
+    let svc = AuthLayer::builder(store, nuvlyx::live())
         .events(sink)
         .responder(EmptyBody)
+        .build()
         .layer(service_fn(|_: Request<()>| async {
             Ok::<_, std::convert::Infallible>(Response::new(()))
         }));
@@ -216,7 +214,7 @@ fn plain_layer(store: MemoryStore) -> (Svc, Arc<Mutex<Vec<Event>>>) {
 async fn one_token_behind_a_plain_layer(
 ) -> (tower_pat::admin::CreatedToken, Svc, Arc<Mutex<Vec<Event>>>) {
     let store = MemoryStore::new();
-    let minted = TokenManager::new(store.clone(), preset::nuvlyx_live())
+    let minted = TokenManager::new(store.clone(), nuvlyx::live())
         .create(NewToken::new("bot", "shop", ["orders:read"]))
         .await
         .unwrap();
@@ -279,12 +277,13 @@ async fn the_exposure_check_never_delays_the_answer() {
             tower_pat::Lookup::pending(std::future::pending())
         }
     }
-    let svc = AuthLayer::new(Hanging, preset::nuvlyx_live())
+    let svc = AuthLayer::builder(Hanging, nuvlyx::live())
         .responder(EmptyBody)
+        .build()
         .layer(service_fn(|_: Request<()>| async {
             Ok::<_, std::convert::Infallible>(Response::new(()))
         }));
-    let token = preset::nuvlyx_live().format().mint();
+    let token = nuvlyx::live().format().mint();
     let res = tokio::time::timeout(
         Duration::from_millis(500),
         svc.oneshot(plain(token.token.expose_secret())),
@@ -306,7 +305,7 @@ async fn a_real_id_with_a_made_up_secret_is_not_reported() {
     #[cfg(feature = "tracing")]
     let log = capture::capture_globally();
     let store = MemoryStore::new();
-    let tokens = TokenManager::new(store.clone(), preset::nuvlyx_live());
+    let tokens = TokenManager::new(store.clone(), nuvlyx::live());
     let minted = tokens
         .create(NewToken::new("bot", "shop", ["orders:read"]))
         .await
@@ -369,7 +368,7 @@ async fn a_real_id_with_a_made_up_secret_is_not_reported() {
 #[tokio::test(start_paused = true)]
 async fn a_flood_of_made_up_tokens_neither_reports_nor_silences() {
     let (minted, svc, seen) = one_token_behind_a_plain_layer().await;
-    let format = preset::nuvlyx_live().format().clone();
+    let format = nuvlyx::live().format().clone();
     let started = tokio::time::Instant::now();
     let mut reported_at = None;
     // 10,000 made-up tokens over 10 s; the real client sends its token

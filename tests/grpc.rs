@@ -112,7 +112,7 @@ async fn call(addr: std::net::SocketAddr, token: Option<&str>) -> Result<Bytes, 
 #[tokio::test]
 async fn tonic_client_sees_grpc_statuses() {
     let store = MemoryStore::new();
-    let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(store.clone(), nuvlyx::live());
     let reader = m
         .create(NewToken::new("grpc", "demo-store", ["orders:read"]))
         .await
@@ -125,9 +125,10 @@ async fn tonic_client_sees_grpc_statuses() {
         .token;
 
     // h2c on loopback for the test; production gRPC runs over TLS.
-    let auth = AuthLayer::new(store, tower_pat::preset::nuvlyx_live())
+    let auth = AuthLayer::builder(store, nuvlyx::live())
         .allow_plain_http()
-        .responder(GrpcStatus);
+        .responder(GrpcStatus)
+        .build();
     // The scope check answers with the layer's responder (gRPC statuses).
     let scopes = auth.require_scopes(["orders:read"]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -27,7 +27,7 @@ const REASONS: [&str; 6] = [
 /// (the tests of this file run in parallel).
 async fn one_of_each(realm: &str) -> (axum::Router, Vec<String>) {
     let clock = ManualClock::new(SystemTime::now());
-    let f = Fixture::with_config(tower_pat::preset::nuvlyx_live().with_clock(clock.clone()));
+    let f = Fixture::with_config(nuvlyx::live().with_clock(clock.clone()));
     let admin: TokenManager<_> = f.admin.clone();
     let mint = |owner: &'static str, lifetime: Option<u64>| {
         let admin = admin.clone();
@@ -61,7 +61,7 @@ async fn one_of_each(realm: &str) -> (axum::Router, Vec<String>) {
     );
     let tokens = vec![
         "nvl_live_0123".to_owned(),
-        tower_pat::preset::nuvlyx_live()
+        nuvlyx::live()
             .format()
             .clone()
             .mint()
@@ -73,7 +73,7 @@ async fn one_of_each(realm: &str) -> (axum::Router, Vec<String>) {
         expired.token.expose_secret().to_owned(),
         suspended.token.expose_secret().to_owned(),
     ];
-    let app = app_with(f.layer().realm(realm));
+    let app = app_with(f.builder().realm(realm));
     (app, tokens)
 }
 

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use tower_pat::{FormatError, TokenFormat};
 
 fn live() -> TokenFormat {
-    tower_pat::preset::nuvlyx_live().format().clone()
+    nuvlyx::live().format().clone()
 }
 
 #[test]
@@ -66,7 +66,7 @@ proptest! {
     #[test]
     fn parsing_never_panics_on_arbitrary_strings(s in ".{0,200}") {
         let _ = live().parse(&s);
-        let _ = tower_pat::preset::nuvlyx_test().format().parse(&s);
+        let _ = nuvlyx::test().format().parse(&s);
     }
 
     #[test]

@@ -90,7 +90,7 @@ async fn plain_http_on_a_real_socket_is_refused_and_not_redirected() {
 async fn trusted_proxy_forwarded_proto_over_a_real_socket() {
     let f = Fixture::new();
     let (orders, _) = f.token(&["orders:read"]).await;
-    let app = common::app_with(f.layer().trusted_proxies(
+    let app = common::app_with(f.builder().trusted_proxies(
         tower_pat::transport::ProxyHeader::XForwardedProto,
         ["127.0.0.1/32".parse().unwrap()],
     ));

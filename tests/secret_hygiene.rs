@@ -48,7 +48,7 @@ async fn trace_output_never_contains_a_token() {
     let valid = created.token.expose_secret().to_owned();
     let (revoked, rid) = f.token(&["orders:read"]).await;
     f.admin.revoke(rid).await.unwrap();
-    let unknown = tower_pat::preset::nuvlyx_live()
+    let unknown = nuvlyx::live()
         .format()
         .clone()
         .mint()
@@ -72,7 +72,7 @@ async fn trace_output_never_contains_a_token() {
         .body(Body::empty())
         .unwrap();
     send(&app, plain).await;
-    let broken = app_with(AuthLayer::new(Broken, tower_pat::preset::nuvlyx_live()));
+    let broken = app_with(AuthLayer::builder(Broken, nuvlyx::live()));
     send(&broken, bearer("/orders", &valid)).await;
 
     // Debug output of the types that hold or carry token data.

@@ -18,9 +18,9 @@ fn plaintext_is_zeroized_on_drop() {
 
 #[tokio::test]
 async fn debug_of_every_type_carrying_a_token_is_redacted() {
-    let minted = tower_pat::preset::nuvlyx_live().format().mint();
+    let minted = nuvlyx::live().format().mint();
     let secret = minted.token.expose_secret().to_owned();
-    let m = TokenManager::new(MemoryStore::new(), tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(MemoryStore::new(), nuvlyx::live());
     let created = m
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await

@@ -99,7 +99,7 @@ async fn opening_twice_is_a_noop_and_two_instances_share_tokens() {
     let b = PostgresStore::connect_in_schema(&url().unwrap(), &s)
         .await
         .unwrap();
-    let m = TokenManager::new(a, tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(a, nuvlyx::live());
     let c = m
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await
@@ -146,7 +146,7 @@ async fn revocation_on_one_instance_is_refused_by_another_within_one_second() {
     let (server_a, cache_b, _) = two_instances().await;
     let cache_a = CachedStore::new(server_a.clone());
 
-    let m = TokenManager::new(cache_a.clone(), tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(cache_a.clone(), nuvlyx::live());
     let c = m
         .create(NewToken::new("t", "demo", ["orders:read"]))
         .await
@@ -223,7 +223,7 @@ async fn listener_recovers_after_its_connection_is_killed() {
         return;
     }
     let (server_a, cache_b, s) = two_instances().await;
-    let m = TokenManager::new(server_a.clone(), tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(server_a.clone(), nuvlyx::live());
     let c = m
         .create(NewToken::new("t", "demo", ["orders:read"]))
         .await
@@ -258,7 +258,7 @@ async fn corrupted_rows_fail_closed() {
         return;
     }
     let store = fresh_store(&schema()).await.unwrap();
-    let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(store.clone(), nuvlyx::live());
     let c = m
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await
@@ -342,7 +342,7 @@ async fn database_down_is_503_with_retry_after_within_the_timeout() {
     let store = PostgresStore::connect_in_schema(&via_relay, &schema())
         .await
         .unwrap();
-    let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(store.clone(), nuvlyx::live());
     let c = m
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await
@@ -351,8 +351,9 @@ async fn database_down_is_503_with_retry_after_within_the_timeout() {
     let app = axum::Router::new()
         .route("/orders", axum::routing::get(|| async { "ok" }))
         .layer(
-            tower_pat::AuthLayer::new(store, tower_pat::preset::nuvlyx_live())
-                .store_timeout(Some(timeout)),
+            tower_pat::AuthLayer::builder(store, nuvlyx::live())
+                .store_timeout(Some(timeout))
+                .build(),
         );
     let req = || {
         http::Request::get("/orders")
@@ -422,13 +423,13 @@ async fn revocation_survives_raw_sql_write_paths() {
     ];
     for statements in attacks {
         let store = fresh_store(&schema()).await.unwrap();
-        let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
+        let m = TokenManager::new(store.clone(), nuvlyx::live());
         let c = m
             .create(NewToken::new("t", "o", ["orders:read"]))
             .await
             .unwrap();
         assert_eq!(
-            conformance::status_now(&store, c.token.expose_secret()).await,
+            conformance::status_now(&store, &nuvlyx::live(), c.token.expose_secret()).await,
             200
         );
         m.revoke(c.record.id).await.unwrap();
@@ -445,7 +446,7 @@ async fn revocation_survives_raw_sql_write_paths() {
             let _ = q.execute(store.pool()).await;
         }
         assert_eq!(
-            conformance::status_now(&store, c.token.expose_secret()).await,
+            conformance::status_now(&store, &nuvlyx::live(), c.token.expose_secret()).await,
             401,
             "the revoked token works again after {statements:?}"
         );
@@ -463,7 +464,7 @@ async fn a_corrupt_row_is_401_to_a_caller_without_the_secret() {
         return;
     }
     let store = fresh_store(&schema()).await.unwrap();
-    let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(store.clone(), nuvlyx::live());
     let c = m
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await
@@ -474,9 +475,15 @@ async fn a_corrupt_row_is_401_to_a_caller_without_the_secret() {
         .await
         .unwrap();
     let token = c.token.expose_secret();
-    assert_eq!(conformance::status_now(&store, token).await, 503);
+    assert_eq!(
+        conformance::status_now(&store, &nuvlyx::live(), token).await,
+        503
+    );
     let forged = conformance::forge_secret(token);
-    assert_eq!(conformance::status_now(&store, &forged).await, 401);
+    assert_eq!(
+        conformance::status_now(&store, &nuvlyx::live(), &forged).await,
+        401
+    );
 }
 
 /// A TCP relay whose LISTEN connections can be made to go silent (a NAT
@@ -617,7 +624,7 @@ async fn a_silently_dead_listen_connection_is_detected_by_the_heartbeat() {
         .unwrap();
     assert_eq!(relay.listens_seen.load(Ordering::SeqCst), 1);
 
-    let m = TokenManager::new(server_a.clone(), tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(server_a.clone(), nuvlyx::live());
     let c = m
         .create(NewToken::new("t", "demo", ["orders:read"]))
         .await
@@ -707,7 +714,7 @@ async fn made_up_ids_are_answered_without_a_query_and_created_ones_pass_everywhe
     }
     let (server_a, cache_b, _) = two_instances().await;
     let server_b = cache_b.inner().clone();
-    let m = TokenManager::new(server_a.clone(), tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(server_a.clone(), nuvlyx::live());
     let mut created = Vec::new();
     for i in 0..50 {
         let c = m
@@ -759,7 +766,7 @@ async fn while_the_channel_is_down_the_filter_holds_and_fresh_tokens_pass() {
     }
     let (server_a, cache_b, s) = two_instances().await;
     let server_b = cache_b.inner().clone();
-    let m = TokenManager::new(server_a.clone(), tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(server_a.clone(), nuvlyx::live());
     // B's LISTEN connection dies; whatever B hears or not, the change
     // table is the truth, and B reads it on its own connection.
     kill_listeners(server_a.pool(), &s).await;
@@ -801,7 +808,7 @@ async fn rows_written_around_the_store_are_found_at_once() {
     }
     let (server_a, cache_b, _) = two_instances().await;
     let server_b = cache_b.inner().clone();
-    let format = tower_pat::preset::nuvlyx_live().format().clone();
+    let format = nuvlyx::live().format().clone();
     let insert = |minted: &tower_pat::MintedToken| {
         sqlx::query(
             "INSERT INTO tower_pat_tokens (id, digest, owner, name, scopes, preview, created_at) \
@@ -894,7 +901,7 @@ async fn messages_from_a_role_that_cannot_write_tokens_change_nothing() {
     }
     let (server_a, cache_b, s) = two_instances().await;
     let server_b = cache_b.inner().clone();
-    let m = TokenManager::new(server_a.clone(), tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(server_a.clone(), nuvlyx::live());
     let mut valid = Vec::new();
     for i in 0..10 {
         valid.push(
@@ -1012,7 +1019,7 @@ async fn a_fresh_token_works_on_another_instance_at_once_during_a_forged_flood()
     }
     let (server_a, cache_b, _) = two_instances().await;
     let server_b = cache_b.inner().clone();
-    let m = TokenManager::new(server_a.clone(), tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(server_a.clone(), nuvlyx::live());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flood = {
         let (server_b, stop) = (server_b.clone(), stop.clone());
@@ -1107,7 +1114,7 @@ async fn a_newer_migration_and_an_older_instance_are_tolerated() {
         .await
         .expect("a database migrated by a newer release must still open");
     // An old instance: its own INSERT, then its format-1 announcement.
-    let minted = tower_pat::preset::nuvlyx_live().format().mint();
+    let minted = nuvlyx::live().format().mint();
     sqlx::query(
         "INSERT INTO tower_pat_tokens (id, digest, owner, name, scopes, preview, created_at) \
          VALUES ($1, $2, 'o', 'old', 'orders:read', 'p', 0)",

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::{
-    preset, CachedStore, MemoryStore, RedisAnnounced, RedisChannel, RevocationReason, TokenAdmin,
-    TokenId, TokenStore,
+    CachedStore, MemoryStore, RedisAnnounced, RedisChannel, RevocationReason, TokenAdmin, TokenId,
+    TokenStore,
 };
 
 static N: AtomicUsize = AtomicUsize::new(0);
@@ -85,7 +85,7 @@ async fn instances(heartbeat: Duration) -> Instances {
         .listen(reader.invalidator(), heartbeat)
         .await
         .unwrap();
-    let writer = TokenManager::new(channel.announcing(shared.clone()), preset::nuvlyx_live());
+    let writer = TokenManager::new(channel.announcing(shared.clone()), nuvlyx::live());
     Instances {
         shared,
         writer,
@@ -268,7 +268,7 @@ async fn garbled_messages_are_ignored() {
         .listen(reader.invalidator(), Duration::from_secs(5))
         .await
         .unwrap();
-    let writer = TokenManager::new(shared.clone(), preset::nuvlyx_live());
+    let writer = TokenManager::new(shared.clone(), nuvlyx::live());
     let c = writer
         .create(NewToken::new("bot", "shop", ["orders:read"]))
         .await
@@ -369,10 +369,7 @@ mod postgres_over_redis {
             .listen_on(&channel, cache.invalidator(), Duration::from_millis(200))
             .await
             .unwrap();
-        let writer = TokenManager::new(
-            channel.announcing(writer_store.clone()),
-            preset::nuvlyx_live(),
-        );
+        let writer = TokenManager::new(channel.announcing(writer_store.clone()), nuvlyx::live());
         let c = writer
             .create(NewToken::new("t", "shop", ["orders:read"]))
             .await

@@ -84,7 +84,7 @@ mod cached {
 async fn reopening_a_migrated_database_is_a_noop_and_keeps_tokens() {
     let path = temp_db();
     let store = SqliteStore::open(&path).await.unwrap();
-    let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(store.clone(), nuvlyx::live());
     let c = m
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await
@@ -102,7 +102,7 @@ async fn a_second_process_can_write_while_a_server_reads() {
     let path = temp_db();
     let server = SqliteStore::open(&path).await.unwrap();
     let cli = SqliteStore::open(&path).await.unwrap();
-    let m = TokenManager::new(cli.clone(), tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(cli.clone(), nuvlyx::live());
     let reader = tokio::spawn({
         let server = server.clone();
         async move {
@@ -131,7 +131,7 @@ async fn a_second_process_can_write_while_a_server_reads() {
 #[tokio::test]
 async fn database_triggers_forbid_unrevoking_or_deleting_a_revoked_token() {
     let store = SqliteStore::open(temp_db()).await.unwrap();
-    let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(store.clone(), nuvlyx::live());
     let c = m
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await
@@ -160,7 +160,7 @@ async fn database_triggers_forbid_unrevoking_or_deleting_a_revoked_token() {
 #[tokio::test]
 async fn corrupted_rows_fail_closed_with_an_error_not_a_panic() {
     let store = SqliteStore::open(temp_db()).await.unwrap();
-    let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(store.clone(), nuvlyx::live());
     let a = m
         .create(NewToken::new("a", "o", ["orders:read"]))
         .await
@@ -198,7 +198,7 @@ async fn change_feed_reaches_another_process_cache() {
         .await
         .unwrap();
     let cli = SqliteStore::open(&path).await.unwrap();
-    let m = TokenManager::new(cli, tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(cli, nuvlyx::live());
     let c = m
         .create(NewToken::new("t", "o", ["orders:read"]))
         .await
@@ -265,13 +265,13 @@ async fn revocation_survives_raw_sql_write_paths() {
     ];
     for statements in attacks {
         let store = SqliteStore::open(temp_db()).await.unwrap();
-        let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
+        let m = TokenManager::new(store.clone(), nuvlyx::live());
         let c = m
             .create(NewToken::new("t", "o", ["orders:read"]))
             .await
             .unwrap();
         assert_eq!(
-            conformance::status_now(&store, c.token.expose_secret()).await,
+            conformance::status_now(&store, &nuvlyx::live(), c.token.expose_secret()).await,
             200
         );
         m.revoke(c.record.id).await.unwrap();
@@ -285,7 +285,7 @@ async fn revocation_survives_raw_sql_write_paths() {
             let _ = q.execute(store.pool()).await;
         }
         assert_eq!(
-            conformance::status_now(&store, c.token.expose_secret()).await,
+            conformance::status_now(&store, &nuvlyx::live(), c.token.expose_secret()).await,
             401,
             "the revoked token works again after {statements:?}"
         );
@@ -301,7 +301,7 @@ async fn revocation_survives_raw_sql_write_paths() {
 #[tokio::test]
 async fn a_corrupt_row_is_401_to_a_caller_without_the_secret() {
     let store = SqliteStore::open(temp_db()).await.unwrap();
-    let m = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
+    let m = TokenManager::new(store.clone(), nuvlyx::live());
     let scopes_broken = m
         .create(NewToken::new("a", "o", ["orders:read"]))
         .await
@@ -322,15 +322,21 @@ async fn a_corrupt_row_is_401_to_a_caller_without_the_secret() {
         .await
         .unwrap();
     let token = scopes_broken.token.expose_secret();
-    assert_eq!(conformance::status_now(&store, token).await, 503);
     assert_eq!(
-        conformance::status_now(&store, &conformance::forge_secret(token)).await,
+        conformance::status_now(&store, &nuvlyx::live(), token).await,
+        503
+    );
+    assert_eq!(
+        conformance::status_now(&store, &nuvlyx::live(), &conformance::forge_secret(token)).await,
         401
     );
     let token = digest_broken.token.expose_secret();
-    assert_eq!(conformance::status_now(&store, token).await, 401);
     assert_eq!(
-        conformance::status_now(&store, &conformance::forge_secret(token)).await,
+        conformance::status_now(&store, &nuvlyx::live(), token).await,
+        401
+    );
+    assert_eq!(
+        conformance::status_now(&store, &nuvlyx::live(), &conformance::forge_secret(token)).await,
         401
     );
 }

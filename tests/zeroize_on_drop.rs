@@ -59,7 +59,7 @@ fn secret_window(token: &str) -> [u8; 16] {
 #[test]
 fn minted_plaintext_is_wiped_before_it_is_freed() {
     // The detector works: a plain copy is freed with the secret in it.
-    let minted = tower_pat::preset::nuvlyx_live().format().mint();
+    let minted = nuvlyx::live().format().mint();
     let copy = minted.token.expose_secret().to_owned();
     let needle = secret_window(&copy);
     assert_eq!(

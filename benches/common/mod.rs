@@ -124,7 +124,7 @@ where
 {
     let forged: Vec<String> = (0..200_000)
         .map(|_| {
-            tower_pat::preset::nuvlyx_live()
+            nuvlyx::live()
                 .format()
                 .clone()
                 .mint()
@@ -151,14 +151,14 @@ where
 /// A valid token, a MemoryStore holding it, and every case.
 pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
     let store = MemoryStore::new();
-    let admin = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
+    let admin = TokenManager::new(store.clone(), nuvlyx::live());
     let token = rt
         .block_on(admin.create(NewToken::new("bench", "demo-store", ["orders:read"])))
         .unwrap()
         .token
         .expose_secret()
         .to_owned();
-    let unknown = tower_pat::preset::nuvlyx_live()
+    let unknown = nuvlyx::live()
         .format()
         .clone()
         .mint()
@@ -172,13 +172,12 @@ pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
         &token[..token.len() - 1],
         if last == '0' { '1' } else { '0' }
     );
-    assert!(tower_pat::preset::nuvlyx_live()
-        .format()
-        .parse(&malformed)
-        .is_err());
+    assert!(nuvlyx::live().format().parse(&malformed).is_err());
 
     let ours = |st: MemoryStore, scope: &'static str| {
-        let auth = AuthLayer::new(st, tower_pat::preset::nuvlyx_live()).responder(EmptyBody);
+        let auth = AuthLayer::builder(st, nuvlyx::live())
+            .responder(EmptyBody)
+            .build();
         ServiceBuilder::new()
             .layer(auth.clone())
             .layer(auth.require_scopes([scope]))
@@ -190,7 +189,7 @@ pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
     let cached = CachedStore::new(sqlite.clone());
     let sqlite_token = rt
         .block_on(
-            TokenManager::new(sqlite, tower_pat::preset::nuvlyx_live()).create(NewToken::new(
+            TokenManager::new(sqlite, nuvlyx::live()).create(NewToken::new(
                 "b",
                 "demo-store",
                 ["orders:read"],
@@ -200,7 +199,9 @@ pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
         .token
         .expose_secret()
         .to_owned();
-    let auth = AuthLayer::new(cached, tower_pat::preset::nuvlyx_live()).responder(EmptyBody);
+    let auth = AuthLayer::builder(cached, nuvlyx::live())
+        .responder(EmptyBody)
+        .build();
     let ours_cached_sqlite = ServiceBuilder::new()
         .layer(auth.clone())
         .layer(auth.require_scopes(["orders:read"]))
@@ -291,8 +292,9 @@ pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
         case(
             rt,
             "tower-pat valid token, AuthLayer alone (no scope check)",
-            AuthLayer::new(store.clone(), tower_pat::preset::nuvlyx_live())
+            AuthLayer::builder(store.clone(), nuvlyx::live())
                 .responder(EmptyBody)
+                .build()
                 .layer(bare()),
             &token,
             StatusCode::OK,

@@ -37,8 +37,9 @@ fuzz_target!(|data: &[u8]| {
             req.headers_mut().append(http::header::AUTHORIZATION, v);
         }
     }
-    let svc = AuthLayer::new(MemoryStore::new(), tower_pat::preset::nuvlyx_live())
+    let svc = AuthLayer::builder(MemoryStore::new(), nuvlyx::live())
         .responder(EmptyBody)
+        .build()
         .layer(service_fn(|_req: Request<()>| async {
             Ok::<_, Infallible>(Response::new(()))
         }));

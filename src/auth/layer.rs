@@ -1,8 +1,8 @@
-//! [`AuthLayer`]: the configuration, its builders, and the scope checks
-//! built from it.
+//! [`AuthLayer`], its [`AuthLayerBuilder`], and the scope checks built from
+//! the finished layer.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +23,11 @@ pub(crate) const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Applies PAT authentication to a service. Cheap to clone.
 ///
-/// Defaults: realm `"api"`, HTTPS required, no trusted proxies, 2-second
-/// store timeout, `Retry-After: 1`, problem+json bodies.
+/// [`AuthLayer::new`] has the defaults: realm `"api"`, HTTPS required, no
+/// trusted proxies, 2-second store timeout, `Retry-After: 1`, problem+json
+/// bodies. [`AuthLayer::builder`] changes them. A finished layer has no
+/// setters, so the scope checks built from it
+/// ([`AuthLayer::require_scopes`]) always answer as it does.
 #[derive(Clone)]
 #[must_use]
 pub struct AuthLayer<R = ProblemDetails> {
@@ -42,12 +45,35 @@ impl<R: fmt::Debug> fmt::Debug for AuthLayer<R> {
 }
 
 impl AuthLayer<ProblemDetails> {
-    /// A layer verifying tokens of `config` (format, catalog, clock: the
-    /// same value the [`crate::admin::TokenManager`] mints with) against
-    /// `store` (any [`TokenStore`], or an `Arc` of one).
+    /// A layer with the defaults, verifying tokens of `config` (format,
+    /// catalog, clock: the same value the [`crate::admin::TokenManager`]
+    /// mints with) against `store` (any [`TokenStore`], or an `Arc` of
+    /// one). Same as `AuthLayer::builder(store, config).build()`.
     pub fn new(store: impl TokenStore, config: TokenConfig) -> Self {
-        Self {
-            config: Arc::new(Config {
+        Self::builder(store, config).build()
+    }
+
+    /// A builder for a layer with other settings than the defaults: every
+    /// setting is made before the layer exists.
+    ///
+    /// ```
+    /// # let your_token_config = || tower_pat::TokenConfig::new(
+    /// #     tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).unwrap(),
+    /// #     tower_pat::ScopeCatalog::new().scope("orders:read", "Read orders."),
+    /// # );
+    /// use std::time::Duration;
+    /// use tower_pat::{AuthLayer, MemoryStore};
+    ///
+    /// let auth = AuthLayer::builder(MemoryStore::new(), your_token_config())
+    ///     .realm("nuvlyx")
+    ///     .store_timeout(Some(Duration::from_millis(500)))
+    ///     .build();
+    /// let orders = auth.require_scopes(["orders:read"]); // answers in realm "nuvlyx"
+    /// # let _ = orders;
+    /// ```
+    pub fn builder(store: impl TokenStore, config: TokenConfig) -> AuthLayerBuilder {
+        AuthLayerBuilder {
+            config: Config {
                 store: Arc::new(store),
                 tokens: config,
                 realm: Arc::new(Realm::new(DEFAULT_REALM, false)),
@@ -58,31 +84,37 @@ impl AuthLayer<ProblemDetails> {
                 optional: false,
                 events: None,
                 exposures: Default::default(),
-            }),
+            },
             responder: ProblemDetails,
         }
     }
 }
 
-impl<R> AuthLayer<R> {
-    fn config_mut(&mut self) -> &mut Config {
-        // Builders run before the layer is cloned; if it was, copy it.
-        if Arc::get_mut(&mut self.config).is_none() {
-            let c = &self.config;
-            self.config = Arc::new(Config {
-                store: c.store.clone(),
-                tokens: c.tokens.clone(),
-                realm: c.realm.clone(),
-                transport: c.transport.clone(),
-                store_timeout: c.store_timeout,
-                retry_after: c.retry_after,
-                clock_floor: AtomicU64::new(c.clock_floor.load(Ordering::Relaxed)),
-                optional: c.optional,
-                events: c.events.clone(),
-                exposures: Default::default(),
-            });
+/// The settings of an [`AuthLayer`], made before it exists
+/// ([`AuthLayer::builder`]); [`AuthLayerBuilder::build`] yields the layer.
+#[must_use = "call `.build()` to get the layer"]
+pub struct AuthLayerBuilder<R = ProblemDetails> {
+    config: Config,
+    responder: R,
+}
+
+impl<R: fmt::Debug> fmt::Debug for AuthLayerBuilder<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthLayerBuilder")
+            .field("config", &self.config)
+            .field("responder", &self.responder)
+            .finish()
+    }
+}
+
+impl<R> AuthLayerBuilder<R> {
+    /// The finished layer. Scope checks are built from it, and answer with
+    /// its realm, responder and attach setting.
+    pub fn build(self) -> AuthLayer<R> {
+        AuthLayer {
+            config: Arc::new(self.config),
+            responder: self.responder,
         }
-        Arc::get_mut(&mut self.config).expect("unique after copy")
     }
 
     /// Sets the realm of the `WWW-Authenticate` challenge.
@@ -101,7 +133,7 @@ impl<R> AuthLayer<R> {
             "invalid realm {realm:?}: use visible ASCII without quotes or backslashes"
         );
         let attach = self.config.realm.attach;
-        self.config_mut().realm = Arc::new(Realm::new(realm, attach));
+        self.config.realm = Arc::new(Realm::new(realm, attach));
         self
     }
 
@@ -113,7 +145,7 @@ impl<R> AuthLayer<R> {
     /// this layer follow the same setting.
     pub fn attach_rejections(mut self) -> Self {
         let name = self.config.realm.name().to_owned();
-        self.config_mut().realm = Arc::new(Realm::new(&name, true));
+        self.config.realm = Arc::new(Realm::new(&name, true));
         self
     }
 
@@ -127,6 +159,17 @@ impl<R> AuthLayer<R> {
     /// anonymous. HTTPS is still required.
     ///
     /// ```
+    /// # fn your_token_config() -> tower_pat::TokenConfig {
+    /// #     // Your API's token format and scopes, here `nvl_live_…` tokens.
+    /// #     tower_pat::TokenConfig::new(
+    /// #         tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).unwrap(),
+    /// #         tower_pat::ScopeCatalog::new()
+    /// #             .scope("products:read", "List products.")
+    /// #             .scope("orders:read", "Read orders.")
+    /// #             .scope("orders:write", "Create orders.")
+    /// #             .scope("wallet:read", "Read the wallet balance."),
+    /// #     )
+    /// # }
     /// # #[cfg(feature = "axum")]
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// use axum::{body::Body, routing::get, Router};
@@ -142,7 +185,7 @@ impl<R> AuthLayer<R> {
     ///             None => "products".to_owned(),
     ///         }
     ///     }))
-    ///     .layer(AuthLayer::new(MemoryStore::new(), tower_pat::preset::nuvlyx_live()).optional());
+    ///     .layer(AuthLayer::builder(MemoryStore::new(), your_token_config()).optional().build());
     ///
     /// let anonymous = Request::get("/products").extension(TlsConnection).body(Body::empty()).unwrap();
     /// assert_eq!(app.clone().oneshot(anonymous).await.unwrap().status(), StatusCode::OK);
@@ -156,14 +199,14 @@ impl<R> AuthLayer<R> {
     /// # #[cfg(not(feature = "axum"))] fn main() {}
     /// ```
     pub fn optional(mut self) -> Self {
-        self.config_mut().optional = true;
+        self.config.optional = true;
         self
     }
 
     /// Accepts requests over plain HTTP. **For local development only**:
     /// tokens sent over plain HTTP can be read by anyone on the path.
     pub fn allow_plain_http(mut self) -> Self {
-        self.config_mut().transport.allow_plain_http = true;
+        self.config.transport.allow_plain_http = true;
         self
     }
 
@@ -174,31 +217,42 @@ impl<R> AuthLayer<R> {
     /// the parsing rules).
     ///
     /// ```
+    /// # fn your_token_config() -> tower_pat::TokenConfig {
+    /// #     // Your API's token format and scopes, here `nvl_live_…` tokens.
+    /// #     tower_pat::TokenConfig::new(
+    /// #         tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).unwrap(),
+    /// #         tower_pat::ScopeCatalog::new()
+    /// #             .scope("products:read", "List products.")
+    /// #             .scope("orders:read", "Read orders.")
+    /// #             .scope("orders:write", "Create orders.")
+    /// #             .scope("wallet:read", "Read the wallet balance."),
+    /// #     )
+    /// # }
     /// use tower_pat::transport::ProxyHeader;
     /// use tower_pat::{AuthLayer, MemoryStore};
     ///
-    /// let layer = AuthLayer::new(MemoryStore::new(), tower_pat::preset::nuvlyx_live())
-    ///     .trusted_proxies(ProxyHeader::XForwardedProto, ["10.0.0.0/8".parse().unwrap()]);
+    /// let layer = AuthLayer::builder(MemoryStore::new(), your_token_config())
+    ///     .trusted_proxies(ProxyHeader::XForwardedProto, ["10.0.0.0/8".parse().unwrap()]).build();
     /// # let _ = layer;
     /// ```
     pub fn trusted_proxies<I>(mut self, header: crate::transport::ProxyHeader, proxies: I) -> Self
     where
         I: IntoIterator<Item = IpNet>,
     {
-        self.config_mut().transport.proxies = Some((header, proxies.into_iter().collect()));
+        self.config.transport.proxies = Some((header, proxies.into_iter().collect()));
         self
     }
 
     /// Fails a store call that takes longer than `timeout` with 503.
     /// `None` waits forever (not recommended). Needs a Tokio runtime.
     pub fn store_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.config_mut().store_timeout = timeout;
+        self.config.store_timeout = timeout;
         self
     }
 
     /// The `Retry-After` sent with 503 (whole seconds, at least 1).
     pub fn retry_after(mut self, after: Duration) -> Self {
-        self.config_mut().retry_after = after;
+        self.config.retry_after = after;
         self
     }
 
@@ -216,25 +270,25 @@ impl<R> AuthLayer<R> {
     /// a flood of made-up tokens sends no event and cannot hide a real
     /// exposure that comes again after it.
     pub fn events(mut self, sink: impl crate::events::EventSink) -> Self {
-        self.config_mut().events = Some(Arc::new(sink));
+        self.config.events = Some(Arc::new(sink));
         self
     }
 
     /// Replaces the rejection responder (see [`Responder`](crate::Responder)). Scope checks
-    /// built from this layer afterwards use it too.
-    pub fn responder<R2>(self, responder: R2) -> AuthLayer<R2> {
-        AuthLayer {
+    /// built from the layer use it too.
+    pub fn responder<R2>(self, responder: R2) -> AuthLayerBuilder<R2> {
+        AuthLayerBuilder {
             config: self.config,
             responder,
         }
     }
+}
 
+impl<R> AuthLayer<R> {
     /// A scope check requiring **every** scope in `scopes`, answering 403
     /// `insufficient_scope` otherwise, in this layer's realm and with its
     /// responder (override it with [`RequireScopesLayer::responder`]). Put
-    /// it behind this layer, per route (with axum, `route_layer`). Build
-    /// the layer completely first: a setting changed afterwards does not
-    /// reach checks built before.
+    /// it behind this layer, per route (with axum, `route_layer`).
     ///
     /// # Panics
     ///
@@ -245,9 +299,20 @@ impl<R> AuthLayer<R> {
     /// instead.
     ///
     /// ```should_panic
-    /// use tower_pat::{preset, AuthLayer, MemoryStore};
+    /// # fn your_token_config() -> tower_pat::TokenConfig {
+    /// #     // Your API's token format and scopes, here `nvl_live_…` tokens.
+    /// #     tower_pat::TokenConfig::new(
+    /// #         tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).unwrap(),
+    /// #         tower_pat::ScopeCatalog::new()
+    /// #             .scope("products:read", "List products.")
+    /// #             .scope("orders:read", "Read orders.")
+    /// #             .scope("orders:write", "Create orders.")
+    /// #             .scope("wallet:read", "Read the wallet balance."),
+    /// #     )
+    /// # }
+    /// use tower_pat::{AuthLayer, MemoryStore};
     ///
-    /// let auth = AuthLayer::new(MemoryStore::new(), preset::nuvlyx_live());
+    /// let auth = AuthLayer::new(MemoryStore::new(), your_token_config());
     /// // panics: unknown scope "order:read"
     /// let check = auth.require_scopes(["order:read"]);
     /// # let _ = check;

@@ -15,17 +15,22 @@
 //! use tower::{service_fn, ServiceExt};
 //! use tower_pat::transport::TlsConnection;
 //! use tower_pat::admin::{NewToken, TokenManager};
-//! use tower_pat::{AuthLayer, Authenticated, MemoryStore, ScopeCatalog};
+//! use tower_pat::{AuthLayer, Authenticated, Environment, MemoryStore, ScopeCatalog, TokenConfig, TokenFormat};
 //! use tower_layer::Layer;
 //!
+//! // Your API's token format (`nvl_live_…`) and scopes.
+//! let config = TokenConfig::new(
+//!     TokenFormat::new("nvl", Environment::Live).unwrap(),
+//!     ScopeCatalog::new().scope("orders:read", "Read orders and their status."),
+//! );
 //! let store = MemoryStore::new();
-//! let admin = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
+//! let admin = TokenManager::new(store.clone(), config.clone());
 //! let created = admin
 //!     .create(NewToken::new("bot", "demo-store", ["orders:read"]))
 //!     .await
 //!     .unwrap();
 //!
-//! let svc = AuthLayer::new(store, tower_pat::preset::nuvlyx_live()).layer(service_fn(|req: Request<String>| async move {
+//! let svc = AuthLayer::new(store, config).layer(service_fn(|req: Request<String>| async move {
 //!     let who = req.extensions().get::<Authenticated>().unwrap();
 //!     let body = Full::new(Bytes::from(who.owner().to_string()));
 //!     Ok::<_, std::convert::Infallible>(Response::new(body))
@@ -65,7 +70,7 @@ pub(crate) use self::future::respond;
 #[allow(unused_imports)] // used by the axum extractor
 pub(crate) use self::future::CredentialsRequired;
 pub use self::future::ResponseFuture;
-pub use self::layer::AuthLayer;
+pub use self::layer::{AuthLayer, AuthLayerBuilder};
 #[doc(hidden)]
 pub use self::parse::bearer_token;
 pub use self::service::Auth;

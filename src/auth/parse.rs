@@ -166,7 +166,7 @@ mod tests {
     /// Header values near the valid form: a scheme variant, separators, a
     /// real token with edits, and arbitrary bytes around it.
     fn near_valid() -> impl Strategy<Value = Vec<u8>> {
-        let token = crate::preset::nuvlyx_live()
+        let token = crate::testing::live()
             .format()
             .clone()
             .mint()
@@ -225,14 +225,14 @@ mod tests {
             values in prop::collection::vec(near_valid(), 1..3),
         ) {
             let Some(h) = headers(&values) else { return Ok(()) };
-            let format = crate::preset::nuvlyx_live().format().clone();
+            let format = crate::testing::live().format().clone();
             prop_assert_eq!(token_and_id(&h, &format), general_path(&h, &format));
         }
     }
 
     #[test]
     fn the_canonical_form_is_read_in_one_step() {
-        let format = crate::preset::nuvlyx_live().format().clone();
+        let format = crate::testing::live().format().clone();
         let token = format.mint().token;
         let id = format.parse(token.expose_secret()).unwrap();
         for scheme in ["Bearer", "bearer", "BEARER"] {
@@ -242,7 +242,7 @@ mod tests {
             assert_eq!(token_and_id(&h, &format).map(|(_, i)| i), Ok(id));
         }
         let h = headers(&[format!("Bearer {}", token.expose_secret()).into_bytes()]).unwrap();
-        let other = crate::preset::nuvlyx_test().format().clone();
+        let other = crate::testing::test().format().clone();
         assert_eq!(
             token_and_id(&h, &other).map(|(_, i)| i),
             general_path(&h, &other).map(|(_, i)| i)

@@ -281,14 +281,14 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn unknown_id_still_compares_against_a_dummy_digest() {
         let store = MemoryStore::new();
-        let admin = TokenManager::new(store.clone(), crate::preset::nuvlyx_live());
+        let admin = TokenManager::new(store.clone(), crate::testing::live());
         let known = admin
             .create(NewToken::new("t", "o", ["orders:read"]))
             .await
             .unwrap()
             .token;
-        let layer = AuthLayer::new(store, crate::preset::nuvlyx_live());
-        let unknown = crate::preset::nuvlyx_live().format().mint().token;
+        let layer = AuthLayer::new(store, crate::testing::live());
+        let unknown = crate::testing::live().format().mint().token;
         assert_eq!(
             comparisons_for(&layer.config, unknown.expose_secret()).await,
             (1, Some(RejectionKind::UnknownToken))

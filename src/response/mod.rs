@@ -2,7 +2,7 @@
 //!
 //! Every refusal is a response, never a service error. The precise reason is
 //! a [`Rejection`], handed to the responder, put in the response extensions
-//! when the layer is built with `AuthLayer::attach_rejections`, and told in
+//! when the layer is built with `AuthLayerBuilder::attach_rejections`, and told in
 //! a `tracing` event with the `tracing` feature. The client sees only what
 //! RFC 6750 and RFC 9457 prescribe:
 //!
@@ -20,18 +20,29 @@
 //! keeps the status and headers right for you:
 //!
 //! ```
+//! # fn your_token_config() -> tower_pat::TokenConfig {
+//! #     // Your API's token format and scopes, here `nvl_live_…` tokens.
+//! #     tower_pat::TokenConfig::new(
+//! #         tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).unwrap(),
+//! #         tower_pat::ScopeCatalog::new()
+//! #             .scope("products:read", "List products.")
+//! #             .scope("orders:read", "Read orders.")
+//! #             .scope("orders:write", "Create orders.")
+//! #             .scope("wallet:read", "Read the wallet balance."),
+//! #     )
+//! # }
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! use http::{Request, Response, StatusCode};
 //! use tower::{service_fn, Layer, ServiceExt};
 //! use tower_pat::transport::TlsConnection;
 //! use tower_pat::{AuthLayer, MemoryStore, Rejection, RejectionKind};
 //!
-//! let layer = AuthLayer::new(MemoryStore::new(), tower_pat::preset::nuvlyx_live())
+//! let layer = AuthLayer::builder(MemoryStore::new(), your_token_config())
 //!     .attach_rejections()
 //!     .responder(|r: &Rejection| {
 //!         let body = format!(r#"{{"ok":false,"code":{}}}"#, r.status().as_u16());
 //!         r.response(body)
-//!     });
+//!     }).build();
 //! let svc = layer.layer(service_fn(|_: Request<()>| async {
 //!     Ok::<_, std::convert::Infallible>(Response::new(String::from("orders")))
 //! }));

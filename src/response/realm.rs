@@ -4,7 +4,7 @@
 use http::header::{CACHE_CONTROL, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue};
 
-/// The realm used unless `AuthLayer::realm` sets another.
+/// The realm used unless `AuthLayerBuilder::realm` sets another.
 pub(crate) const DEFAULT_REALM: &str = "api";
 
 /// How one [`crate::AuthLayer`] answers: the realm of its challenges, with
@@ -14,7 +14,7 @@ pub(crate) const DEFAULT_REALM: &str = "api";
 pub(crate) struct Realm {
     name: Box<str>,
     /// Whether rejection responses carry the [`crate::Rejection`] in their
-    /// extensions (`AuthLayer::attach_rejections`).
+    /// extensions (`AuthLayerBuilder::attach_rejections`).
     pub(crate) attach: bool,
     /// `WWW-Authenticate` and `Cache-Control` of the two 401 answers,
     /// ready to copy: copying a map is cheaper than building one.

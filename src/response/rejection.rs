@@ -83,7 +83,7 @@ impl RejectionKind {
 
 /// A refused request: the reason and everything needed to answer it.
 ///
-/// Responders receive it; with `AuthLayer::attach_rejections`, it is also
+/// Responders receive it; with `AuthLayerBuilder::attach_rejections`, it is also
 /// in the extensions of every rejection response the crate produces.
 #[derive(Clone)]
 pub struct Rejection {

@@ -229,12 +229,23 @@ impl State {
 /// they are seen after at most [`CacheConfig::ttl`].
 ///
 /// ```
+/// # fn your_token_config() -> tower_pat::TokenConfig {
+/// #     // Your API's token format and scopes, here `nvl_live_…` tokens.
+/// #     tower_pat::TokenConfig::new(
+/// #         tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).unwrap(),
+/// #         tower_pat::ScopeCatalog::new()
+/// #             .scope("products:read", "List products.")
+/// #             .scope("orders:read", "Read orders.")
+/// #             .scope("orders:write", "Create orders.")
+/// #             .scope("wallet:read", "Read the wallet balance."),
+/// #     )
+/// # }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use tower_pat::{CacheConfig, CachedStore};
 /// use tower_pat::{AuthLayer, MemoryStore};
 ///
 /// let cached = CachedStore::with_config(MemoryStore::new(), CacheConfig::default());
-/// let layer = AuthLayer::new(cached.clone(), tower_pat::preset::nuvlyx_live());
+/// let layer = AuthLayer::new(cached.clone(), your_token_config());
 /// # let _ = layer;
 /// # }
 /// ```

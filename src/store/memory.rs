@@ -15,11 +15,22 @@ use crate::{RevocationReason, TokenId};
 /// PostgreSQL stores for that.
 ///
 /// ```
+/// # fn your_token_config() -> tower_pat::TokenConfig {
+/// #     // Your API's token format and scopes, here `nvl_live_…` tokens.
+/// #     tower_pat::TokenConfig::new(
+/// #         tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).unwrap(),
+/// #         tower_pat::ScopeCatalog::new()
+/// #             .scope("products:read", "List products.")
+/// #             .scope("orders:read", "Read orders.")
+/// #             .scope("orders:write", "Create orders.")
+/// #             .scope("wallet:read", "Read the wallet balance."),
+/// #     )
+/// # }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use tower_pat::{admin::{NewToken, TokenManager}, MemoryStore, ScopeCatalog, TokenStore};
 ///
 /// let store = MemoryStore::new();
-/// let tokens = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
+/// let tokens = TokenManager::new(store.clone(), your_token_config());
 /// let created = tokens
 ///     .create(NewToken::new("order bot", "demo-store", ["orders:read"]))
 ///     .await
@@ -254,7 +265,7 @@ mod tests {
     async fn a_name_index_collision_falls_back_to_a_scan() {
         use std::hash::BuildHasher;
         let store = MemoryStore::new();
-        let m = TokenManager::new(store.clone(), crate::preset::nuvlyx_live());
+        let m = TokenManager::new(store.clone(), crate::testing::live());
         m.create(NewToken::new("x", "o", ["orders:read"]))
             .await
             .unwrap();
@@ -279,7 +290,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn lookups_share_one_record_and_changes_do_not_touch_handed_out_ones() {
         let store = MemoryStore::new();
-        let id = TokenManager::new(store.clone(), crate::preset::nuvlyx_live())
+        let id = TokenManager::new(store.clone(), crate::testing::live())
             .create(NewToken::new("t", "o", ["orders:read"]))
             .await
             .unwrap()
@@ -310,7 +321,7 @@ mod tests {
         let build = BuildHasherDefault::<IdHasher>::default();
         let mut low_bits = HashSet::new();
         for _ in 0..4096 {
-            let id = crate::preset::nuvlyx_live().format().mint().id;
+            let id = crate::testing::live().format().mint().id;
             low_bits.insert(build.hash_one(id) & 0xfff);
         }
         // 4096 random ids in 4096 buckets fill about 63% of them.

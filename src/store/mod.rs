@@ -8,6 +8,17 @@
 //! A complete store over a `HashMap` fits in a few lines:
 //!
 //! ```
+//! # fn your_token_config() -> tower_pat::TokenConfig {
+//! #     // Your API's token format and scopes, here `nvl_live_…` tokens.
+//! #     tower_pat::TokenConfig::new(
+//! #         tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).unwrap(),
+//! #         tower_pat::ScopeCatalog::new()
+//! #             .scope("products:read", "List products.")
+//! #             .scope("orders:read", "Read orders.")
+//! #             .scope("orders:write", "Create orders.")
+//! #             .scope("wallet:read", "Read the wallet balance."),
+//! #     )
+//! # }
 //! use std::collections::HashMap;
 //! use std::sync::{Arc, RwLock};
 //! use tower_pat::{Lookup, StoreError, TokenId, TokenRecord, TokenStore};
@@ -23,7 +34,7 @@
 //!         })
 //!     }
 //! }
-//! # let _ = tower_pat::AuthLayer::new(MapStore::default(), tower_pat::preset::nuvlyx_live());
+//! # let _ = tower_pat::AuthLayer::new(MapStore::default(), your_token_config());
 //! ```
 //!
 //! See `examples/custom_store.rs` for one that loads a JSON file.

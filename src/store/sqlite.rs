@@ -30,14 +30,25 @@ const KEEP_CHANGES: Duration = Duration::from_secs(24 * 3600);
 /// honest.
 ///
 /// ```
+/// # fn your_token_config() -> tower_pat::TokenConfig {
+/// #     // Your API's token format and scopes, here `nvl_live_…` tokens.
+/// #     tower_pat::TokenConfig::new(
+/// #         tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).unwrap(),
+/// #         tower_pat::ScopeCatalog::new()
+/// #             .scope("products:read", "List products.")
+/// #             .scope("orders:read", "Read orders.")
+/// #             .scope("orders:write", "Create orders.")
+/// #             .scope("wallet:read", "Read the wallet balance."),
+/// #     )
+/// # }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use tower_pat::admin::{NewToken, TokenManager};
 /// use tower_pat::{AuthLayer, ScopeCatalog, SqliteStore};
 ///
 /// let store = SqliteStore::in_memory().await.unwrap();
-/// let tokens = TokenManager::new(store.clone(), tower_pat::preset::nuvlyx_live());
+/// let tokens = TokenManager::new(store.clone(), your_token_config());
 /// tokens.create(NewToken::new("bot", "demo-store", ["orders:read"])).await.unwrap();
-/// let layer = AuthLayer::new(store, tower_pat::preset::nuvlyx_live());
+/// let layer = AuthLayer::new(store, your_token_config());
 /// # let _ = layer;
 /// # }
 /// ```

@@ -197,7 +197,7 @@ mod tests {
     use crate::ParseTokenIdError;
 
     fn live() -> TokenFormat {
-        crate::preset::nuvlyx_live().format().clone()
+        crate::testing::live().format().clone()
     }
 
     #[test]
@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn test_token_is_rejected_by_live_format() {
-        let m = crate::preset::nuvlyx_test().format().mint();
+        let m = crate::testing::test().format().mint();
         assert_eq!(
             live().parse(m.token.expose_secret()),
             Err(FormatError::WrongEnvironment)

@@ -66,7 +66,7 @@ mod tests {
     use super::*;
 
     fn live() -> crate::TokenFormat {
-        crate::preset::nuvlyx_live().format().clone()
+        crate::testing::live().format().clone()
     }
 
     #[test]

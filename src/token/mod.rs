@@ -14,9 +14,20 @@
 //! [`TokenDigest`] (SHA-256 of the whole token) is stored.
 //!
 //! ```
+//! # fn your_token_config() -> tower_pat::TokenConfig {
+//! #     // Your API's token format and scopes, here `nvl_live_…` tokens.
+//! #     tower_pat::TokenConfig::new(
+//! #         tower_pat::TokenFormat::new("nvl", tower_pat::Environment::Live).unwrap(),
+//! #         tower_pat::ScopeCatalog::new()
+//! #             .scope("products:read", "List products.")
+//! #             .scope("orders:read", "Read orders.")
+//! #             .scope("orders:write", "Create orders.")
+//! #             .scope("wallet:read", "Read the wallet balance."),
+//! #     )
+//! # }
 //! use tower_pat::{TokenDigest, TokenFormat};
 //!
-//! let format = tower_pat::preset::nuvlyx_live().format().clone();
+//! let format = your_token_config().format().clone();
 //! let minted = format.mint();
 //! let token = minted.token.expose_secret();
 //! assert!(token.starts_with("nvl_live_"));

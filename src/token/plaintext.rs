@@ -66,7 +66,7 @@ pub struct MintedToken {
 #[cfg(test)]
 mod tests {
     fn live() -> crate::TokenFormat {
-        crate::preset::nuvlyx_live().format().clone()
+        crate::testing::live().format().clone()
     }
 
     #[test]

@@ -12,7 +12,9 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::{AuthLayer, Lookup, MemoryStore, TokenConfig, TokenId, TokenStore};
+use tower_pat::{
+    AuthLayer, AuthLayerBuilder, Lookup, MemoryStore, TokenConfig, TokenId, TokenStore,
+};
 
 /// Wraps a store and counts `find` calls.
 #[derive(Debug, Clone, Default)]
@@ -48,7 +50,7 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new() -> Self {
-        Self::with_config(tower_pat::preset::nuvlyx_live())
+        Self::with_config(nuvlyx::live())
     }
 
     /// A fixture whose manager and layer share `config` (a clock, say).
@@ -84,19 +86,25 @@ impl Fixture {
         }
     }
 
+    /// The layer's settings: this fixture's store and config, realm
+    /// "nuvlyx"; [`Fixture::layer`] builds them as they are.
+    pub fn builder(&self) -> AuthLayerBuilder {
+        AuthLayer::builder(self.store.clone(), self.config.clone()).realm("nuvlyx")
+    }
+
     pub fn layer(&self) -> AuthLayer {
-        AuthLayer::new(self.store.clone(), self.config.clone()).realm("nuvlyx")
+        self.builder().build()
     }
 
     pub fn app(&self) -> Router {
-        app_with(self.layer())
+        app_with(self.builder())
     }
 }
 
 /// The routes used across tests: one per kind of requirement.
 /// Rejections are attached so tests can read the precise reason.
-pub fn app_with(layer: AuthLayer) -> Router {
-    let layer = layer.attach_rejections();
+pub fn app_with(layer: AuthLayerBuilder) -> Router {
+    let layer = layer.attach_rejections().build();
     Router::new()
         .route(
             "/orders",

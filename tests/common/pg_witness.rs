@@ -33,6 +33,6 @@ pub async fn answered_without_the_table(store: &PostgresStore, id: tower_pat::To
 
 /// Ids of well-formed tokens that were never stored: what a forger sends.
 pub fn made_up_ids(n: usize) -> Vec<tower_pat::TokenId> {
-    let format = tower_pat::preset::nuvlyx_live().format().clone();
+    let format = nuvlyx::live().format().clone();
     (0..n).map(|_| format.mint().id).collect()
 }

@@ -2,7 +2,7 @@
 //! GitHub's key document, fetched over HTTPS, or a copy of it on disk.
 
 use anyhow::Context;
-use tower_pat::leaks::{BoxError, KeySource, ScannerKey};
+use tower_pat_leak_reports::{BoxError, KeySource, ScannerKey};
 
 /// GitHub's published secret-scanning keys.
 pub const GITHUB_KEYS: &str = "https://api.github.com/meta/public_keys/secret_scanning";

@@ -7,9 +7,9 @@ use anyhow::{Context, Result};
 use axum::Extension;
 use axum_server::tls_rustls::RustlsConfig;
 use tower_pat::admin::NewToken;
-use tower_pat::leaks::leak_reports;
 use tower_pat::transport::TlsConnection;
 use tower_pat::AuthLayer;
+use tower_pat_leak_reports::leak_reports;
 
 use crate::cli::{ServeArgs, StoreArgs};
 use crate::commands::fmt_time;
@@ -84,7 +84,9 @@ pub async fn serve(args: ServeArgs, store_args: StoreArgs) -> Result<()> {
     );
 
     let config = tokens.config().clone();
-    let auth = AuthLayer::new(store.clone(), config.clone()).realm("nuvlyx");
+    let auth = AuthLayer::builder(store.clone(), config.clone())
+        .realm("nuvlyx")
+        .build();
     let leaks = leak_reports(tokens.clone(), KeyDocument::new(&args.scanner_keys)?);
     let app = api::app(auth, &config, leaks, args.unprotected_twin)
         .merge(admin::router(tokens.clone(), store_args.data_dir.clone()))
@@ -98,11 +100,11 @@ pub async fn serve(args: ServeArgs, store_args: StoreArgs) -> Result<()> {
             .with_context(|| format!("binding {http_addr}"))?;
         // The same checks as the HTTPS layer; every request here is
         // refused as plain HTTP, and real tokens seen here are reported.
-        let mut plain_auth = AuthLayer::new(store.clone(), config.clone()).realm("nuvlyx");
+        let mut plain_auth = AuthLayer::builder(store.clone(), config.clone()).realm("nuvlyx");
         if let Some(hooks) = &webhooks {
             plain_auth = plain_auth.events(hooks.sink());
         }
-        let plain = api::plain_http_app(plain_auth);
+        let plain = api::plain_http_app(plain_auth.build());
         eprintln!("plain HTTP on http://{http_addr} (every request is refused: HTTPS required)");
         tokio::spawn(async move { axum::serve(listener, plain).await });
     }

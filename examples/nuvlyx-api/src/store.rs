@@ -57,5 +57,5 @@ pub async fn open_store(args: &StoreArgs, serving: bool) -> Result<Store> {
 
 /// The manager every command mints and revokes through.
 pub fn manager(store: Store) -> TokenManager<Store> {
-    TokenManager::new(store, tower_pat::preset::nuvlyx_live())
+    TokenManager::new(store, nuvlyx::live())
 }

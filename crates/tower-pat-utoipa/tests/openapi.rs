@@ -10,9 +10,9 @@ use http::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::openapi::{BearerSecurity, ScopedRoute, SECURITY_SCHEME};
 use tower_pat::transport::TlsConnection;
-use tower_pat::{preset, AuthLayer, MemoryStore};
+use tower_pat::{AuthLayer, MemoryStore};
+use tower_pat_utoipa::{BearerSecurity, ScopedRoute, SECURITY_SCHEME};
 use utoipa::Modify;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -57,8 +57,10 @@ struct App {
 
 fn app() -> App {
     let store = MemoryStore::new();
-    let config = preset::nuvlyx_live();
-    let auth = AuthLayer::new(store.clone(), config.clone()).optional();
+    let config = nuvlyx::live();
+    let auth = AuthLayer::builder(store.clone(), config.clone())
+        .optional()
+        .build();
     let (router, mut api) = OpenApiRouter::new()
         .routes(routes!(list_orders).require_scopes(&auth, ["orders:read"]))
         .routes(routes!(create_order).require_scopes(&auth, ["orders:write"]))
@@ -121,7 +123,7 @@ impl App {
 #[tokio::test]
 async fn what_the_document_says_is_what_the_routes_enforce() {
     let app = app();
-    let grantable: BTreeSet<String> = preset::nuvlyx_scopes()
+    let grantable: BTreeSet<String> = nuvlyx::scopes()
         .grantable()
         .iter()
         .map(|s| s.as_str().to_owned())
@@ -233,7 +235,7 @@ fn protected_operations_document_scopes_and_rejections_and_public_ones_do_not() 
     assert_eq!(scheme["scheme"], "bearer");
     assert_eq!(scheme["bearerFormat"], "nvl_live_<72 lowercase hex>");
     let description = scheme["description"].as_str().unwrap();
-    for entry in preset::nuvlyx_scopes().entries() {
+    for entry in nuvlyx::scopes().entries() {
         assert!(
             description.contains(&format!(
                 "| `{}` | {}",
@@ -253,7 +255,7 @@ fn protected_operations_document_scopes_and_rejections_and_public_ones_do_not() 
 #[test]
 #[should_panic(expected = "order:read")]
 fn a_route_scope_outside_the_catalog_is_refused_when_built() {
-    let auth = AuthLayer::new(MemoryStore::new(), preset::nuvlyx_live());
+    let auth = AuthLayer::new(MemoryStore::new(), nuvlyx::live());
     let _: utoipa_axum::router::UtoipaMethodRouter =
         routes!(list_orders).require_scopes(&auth, ["order:read"]);
 }

@@ -3,7 +3,7 @@
 //! or malformed revokes anything.
 
 #[cfg(feature = "tracing")]
-#[path = "common/capture.rs"]
+#[path = "../../../tests/common/capture.rs"]
 mod capture;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,9 +18,9 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::events::Event;
-use tower_pat::leaks::{leak_reports, BoxError, KeySource, LeakReports, ScannerKey};
 use tower_pat::test_kit::status_now;
-use tower_pat::{preset, MemoryStore, RevocationReason, TokenAdmin, TokenDigest, TokenStore};
+use tower_pat::{MemoryStore, RevocationReason, TokenAdmin, TokenDigest, TokenStore};
+use tower_pat_leak_reports::{leak_reports, BoxError, KeySource, LeakReports, ScannerKey};
 
 const KEY_ID: &str = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a";
 
@@ -76,7 +76,7 @@ fn world() -> World {
         let events = events.clone();
         move |e: &Event| events.lock().unwrap().push(e.clone())
     };
-    let tokens = TokenManager::new(store.clone(), preset::nuvlyx_live()).events(sink);
+    let tokens = TokenManager::new(store.clone(), nuvlyx::live()).events(sink);
     let keys = Keys::default();
     keys.keys
         .lock()
@@ -121,7 +121,7 @@ impl World {
     }
 
     async fn status(&self, token: &str) -> u16 {
-        status_now(&self.store, token).await
+        status_now(&self.store, &nuvlyx::live(), token).await
     }
 
     fn revocations(&self) -> usize {
@@ -168,7 +168,7 @@ async fn a_signed_report_revokes_the_token_which_then_gets_401() {
     assert_eq!(w.status(&leaked).await, 401);
     assert_eq!(w.status(&other).await, 200, "only the reported token");
 
-    let id = preset::nuvlyx_live().format().parse(&leaked).unwrap();
+    let id = nuvlyx::live().format().parse(&leaked).unwrap();
     let record = w.store.find(id).await.unwrap().unwrap();
     assert_eq!(
         record.revoked_reason,
@@ -242,7 +242,7 @@ async fn a_replayed_report_changes_nothing() {
     let token = w.mint("ci bot").await;
     let body = report_of(&[&token, &token], URL);
     let first = w.report(&body).await;
-    let id = preset::nuvlyx_live().format().parse(&token).unwrap();
+    let id = nuvlyx::live().format().parse(&token).unwrap();
     let after_first = w.store.find(id).await.unwrap().unwrap();
     for _ in 0..3 {
         assert_eq!(w.report(&body).await, first, "the same answer");
@@ -261,7 +261,7 @@ async fn a_report_of_a_thousand_strings_revokes_exactly_the_real_ones() {
         real.push(w.mint(&format!("bot {i}")).await);
     }
     let bystanders = [w.mint("kept 1").await, w.mint("kept 2").await];
-    let format = preset::nuvlyx_live().format().clone();
+    let format = nuvlyx::live().format().clone();
     let mut reported: Vec<String> = Vec::new();
     // Well-formed tokens with a correct checksum that were never stored,
     // a test-mode token, garbage, and the five real ones spread among them.
@@ -272,7 +272,7 @@ async fn a_report_of_a_thousand_strings_revokes_exactly_the_real_ones() {
         }
     }
     reported.push(
-        preset::nuvlyx_test()
+        nuvlyx::test()
             .format()
             .mint()
             .token

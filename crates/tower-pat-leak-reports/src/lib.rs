@@ -1,5 +1,9 @@
-//! Leak reports: a secret scanner tells us a token was published, and the
-//! token is revoked at once (feature `leak-reports`).
+#![doc = include_str!("../README.md")]
+//!
+//! # The contract
+//!
+//! Leak reports for [tower-pat](https://docs.rs/tower-pat): a secret
+//! scanner tells us a token was published, and the token is revoked at once.
 //!
 //! [`leak_reports`] is the provider endpoint of GitHub's secret scanning
 //! partner program, as its public contract describes it ("Secret scanning
@@ -20,11 +24,11 @@
 //!   once per minute (a stream of made-up key ids cannot turn it into a
 //!   load on the scanner's API).
 //! - **What it does.** Each reported string is parsed with the
-//!   configuration's [`TokenFormat`](crate::TokenFormat) and checked
+//!   configuration's [`TokenFormat`](tower_pat::TokenFormat) and checked
 //!   against the stored digest (in constant time). A match is one of our
 //!   tokens: it is revoked with [`RevocationReason::Leaked`], keeping the
 //!   report's URL on the record, and reported as an
-//!   [`Event::TokenRevoked`](crate::events::Event::TokenRevoked). A token
+//!   [`Event::TokenRevoked`](tower_pat::events::Event::TokenRevoked). A token
 //!   revoked already stays as it was (a replayed report changes nothing).
 //! - **Answer.** `200` with the optional feedback array of the contract:
 //!   one `{"token_hash", "token_type", "label"}` per reported string,
@@ -57,32 +61,58 @@
 //!   replaying a report only revokes again what it revoked already (no
 //!   event, no change; `a_high_s_signature_verifies_and_its_replay_changes_nothing`).
 //!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! use tower_pat::admin::TokenManager;
-//! use tower_pat::leaks::{leak_reports, KeySource, ScannerKey};
-//! use tower_pat::{preset, MemoryStore};
+//! # A signed report, end to end
 //!
-//! /// Fetches GitHub's published keys (with the host's HTTP client).
-//! struct GitHubKeys;
+//! ```rust
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use base64::Engine as _;
+//! use p256::ecdsa::{signature::Signer, Signature, SigningKey};
+//! use p256::pkcs8::{EncodePublicKey, LineEnding};
+//! use tower::ServiceExt;
+//! use tower_pat::admin::{NewToken, TokenManager};
+//! use tower_pat::{Environment, MemoryStore, RevocationReason, ScopeCatalog, TokenConfig, TokenFormat, TokenStore};
+//! use tower_pat_leak_reports::{leak_reports, ScannerKey};
 //!
-//! #[async_trait::async_trait]
-//! impl KeySource for GitHubKeys {
-//!     async fn fetch(&self) -> Result<Vec<ScannerKey>, tower_pat::leaks::BoxError> {
-//!         // let body = http_client
-//!         //     .get("https://api.github.com/meta/public_keys/secret_scanning")
-//!         //     .send().await?.text().await?;
-//!         # let body = r#"{"public_keys": []}"#;
-//!         Ok(ScannerKey::from_github_document(&body)?)
-//!     }
-//! }
+//! // The scanner's key (in production: GitHub's, from its key document).
+//! let scanner = SigningKey::from_slice(&[7; 32]).unwrap();
+//! let pem = scanner.verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
+//! let keys = vec![ScannerKey::from_pem("key-1", &pem).unwrap()];
 //!
-//! let tokens = TokenManager::new(MemoryStore::new(), preset::nuvlyx_live());
-//! let endpoint = leak_reports(tokens, GitHubKeys);
-//! // axum: Router::new().route_service("/leak-reports/github", endpoint)
-//! # let _ = endpoint;
+//! let config = TokenConfig::new(
+//!     TokenFormat::new("nvl", Environment::Live).unwrap(),
+//!     ScopeCatalog::new().scope("orders:read", "Read orders and their status."),
+//! );
+//! let store = MemoryStore::new();
+//! let tokens = TokenManager::new(store.clone(), config);
+//! let leaked = tokens.create(NewToken::new("ci bot", "shop", ["orders:read"])).await.unwrap();
+//! let endpoint = leak_reports(tokens, keys);
+//!
+//! let body = serde_json::json!([{
+//!     "token": leaked.token.expose_secret(), "type": "nvl_api_token",
+//!     "url": "https://github.com/octo/bot/blob/main/.env", "source": "content",
+//! }])
+//! .to_string();
+//! let signature: Signature = scanner.sign(body.as_bytes());
+//! let request = http::Request::post("/leak-reports/github")
+//!     .header("GITHUB-PUBLIC-KEY-IDENTIFIER", "key-1")
+//!     .header(
+//!         "GITHUB-PUBLIC-KEY-SIGNATURE",
+//!         base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes()),
+//!     )
+//!     .body(body)
+//!     .unwrap();
+//! let response = endpoint.oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), 200);
+//! assert!(response.body().contains("true_positive"));
+//! let record = store.find(leaked.record.id).await.unwrap().unwrap();
+//! assert!(matches!(record.revoked_reason, Some(RevocationReason::Leaked { .. })));
 //! # }
 //! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::fmt;
 use std::future::Future;
@@ -104,8 +134,8 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use tower_service::Service;
 
-use crate::admin::{AdminError, TokenManager};
-use crate::{RevocationReason, TokenAdmin, TokenDigest};
+use tower_pat::admin::{AdminError, TokenManager};
+use tower_pat::{RevocationReason, TokenAdmin, TokenDigest};
 
 /// The header naming the key a report was signed with.
 const KEY_ID_HEADER: &str = "github-public-key-identifier";
@@ -437,7 +467,7 @@ impl<S: TokenAdmin> Shared<S> {
                     let reason = RevocationReason::Leaked {
                         url: r.url.filter(|u| keepable_url(u)),
                     };
-                    match self.tokens.revoke_because(id, reason).await {
+                    match self.tokens.revoke_with_reason(id, reason).await {
                         Ok(newly) => revoked += usize::from(newly),
                         Err(AdminError::UnknownToken(_)) => {}
                         Err(_) => return Err(Refusal::StoreFailed),

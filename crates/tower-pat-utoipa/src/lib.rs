@@ -1,50 +1,7 @@
-//! OpenAPI documents that cannot drift from enforcement (feature
-//! `utoipa`, for utoipa 6 and utoipa-axum 0.3).
-//!
-//! [`ScopedRoute::require_scopes`] on a utoipa-axum route (what `routes!`
-//! returns) does two things from one declaration:
-//!
-//! - it puts the layer's scope check ([`AuthLayer::require_scopes`]) on
-//!   the route's handlers, and
-//! - it writes, on each of the route's operations, the security
-//!   requirement `{"personal_access_token": [scopes…]}` and the `401`,
-//!   `403` and `503` responses with their `application/problem+json`
-//!   schema (`TowerPatProblem`, registered with the route).
-//!
-//! So a route is documented as protected exactly when it is. (The check
-//! also fails closed: behind no [`AuthLayer`] it answers 401 to everyone.)
-//! [`BearerSecurity`] adds the HTTP bearer security scheme, with
-//! `bearerFormat` naming the token format and the scope catalog as a
-//! table in its description.
-//!
-//! ```
-//! use axum::Json;
-//! use tower_pat::openapi::{BearerSecurity, ScopedRoute};
-//! use tower_pat::{preset, AuthLayer, MemoryStore};
-//! use utoipa::Modify;
-//! use utoipa_axum::{router::OpenApiRouter, routes};
-//!
-//! /// Lists orders.
-//! #[utoipa::path(get, path = "/orders", responses((status = 200, description = "The orders")))]
-//! async fn list_orders() -> Json<Vec<String>> {
-//!     Json(vec![])
-//! }
-//!
-//! let config = preset::nuvlyx_live();
-//! let auth = AuthLayer::new(MemoryStore::new(), config.clone());
-//! let (router, mut api) = OpenApiRouter::new()
-//!     .routes(routes!(list_orders).require_scopes(&auth, ["orders:read"]))
-//!     .split_for_parts();
-//! BearerSecurity::new(&config).modify(&mut api);
-//! let router: axum::Router = router.layer(auth);
-//!
-//! let json = serde_json::to_value(&api).unwrap();
-//! assert_eq!(
-//!     json["paths"]["/orders"]["get"]["security"],
-//!     serde_json::json!([{"personal_access_token": ["orders:read"]}])
-//! );
-//! # let _ = router;
-//! ```
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::fmt::Write as _;
 
@@ -54,7 +11,7 @@ use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{OpenApi, RefOr, Response, Schema};
 use utoipa_axum::router::UtoipaMethodRouter;
 
-use crate::{AuthLayer, Responder, ScopeMatch, TokenConfig};
+use tower_pat::{AuthLayer, Responder, ScopeMatch, TokenConfig};
 
 /// The name of the security scheme in the document.
 pub const SECURITY_SCHEME: &str = "personal_access_token";
