@@ -26,8 +26,11 @@ use dudect_bencher::{BenchRng, Class, CtRunner};
 use http::{Request, Response};
 use subtle::ConstantTimeEq;
 use tower::{service_fn, Layer, ServiceExt};
-use tower_pat::EmptyBody;
-use tower_pat::{AuthLayer, OwnerId, ScopeSet, TokenDigest, TokenId, TokenRecord, TokenStore};
+use tower_pat::response::EmptyBody;
+use tower_pat::{
+    scope::ScopeSet, store::OwnerId, store::TokenRecord, store::TokenStore, token::TokenDigest,
+    token::TokenId, AuthLayer,
+};
 
 fn samples() -> usize {
     std::env::var("CT_SAMPLES")
@@ -200,7 +203,7 @@ fn header_early_vs_late(runner: &mut CtRunner, _: &mut BenchRng) {
     for (class, forged) in forged_cases(&token) {
         let mut headers = http::HeaderMap::new();
         headers.insert("authorization", format!("Bearer {forged}").parse().unwrap());
-        runner.run_one(class, || tower_pat::bearer_token(&headers).is_ok());
+        runner.run_one(class, || tower_pat::auth::bearer_token(&headers).is_ok());
     }
 }
 
@@ -208,8 +211,8 @@ fn header_early_vs_late(runner: &mut CtRunner, _: &mut BenchRng) {
 struct OneRecord(std::sync::RwLock<Option<TokenRecord>>);
 
 impl TokenStore for OneRecord {
-    fn find(&self, _: TokenId) -> tower_pat::Lookup {
-        tower_pat::Lookup::ready(Ok(self.0.read().unwrap().clone().map(std::sync::Arc::new)))
+    fn find(&self, _: TokenId) -> tower_pat::store::Lookup {
+        tower_pat::store::Lookup::ready(Ok(self.0.read().unwrap().clone().map(std::sync::Arc::new)))
     }
 }
 

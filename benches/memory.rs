@@ -16,8 +16,8 @@ use std::sync::atomic::Ordering;
 
 use alloc::live;
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::{CacheConfig, CachedStore};
-use tower_pat::{MemoryStore, TokenStore};
+use tower_pat::{store::CacheConfig, store::CachedStore};
+use tower_pat::{store::TokenStore, MemoryStore};
 
 #[global_allocator]
 static ALLOC: alloc::Counting = alloc::Counting;
@@ -27,8 +27,8 @@ static ALLOC: alloc::Counting = alloc::Counting;
 struct Hung;
 
 impl TokenStore for Hung {
-    fn find(&self, _: tower_pat::TokenId) -> tower_pat::Lookup {
-        tower_pat::Lookup::pending(std::future::pending())
+    fn find(&self, _: tower_pat::token::TokenId) -> tower_pat::store::Lookup {
+        tower_pat::store::Lookup::pending(std::future::pending())
     }
 }
 
@@ -38,13 +38,14 @@ impl TokenStore for Hung {
 struct FreshRecords;
 
 impl TokenStore for FreshRecords {
-    fn find(&self, id: tower_pat::TokenId) -> tower_pat::Lookup {
+    fn find(&self, id: tower_pat::token::TokenId) -> tower_pat::store::Lookup {
         let n = u64::from_be_bytes(*id.as_bytes());
-        let owner = tower_pat::OwnerId::new(&format!("owner-{:04}", n % 10_000)).unwrap();
+        let owner = tower_pat::store::OwnerId::new(&format!("owner-{:04}", n % 10_000)).unwrap();
         let scopes =
-            tower_pat::ScopeSet::parse(["orders:read", "products:read", "wallet:read"]).unwrap();
-        let digest = tower_pat::TokenDigest::of(id.as_bytes());
-        let mut r = tower_pat::TokenRecord::new(
+            tower_pat::scope::ScopeSet::parse(["orders:read", "products:read", "wallet:read"])
+                .unwrap();
+        let digest = tower_pat::token::TokenDigest::of(id.as_bytes());
+        let mut r = tower_pat::store::TokenRecord::new(
             id,
             digest,
             owner,
@@ -53,7 +54,7 @@ impl TokenStore for FreshRecords {
             std::time::SystemTime::now(),
         );
         r.preview = std::sync::Arc::from("nvl_live_0123…cdef");
-        tower_pat::Lookup::ready(Ok(Some(std::sync::Arc::new(r))))
+        tower_pat::store::Lookup::ready(Ok(Some(std::sync::Arc::new(r))))
     }
 }
 
@@ -108,7 +109,7 @@ fn main() {
         let cache = CachedStore::with_config(FreshRecords, CacheConfig::default().max_entries(cached_n));
         let before = live();
         for i in 0..cached_n {
-            cache.find(tower_pat::TokenId::from_bytes((i + 1).to_be_bytes())).await.unwrap().unwrap();
+            cache.find(tower_pat::token::TokenId::from_bytes((i + 1).to_be_bytes())).await.unwrap().unwrap();
         }
         let (positive, _) = cache.entry_counts();
         let per_cached = (live() - before) as f64 / positive as f64;
@@ -178,8 +179,8 @@ fn main() {
         let invalidator = cache.invalidator();
         let started = std::time::Instant::now();
         for i in 0..n {
-            use tower_pat::{Change, Invalidate};
-            invalidator.invalidate(&Change::Token(tower_pat::TokenId::from_bytes((i + 1).to_be_bytes())));
+            use tower_pat::{store::Change, store::Invalidate};
+            invalidator.invalidate(&Change::Token(tower_pat::token::TokenId::from_bytes((i + 1).to_be_bytes())));
         }
         let took = started.elapsed();
         stop.store(true, Ordering::Relaxed);

@@ -17,7 +17,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use http::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response};
 use subtle::ConstantTimeEq;
-use tower_pat::TokenDigest;
+use tower_pat::token::TokenDigest;
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()

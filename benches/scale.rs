@@ -24,7 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloc::live;
-use tower_pat::{CacheConfig, CachedStore, PostgresStore, TokenId, TokenStore};
+use tower_pat::{
+    store::CacheConfig, store::CachedStore, store::PostgresStore, store::TokenStore, token::TokenId,
+};
 
 /// Counts live heap bytes, for the memory command.
 #[global_allocator]

@@ -26,8 +26,9 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::{
-    AuthLayer, Lookup, OwnerId, RevocationReason, ScopeSet, StoreError, StoreErrorKind, TokenAdmin,
-    TokenDigest, TokenId, TokenRecord, TokenStore,
+    scope::ScopeSet, store::Lookup, store::OwnerId, store::RevocationReason, store::StoreError,
+    store::StoreErrorKind, store::TokenAdmin, store::TokenRecord, store::TokenStore,
+    token::TokenDigest, token::TokenId, AuthLayer,
 };
 
 /// Records kept in memory and written to a JSON file on every change.

@@ -38,7 +38,10 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{Request, Response, StatusCode};
 use tower::{Layer, Service, ServiceExt};
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::{AuthLayer, AuthLayerBuilder, Lookup, MemoryStore, Rejection, TokenId, TokenStore};
+use tower_pat::{
+    auth::AuthLayerBuilder, response::Rejection, store::Lookup, store::TokenStore, token::TokenId,
+    AuthLayer, MemoryStore,
+};
 
 /// Allows `burst` failed authentications per client, refilled at
 /// `per_minute`; past that the client gets 429 until its budget refills.
@@ -158,7 +161,7 @@ async fn app_with<R>(
     auth: impl FnOnce(CountingStore) -> AuthLayerBuilder<R>,
 ) -> (Router, String, Arc<AtomicUsize>)
 where
-    R: tower_pat::Responder<Body> + Clone + Send + Sync + 'static,
+    R: tower_pat::response::Responder<Body> + Clone + Send + Sync + 'static,
 {
     let store = CountingStore::default();
     let token = TokenManager::new(store.inner.clone(), token_config())
@@ -210,7 +213,7 @@ async fn hammer<R>(
     attempt: impl Fn(usize) -> String,
 ) -> (Vec<Response<Body>>, Vec<StatusCode>, usize)
 where
-    R: tower_pat::Responder<Body> + Clone + Send + Sync + 'static,
+    R: tower_pat::response::Responder<Body> + Clone + Send + Sync + 'static,
 {
     let (app, token, finds) = app_with(auth).await;
     let (mut attacker, mut valid) = (Vec::new(), Vec::new());

@@ -34,7 +34,9 @@ use http::{Request, Response, StatusCode};
 use tower::{service_fn, Layer, ServiceExt};
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::transport::TlsConnection;
-use tower_pat::{AuthLayer, CachedStore, EmptyBody, SqliteStore, TokenId};
+use tower_pat::{
+    response::EmptyBody, store::CachedStore, store::SqliteStore, token::TokenId, AuthLayer,
+};
 
 /// How often the server reads the change table: the staleness bound for
 /// changes made by other processes.

@@ -1,7 +1,7 @@
 //! Token administration: what the "API Tokens" screen of an admin panel does.
 //!
 //! [`TokenManager`] mints tokens (validating scopes against a
-//! [`ScopeCatalog`](crate::ScopeCatalog)), lists them without secrets, revokes them for good,
+//! [`ScopeCatalog`](crate::scope::ScopeCatalog)), lists them without secrets, revokes them for good,
 //! rotates them with a grace period and suspends owners. It works over any
 //! store implementing [`TokenAdmin`].
 //!
@@ -47,7 +47,10 @@ use std::time::Duration;
 use crate::events::{default_sink, Event, EventSink, Sink};
 
 use crate::store::{InvalidOwnerId, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord};
-use crate::{PlaintextToken, RevocationReason, ScopeError, TokenConfig, TokenId};
+use crate::{
+    config::TokenConfig, scope::ScopeError, store::RevocationReason, token::PlaintextToken,
+    token::TokenId,
+};
 
 /// A request to create a token.
 #[derive(Debug, Clone)]
@@ -120,7 +123,7 @@ pub enum AdminError {
     InvalidLifetime,
     /// The text given is not a token of the manager's format.
     #[error("not a well-formed token: {0}")]
-    MalformedToken(#[from] crate::FormatError),
+    MalformedToken(#[from] crate::token::FormatError),
     /// No token with that id.
     #[error("no token with id {0}")]
     UnknownToken(TokenId),
@@ -167,7 +170,7 @@ impl<S: fmt::Debug> fmt::Debug for TokenManager<S> {
 
 impl<S: TokenAdmin> TokenManager<S> {
     /// A manager minting tokens of `config` (format, catalog, clock: the
-    /// same value the [`crate::AuthLayer`] verifies with) into `store`.
+    /// same value the [`crate::auth::AuthLayer`] verifies with) into `store`.
     /// Events go to [`TracingEvents`](crate::events::TracingEvents) until [`TokenManager::events`] says
     /// otherwise.
     pub fn new(store: S, config: TokenConfig) -> Self {
@@ -454,7 +457,7 @@ fn not_found_as(e: StoreError, id: TokenId) -> AdminError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ManualClock, MemoryStore, TokenStore};
+    use crate::{clock::ManualClock, store::MemoryStore, store::TokenStore};
 
     fn manager() -> TokenManager<MemoryStore> {
         TokenManager::new(MemoryStore::new(), crate::testing::live())

@@ -2,7 +2,7 @@
 //!
 //! [`Authenticated`] is an extractor; `Option<Authenticated>` too, for
 //! routes that work with and without a token behind an
-//! [`AuthLayerBuilder::optional`](crate::AuthLayerBuilder::optional) layer (a layer that
+//! [`AuthLayerBuilder::optional`](crate::auth::AuthLayerBuilder::optional) layer (a layer that
 //! is not optional refuses a request without a token before any handler
 //! runs):
 //!
@@ -39,12 +39,12 @@ use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::StatusCode;
 
-use crate::Authenticated;
+use crate::auth::Authenticated;
 
 /// Rejection of the [`Authenticated`] extractor: no token was verified for
 /// this request.
 ///
-/// Behind an [`AuthLayerBuilder::optional`](crate::AuthLayerBuilder::optional) layer, a
+/// Behind an [`AuthLayerBuilder::optional`](crate::auth::AuthLayerBuilder::optional) layer, a
 /// request without credentials gets the layer's own answer to a missing
 /// token (401 with the challenge, or your responder's answer), exactly as
 /// a required layer would have sent. With no auth layer in front of the

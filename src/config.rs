@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::clock::{Clock, SystemClock};
-use crate::{ScopeCatalog, TokenFormat};
+use crate::{scope::ScopeCatalog, token::TokenFormat};
 
 /// The token format, the scope catalog and the clock, as one value.
 ///
@@ -39,8 +39,8 @@ use crate::{ScopeCatalog, TokenFormat};
 /// ```
 ///
 /// [`TokenManager`]: crate::admin::TokenManager
-/// [`AuthLayer`]: crate::AuthLayer
-/// [`AuthLayer::require_scopes`]: crate::AuthLayer::require_scopes
+/// [`AuthLayer`]: crate::auth::AuthLayer
+/// [`AuthLayer::require_scopes`]: crate::auth::AuthLayer::require_scopes
 #[derive(Clone)]
 pub struct TokenConfig {
     format: TokenFormat,
@@ -60,7 +60,7 @@ impl TokenConfig {
     }
 
     /// Reads the time from `clock` instead of the system clock: expiry,
-    /// creation and revocation times (tests, with [`crate::ManualClock`]).
+    /// creation and revocation times (tests, with [`crate::clock::ManualClock`]).
     #[must_use]
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);

@@ -46,7 +46,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::{OwnerId, RevocationReason, ScopeSet, TokenId};
+use crate::{scope::ScopeSet, store::OwnerId, store::RevocationReason, token::TokenId};
 
 /// Something that happened to a token or an owner. Never holds a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]

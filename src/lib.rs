@@ -1,54 +1,33 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod admin;
-mod auth;
+pub mod auth;
 #[cfg(feature = "axum")]
 pub mod axum;
-mod clock;
+pub mod clock;
 mod config;
-mod digest;
 pub mod events;
 #[cfg(feature = "grpc")]
 pub mod grpc;
-mod require;
-mod response;
-mod scope;
-mod store;
+pub mod response;
+pub mod scope;
+pub mod store;
 #[cfg(feature = "test-kit")]
 pub mod test_kit;
 #[cfg(test)]
 mod testing;
-mod token;
+pub mod token;
 mod trace;
 pub mod transport;
 
-#[doc(hidden)]
-pub use crate::auth::bearer_token;
-pub use crate::auth::{Auth, AuthLayer, AuthLayerBuilder, Authenticated, ResponseFuture};
-pub use crate::clock::{Clock, ManualClock, SystemClock};
+// The quick start's names; everything else lives in the module of its
+// concept, under one path.
+pub use crate::auth::authenticated::Authenticated;
+pub use crate::auth::layer::AuthLayer;
 pub use crate::config::TokenConfig;
-pub use crate::digest::TokenDigest;
-pub use crate::require::{RequireScopes, RequireScopesFuture, RequireScopesLayer, ScopeMatch};
-pub use crate::response::{
-    EmptyBody, MalformedReason, ProblemDetails, Rejection, RejectionKind, Responder,
-};
-pub use crate::scope::{CatalogEntry, Scope, ScopeCatalog, ScopeError, ScopeSet};
-#[cfg(feature = "postgres")]
-pub use crate::store::PostgresStore;
-#[cfg(feature = "sqlite")]
-pub use crate::store::SqliteStore;
-#[cfg(feature = "cache")]
-pub use crate::store::{CacheConfig, CacheInvalidator, CachedStore};
-pub use crate::store::{
-    Change, InvalidOwnerId, Invalidate, Lookup, MemoryStore, OwnerId, RevocationReason, StoreError,
-    StoreErrorKind, TokenAdmin, TokenRecord, TokenStatus, TokenStore,
-};
-#[cfg(feature = "redis")]
-pub use crate::store::{RedisAnnounced, RedisChannel};
-pub use crate::token::{
-    Environment, FormatError, InvalidPrefix, MintedToken, ParseTokenIdError, PlaintextToken,
-    TokenFormat, TokenId,
-};
+pub use crate::scope::catalog::ScopeCatalog;
+pub use crate::store::memory::MemoryStore;
+pub use crate::token::format::{Environment, TokenFormat};

@@ -23,7 +23,7 @@
 //! ```no_run
 //! // tests/my_store.rs
 //! use tower_pat::test_kit::Harness;
-//! use tower_pat::{MemoryStore, TokenAdmin};
+//! use tower_pat::{MemoryStore, store::TokenAdmin};
 //!
 //! struct Mine;
 //!
@@ -47,10 +47,10 @@
 //! scratch.
 //!
 //! [`TokenManager`]: crate::admin::TokenManager
-//! [`AuthLayer`]: crate::AuthLayer
-//! [`TokenAdmin`]: crate::TokenAdmin
-//! [`StoreErrorKind::Conflict`]: crate::StoreErrorKind::Conflict
-//! [`StoreErrorKind::NotFound`]: crate::StoreErrorKind::NotFound
+//! [`AuthLayer`]: crate::auth::AuthLayer
+//! [`TokenAdmin`]: crate::store::TokenAdmin
+//! [`StoreErrorKind::Conflict`]: crate::store::StoreErrorKind::Conflict
+//! [`StoreErrorKind::NotFound`]: crate::store::StoreErrorKind::NotFound
 
 use std::convert::Infallible;
 use std::future::{poll_fn, Future};
@@ -65,8 +65,9 @@ use tower_service::Service;
 use crate::admin::{AdminError, CreatedToken, NewToken, TokenManager};
 use crate::transport::TlsConnection;
 use crate::{
-    AuthLayer, Clock, EmptyBody, Environment, ManualClock, RevocationReason, ScopeCatalog,
-    StoreErrorKind, TokenAdmin, TokenConfig, TokenFormat, TokenRecord, TokenStore,
+    auth::AuthLayer, clock::Clock, clock::ManualClock, config::TokenConfig, response::EmptyBody,
+    scope::ScopeCatalog, store::RevocationReason, store::StoreErrorKind, store::TokenAdmin,
+    store::TokenRecord, store::TokenStore, token::Environment, token::TokenFormat,
 };
 
 /// How the suite gets a fresh, empty store of one kind.
@@ -143,7 +144,7 @@ impl Service<Request<()>> for Ok200 {
 /// The layer over `store` with the suite's clock, and a route requiring
 /// `orders:read` behind it.
 #[derive(Clone)]
-struct App(crate::Auth<crate::RequireScopes<Ok200, EmptyBody>, EmptyBody>);
+struct App(crate::auth::Auth<crate::auth::RequireScopes<Ok200, EmptyBody>, EmptyBody>);
 
 fn app<S: TokenStore + Clone>(store: &S, config: TokenConfig) -> App {
     let auth = AuthLayer::builder(store.clone(), config)

@@ -1,7 +1,7 @@
 //! The unit tests' running example: `nvl_live_…` / `nvl_test_…` tokens and a
 //! few scopes, defined as an adopter defines its own.
 
-use crate::{Environment, ScopeCatalog, TokenConfig, TokenFormat};
+use crate::{config::TokenConfig, scope::ScopeCatalog, token::Environment, token::TokenFormat};
 
 pub(crate) fn scopes() -> ScopeCatalog {
     ScopeCatalog::new()

@@ -13,6 +13,45 @@
 //!   DEBUG since the previous one. Which request writes it depends only on
 //!   the time, never on the reason.
 
+use crate::token::TokenId;
+
+/// What became of a well-formed token seen over plain HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sighting {
+    /// Decided before (reported already, or known not to verify).
+    Known,
+    /// Past the budget: not checked.
+    OverBudget,
+    /// A check was started.
+    Checking,
+}
+
+/// Whose trouble a rejection is, for the WARN/ERROR lines.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) enum RejectionClass {
+    /// No credentials: ordinary, never a WARN line.
+    Ordinary,
+    /// The store failed (told by `store_error`): not the client's fault.
+    NotTheClients,
+    /// A scope check ran on a request no layer authenticated.
+    Wiring,
+    /// A client was refused.
+    Refused,
+}
+
+/// A rejection, as the log sees it.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) struct Rejected<'a> {
+    pub(crate) reason: &'a str,
+    pub(crate) token_id: Option<TokenId>,
+    pub(crate) status: u16,
+    /// The client-visible error code, `""` when there is none.
+    pub(crate) error: &'a str,
+    pub(crate) class: RejectionClass,
+}
+
 #[cfg(feature = "tracing")]
 mod imp {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,10 +59,10 @@ mod imp {
 
     /// How often at most a WARN/ERROR line of each kind is written per realm.
     const WINDOW: Duration = Duration::from_secs(10);
-    use crate::auth::Sighting;
-    use crate::response::{Rejection, RejectionKind};
-    use crate::store::StoreError;
-    use crate::TokenId;
+    use std::error::Error;
+
+    use super::{Rejected, RejectionClass, Sighting};
+    use crate::token::TokenId;
 
     /// Lets one event through per window; counts the others.
     #[derive(Debug)]
@@ -79,32 +118,32 @@ mod imp {
         }
     }
 
-    pub(crate) fn rejected(r: &Rejection, budgets: &LogBudgets) {
-        let reason = r.kind().as_str();
-        let token_id = r.token_id().map(tracing::field::display);
-        let status = r.status().as_u16();
+    pub(crate) fn rejected(r: &Rejected<'_>, budgets: &LogBudgets) {
+        let reason = r.reason;
+        let token_id = r.token_id.map(tracing::field::display);
+        let status = r.status;
         tracing::debug!(target: "tower_pat", reason, token_id, status, "request rejected");
         // Nothing more to do (not even reading the time) when nobody
         // listens at WARN.
         if !tracing::enabled!(target: "tower_pat", tracing::Level::WARN) {
             return;
         }
-        match r.kind() {
+        match r.class {
             // Not a failure: clients without credentials are ordinary.
-            RejectionKind::MissingCredentials => {}
+            RejectionClass::Ordinary => {}
             // Not the client's fault: the store (already told by
             // `store_error`) or the host's wiring.
-            RejectionKind::StoreUnavailable(_) => {}
-            RejectionKind::NotAuthenticated => {
+            RejectionClass::NotTheClients => {}
+            RejectionClass::Wiring => {
                 if let Some(held_back) = budgets.failed.take() {
                     tracing::error!(target: "tower_pat", status, held_back, "a scope check ran on a request no auth layer authenticated: put AuthLayer outside require_scopes");
                 }
             }
-            _ => {
+            RejectionClass::Refused => {
                 if let Some(held_back) = budgets.refused.take() {
                     // The client-visible error only: the precise reason
                     // is at DEBUG, the same level for every reason.
-                    let error = r.error_code().unwrap_or("");
+                    let error = r.error;
                     tracing::warn!(target: "tower_pat", status, error, token_id, held_back, "requests refused (each one is logged at DEBUG with its reason; held_back counts those since the previous line)");
                 }
             }
@@ -173,8 +212,8 @@ mod imp {
         );
     }
 
-    pub(crate) fn store_error(id: TokenId, e: &StoreError, budgets: &LogBudgets) {
-        let source = std::error::Error::source(e).map(ToString::to_string);
+    pub(crate) fn store_error(id: TokenId, e: &(dyn Error + 'static), budgets: &LogBudgets) {
+        let source = e.source().map(ToString::to_string);
         match budgets.failed.take() {
             Some(held_back) => {
                 tracing::error!(target: "tower_pat", token_id = %id, error = %e, source, held_back, "token store failed")
@@ -216,7 +255,7 @@ mod imp {
 
     /// [`store_warning`] at most once per window; the rest at DEBUG.
     #[allow(dead_code)]
-    pub(crate) fn store_warning_throttled(throttle: &WarnThrottle, what: &str, e: &StoreError) {
+    pub(crate) fn store_warning_throttled(throttle: &WarnThrottle, what: &str, e: &dyn Error) {
         match throttle.0.take() {
             Some(held_back) => tracing::warn!(target: "tower_pat", error = %e, held_back, "{what}"),
             None => tracing::debug!(target: "tower_pat", error = %e, "{what}"),
@@ -224,8 +263,8 @@ mod imp {
     }
 
     #[allow(dead_code)]
-    pub(crate) fn store_warning(what: &str, e: &StoreError) {
-        tracing::warn!(target: "tower_pat", error = %e, source = ?std::error::Error::source(e).map(ToString::to_string), "{what}");
+    pub(crate) fn store_warning(what: &str, e: &dyn Error) {
+        tracing::warn!(target: "tower_pat", error = %e, source = ?e.source().map(ToString::to_string), "{what}");
     }
 
     #[cfg(test)]
@@ -249,9 +288,10 @@ mod imp {
 
 #[cfg(not(feature = "tracing"))]
 mod imp {
-    use crate::response::Rejection;
-    use crate::store::StoreError;
-    use crate::TokenId;
+    use std::error::Error;
+
+    use super::{Rejected, Sighting};
+    use crate::token::TokenId;
 
     #[derive(Debug)]
     pub(crate) struct LogBudgets;
@@ -263,9 +303,9 @@ mod imp {
     }
 
     #[inline(always)]
-    pub(crate) fn rejected(_: &Rejection, _: &LogBudgets) {}
+    pub(crate) fn rejected(_: &Rejected<'_>, _: &LogBudgets) {}
     #[inline(always)]
-    pub(crate) fn token_sighted(_: TokenId, _: crate::auth::Sighting, _: &LogBudgets) {}
+    pub(crate) fn token_sighted(_: TokenId, _: Sighting, _: &LogBudgets) {}
     #[inline(always)]
     pub(crate) fn token_exposed(_: TokenId) {}
     #[inline(always)]
@@ -273,12 +313,12 @@ mod imp {
     #[inline(always)]
     pub(crate) fn exposure_unchecked(_: TokenId) {}
     #[inline(always)]
-    pub(crate) fn store_error(_: TokenId, _: &StoreError, _: &LogBudgets) {}
+    pub(crate) fn store_error(_: TokenId, _: &(dyn Error + 'static), _: &LogBudgets) {}
     #[inline(always)]
     pub(crate) fn authenticated(_: TokenId) {}
     #[allow(dead_code)]
     #[inline(always)]
-    pub(crate) fn store_warning(_: &str, _: &StoreError) {}
+    pub(crate) fn store_warning(_: &str, _: &dyn Error) {}
 
     #[derive(Debug)]
     pub(crate) struct WarnThrottle;
@@ -295,7 +335,7 @@ mod imp {
     pub(crate) fn feed_garbled(_: &WarnThrottle, _: &str, _: usize) {}
     #[allow(dead_code)]
     #[inline(always)]
-    pub(crate) fn store_warning_throttled(_: &WarnThrottle, _: &str, _: &StoreError) {}
+    pub(crate) fn store_warning_throttled(_: &WarnThrottle, _: &str, _: &dyn Error) {}
 }
 
 pub(crate) use imp::*;

@@ -63,7 +63,7 @@
 //! # Behind a TLS-terminating proxy
 //!
 //! Configure the proxy's addresses **and** the one header it sets, with
-//! [`crate::AuthLayerBuilder::trusted_proxies`]. Only that header is read; the
+//! [`crate::auth::AuthLayerBuilder::trusted_proxies`]. Only that header is read; the
 //! other is ignored even from the proxy, because a proxy that sets one
 //! header usually passes the other through from the client untouched.
 //!
@@ -81,7 +81,7 @@
 //!   or ambiguous values are never guessed.
 //!
 //! Local development over plain HTTP needs the explicit
-//! [`crate::AuthLayerBuilder::allow_plain_http`] switch.
+//! [`crate::auth::AuthLayerBuilder::allow_plain_http`] switch.
 
 use std::net::{IpAddr, SocketAddr};
 

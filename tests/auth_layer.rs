@@ -11,9 +11,10 @@ use common::*;
 use http::{HeaderValue, Request, StatusCode};
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::{
-    AuthLayer, FormatError, Lookup, MalformedReason, ManualClock, MemoryStore, Rejection,
-    RejectionKind, ScopeError, ScopeMatch, ScopeSet, StoreError, StoreErrorKind, TokenDigest,
-    TokenId, TokenRecord, TokenStore,
+    clock::ManualClock, response::MalformedReason, response::Rejection, response::RejectionKind,
+    scope::ScopeError, scope::ScopeMatch, scope::ScopeSet, store::Lookup, store::StoreError,
+    store::StoreErrorKind, store::TokenRecord, store::TokenStore, token::FormatError,
+    token::TokenDigest, token::TokenId, AuthLayer, MemoryStore,
 };
 
 const INVALID: &str = r#"Bearer realm="nuvlyx", error="invalid_token""#;
@@ -731,7 +732,7 @@ async fn the_auth_layers_responder_answers_for_its_scope_checks_unless_overridde
             "/webhooks",
             axum::routing::get(|| async { "webhooks" }).route_layer(
                 auth.require_scopes(["webhooks:manage"])
-                    .responder(tower_pat::ProblemDetails),
+                    .responder(tower_pat::response::ProblemDetails),
             ),
         )
         .layer(auth);
@@ -796,7 +797,7 @@ async fn successful_use_updates_last_used() {
 
 #[tokio::test]
 async fn record_with_a_scope_outside_the_catalog_fails_closed() {
-    use tower_pat::{OwnerId, ScopeSet, TokenAdmin};
+    use tower_pat::{scope::ScopeSet, store::OwnerId, store::TokenAdmin};
     let store = MemoryStore::new();
     let minted = nuvlyx::live().format().mint();
     let record = TokenRecord::new(

@@ -152,10 +152,13 @@ async fn a_scoped_route_behind_an_optional_layer_answers_401_missing_credentials
         res.headers()["www-authenticate"],
         r#"Bearer realm="nuvlyx""#
     );
-    let rejection = res.extensions().get::<tower_pat::Rejection>().unwrap();
+    let rejection = res
+        .extensions()
+        .get::<tower_pat::response::Rejection>()
+        .unwrap();
     assert_eq!(
         rejection.kind(),
-        tower_pat::RejectionKind::MissingCredentials
+        tower_pat::response::RejectionKind::MissingCredentials
     );
 }
 
@@ -185,7 +188,7 @@ async fn a_handler_requiring_a_token_behind_an_optional_layer_answers_as_the_lay
     let custom = Router::new().route("/me", handler.clone()).layer(
         f.builder()
             .optional()
-            .responder(|r: &tower_pat::Rejection| {
+            .responder(|r: &tower_pat::response::Rejection| {
                 http::Response::builder()
                     .status(418)
                     .header("x-why", r.kind().as_str())

@@ -9,8 +9,14 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::{CacheConfig, CachedStore, Change, Invalidate, RevocationReason};
-use tower_pat::{Lookup, MemoryStore, StoreError, TokenAdmin, TokenId, TokenRecord, TokenStore};
+use tower_pat::{
+    store::CacheConfig, store::CachedStore, store::Change, store::Invalidate,
+    store::RevocationReason,
+};
+use tower_pat::{
+    store::Lookup, store::StoreError, store::TokenAdmin, store::TokenRecord, store::TokenStore,
+    token::TokenId, MemoryStore,
+};
 
 struct CachedMemory;
 
@@ -68,7 +74,10 @@ impl TokenAdmin for Probe {
     async fn insert(&self, r: TokenRecord) -> Result<(), StoreError> {
         self.inner.insert(r).await
     }
-    async fn list(&self, o: Option<&tower_pat::OwnerId>) -> Result<Vec<TokenRecord>, StoreError> {
+    async fn list(
+        &self,
+        o: Option<&tower_pat::store::OwnerId>,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
         self.inner.list(o).await
     }
     async fn revoke(
@@ -82,10 +91,14 @@ impl TokenAdmin for Probe {
     async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError> {
         self.inner.cap_expiry(id, at).await
     }
-    async fn set_owner_suspended(&self, o: &tower_pat::OwnerId, s: bool) -> Result<(), StoreError> {
+    async fn set_owner_suspended(
+        &self,
+        o: &tower_pat::store::OwnerId,
+        s: bool,
+    ) -> Result<(), StoreError> {
         self.inner.set_owner_suspended(o, s).await
     }
-    async fn is_owner_suspended(&self, o: &tower_pat::OwnerId) -> Result<bool, StoreError> {
+    async fn is_owner_suspended(&self, o: &tower_pat::store::OwnerId) -> Result<bool, StoreError> {
         self.inner.is_owner_suspended(o).await
     }
 }
@@ -272,7 +285,7 @@ async fn a_use_is_noted_in_the_cached_record_so_the_layer_hints_once() {
         .unwrap();
     let cache = CachedStore::new(probe.clone());
     let layer = tower_pat::AuthLayer::builder(cache.clone(), nuvlyx::live())
-        .responder(tower_pat::EmptyBody)
+        .responder(tower_pat::response::EmptyBody)
         .build();
     let svc = layer.layer(service_fn(|_: http::Request<()>| async {
         Ok::<_, std::convert::Infallible>(http::Response::new(()))

@@ -15,8 +15,8 @@ use http::{Request, Response, StatusCode};
 use tower::{service_fn, Layer, ServiceExt};
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::events::Event;
-use tower_pat::RevocationReason;
-use tower_pat::{AuthLayer, Clock, EmptyBody, ManualClock, MemoryStore};
+use tower_pat::store::RevocationReason;
+use tower_pat::{clock::Clock, clock::ManualClock, response::EmptyBody, AuthLayer, MemoryStore};
 
 /// A sink that keeps what it receives.
 fn recorder() -> (
@@ -272,9 +272,9 @@ async fn a_live_token_over_plain_http_is_reported_as_exposed_once() {
 #[tokio::test]
 async fn the_exposure_check_never_delays_the_answer() {
     struct Hanging;
-    impl tower_pat::TokenStore for Hanging {
-        fn find(&self, _: tower_pat::TokenId) -> tower_pat::Lookup {
-            tower_pat::Lookup::pending(std::future::pending())
+    impl tower_pat::store::TokenStore for Hanging {
+        fn find(&self, _: tower_pat::token::TokenId) -> tower_pat::store::Lookup {
+            tower_pat::store::Lookup::pending(std::future::pending())
         }
     }
     let svc = AuthLayer::builder(Hanging, nuvlyx::live())
@@ -335,7 +335,7 @@ async fn a_real_id_with_a_made_up_secret_is_not_reported() {
     #[cfg(feature = "tracing")]
     {
         let text = log.text();
-        let ours = |id: tower_pat::TokenId| {
+        let ours = |id: tower_pat::token::TokenId| {
             text.lines()
                 .filter(|l| l.contains(&format!("token_id={id}")))
                 .collect::<Vec<_>>()

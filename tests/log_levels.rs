@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use capture::capture_everything;
 use common::*;
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::ManualClock;
+use tower_pat::clock::ManualClock;
 
 const REASONS: [&str; 6] = [
     "invalid_format",

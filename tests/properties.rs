@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use common::*;
 use http::StatusCode;
 use proptest::prelude::*;
-use tower_pat::{FormatError, TokenFormat};
+use tower_pat::{token::FormatError, TokenFormat};
 
 fn live() -> TokenFormat {
     nuvlyx::live().format().clone()

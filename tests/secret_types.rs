@@ -2,7 +2,7 @@
 //! on drop.
 
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::{MemoryStore, PlaintextToken};
+use tower_pat::{token::PlaintextToken, MemoryStore};
 
 #[test]
 fn secrets_cannot_be_compared_or_displayed() {

@@ -12,7 +12,7 @@ impl conformance::Harness for Memory {
         Some(MemoryStore::new())
     }
     async fn dump(store: &MemoryStore) -> Vec<u8> {
-        use tower_pat::TokenAdmin;
+        use tower_pat::store::TokenAdmin;
         format!("{:?}", store.list(None).await.unwrap()).into_bytes()
     }
     async fn flush(_: &MemoryStore) {}

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use pg_witness::{answered_without_the_table, lock_tokens, made_up_ids};
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::CachedStore;
-use tower_pat::{PostgresStore, StoreErrorKind, TokenStore};
+use tower_pat::store::CachedStore;
+use tower_pat::{store::PostgresStore, store::StoreErrorKind, store::TokenStore};
 
 static N: AtomicUsize = AtomicUsize::new(0);
 
@@ -129,8 +129,8 @@ async fn two_instances() -> (PostgresStore, CachedStore<PostgresStore>, String) 
 /// table when the filter of known ids does not hold the id).
 async fn first_sight(
     cache: &CachedStore<PostgresStore>,
-    id: tower_pat::TokenId,
-) -> Arc<tower_pat::TokenRecord> {
+    id: tower_pat::token::TokenId,
+) -> Arc<tower_pat::store::TokenRecord> {
     cache
         .find(id)
         .await
@@ -592,7 +592,7 @@ impl SilentRelay {
 /// (2 × heartbeat + reconnect), far inside the cache TTL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silently_dead_listen_connection_is_detected_by_the_heartbeat() {
-    use tower_pat::CacheConfig;
+    use tower_pat::store::CacheConfig;
     if !require_db() {
         return;
     }
@@ -809,7 +809,7 @@ async fn rows_written_around_the_store_are_found_at_once() {
     let (server_a, cache_b, _) = two_instances().await;
     let server_b = cache_b.inner().clone();
     let format = nuvlyx::live().format().clone();
-    let insert = |minted: &tower_pat::MintedToken| {
+    let insert = |minted: &tower_pat::token::MintedToken| {
         sqlx::query(
             "INSERT INTO tower_pat_tokens (id, digest, owner, name, scopes, preview, created_at) \
              VALUES ($1, $2, 'o', 'by hand', 'orders:read', 'p', 0)",
@@ -840,7 +840,7 @@ async fn rows_written_around_the_store_are_found_at_once() {
     assert!(r.digest.verify(bulk.token.expose_secret()));
     assert!(
         cache_b
-            .find(tower_pat::TokenId::from_bytes(5u64.to_be_bytes()))
+            .find(tower_pat::token::TokenId::from_bytes(5u64.to_be_bytes()))
             .await
             .unwrap()
             .is_some(),
@@ -875,7 +875,7 @@ async fn outsider() -> sqlx::PgConnection {
 }
 
 /// What a role that cannot write the token table sends on the channel.
-fn outsider_payload(i: usize, forged: &[tower_pat::TokenId]) -> String {
+fn outsider_payload(i: usize, forged: &[tower_pat::token::TokenId]) -> String {
     match i % 9 {
         0 => "garbage".to_owned(),
         1 => "all".to_owned(),

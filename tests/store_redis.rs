@@ -16,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::{
-    CachedStore, MemoryStore, RedisAnnounced, RedisChannel, RevocationReason, TokenAdmin, TokenId,
-    TokenStore,
+    store::CachedStore, store::RedisAnnounced, store::RedisChannel, store::RevocationReason,
+    store::TokenAdmin, store::TokenStore, token::TokenId, MemoryStore,
 };
 
 static N: AtomicUsize = AtomicUsize::new(0);
@@ -328,7 +328,7 @@ async fn garbled_messages_are_ignored() {
 mod postgres_over_redis {
     use super::*;
     use crate::pg_witness::{answered_without_the_table, lock_tokens, made_up_ids};
-    use tower_pat::PostgresStore;
+    use tower_pat::store::PostgresStore;
 
     fn pg_url() -> String {
         std::env::var("DATABASE_URL")

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tower_pat::admin::{NewToken, TokenManager};
 
-use tower_pat::{CacheConfig, CachedStore};
-use tower_pat::{SqliteStore, StoreErrorKind, TokenStore};
+use tower_pat::{store::CacheConfig, store::CachedStore};
+use tower_pat::{store::SqliteStore, store::StoreErrorKind, store::TokenStore};
 
 static N: AtomicUsize = AtomicUsize::new(0);
 
@@ -71,7 +71,7 @@ mod cached {
             file_bytes(store.inner()).await
         }
         async fn flush(store: &Self::Store) {
-            use tower_pat::{Change, Invalidate};
+            use tower_pat::{store::Change, store::Invalidate};
             store.inner().flush_last_used().await.unwrap();
             store.invalidator().invalidate(&Change::All);
         }
@@ -108,7 +108,7 @@ async fn a_second_process_can_write_while_a_server_reads() {
         async move {
             for _ in 0..200 {
                 server
-                    .find(tower_pat::TokenId::from_bytes(1u64.to_be_bytes()))
+                    .find(tower_pat::token::TokenId::from_bytes(1u64.to_be_bytes()))
                     .await
                     .unwrap();
             }
@@ -169,7 +169,7 @@ async fn corrupted_rows_fail_closed_with_an_error_not_a_panic() {
         .create(NewToken::new("b", "o", ["orders:read"]))
         .await
         .unwrap();
-    let db = |id: tower_pat::TokenId| i64::from_be_bytes(*id.as_bytes());
+    let db = |id: tower_pat::token::TokenId| i64::from_be_bytes(*id.as_bytes());
     sqlx::query("UPDATE tower_pat_tokens SET digest = x'00' WHERE id = ?1")
         .bind(db(a.record.id))
         .execute(store.pool())
@@ -310,7 +310,7 @@ async fn a_corrupt_row_is_401_to_a_caller_without_the_secret() {
         .create(NewToken::new("b", "o", ["orders:read"]))
         .await
         .unwrap();
-    let db = |id: tower_pat::TokenId| i64::from_be_bytes(*id.as_bytes());
+    let db = |id: tower_pat::token::TokenId| i64::from_be_bytes(*id.as_bytes());
     sqlx::query("UPDATE tower_pat_tokens SET scopes = 'orders:read ADMIN' WHERE id = ?1")
         .bind(db(scopes_broken.record.id))
         .execute(store.pool())

@@ -10,9 +10,9 @@ use http::{Request, Response, StatusCode};
 use tokio::runtime::Runtime;
 use tower::{service_fn, Layer, Service, ServiceBuilder, ServiceExt};
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::CachedStore;
-use tower_pat::EmptyBody;
-use tower_pat::{AuthLayer, MemoryStore, SqliteStore, TokenDigest};
+use tower_pat::response::EmptyBody;
+use tower_pat::store::CachedStore;
+use tower_pat::{store::SqliteStore, token::TokenDigest, AuthLayer, MemoryStore};
 
 pub type Req = Request<()>;
 pub type Res = Response<()>;

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use http::{HeaderValue, Request, Response, StatusCode};
 use libfuzzer_sys::fuzz_target;
 use tower::{service_fn, Layer, ServiceExt};
-use tower_pat::EmptyBody;
+use tower_pat::response::EmptyBody;
 use tower_pat::{AuthLayer, MemoryStore};
 
 fn runtime() -> &'static tokio::runtime::Runtime {

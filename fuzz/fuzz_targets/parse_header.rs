@@ -4,7 +4,7 @@
 
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use tower_pat::bearer_token;
+use tower_pat::auth::bearer_token;
 
 fuzz_target!(|data: &[u8]| {
     let format = nuvlyx::live().format().clone();

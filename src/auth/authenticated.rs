@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::{OwnerId, ScopeSet, TokenId, TokenRecord};
+use crate::{scope::ScopeSet, store::OwnerId, store::TokenRecord, token::TokenId};
 
 /// Who called: attached to the request extensions of every authenticated
 /// request. Cheap to clone (it shares the store's record).
@@ -58,7 +58,7 @@ impl fmt::Debug for Authenticated {
 }
 
 /// Marks a request let through without credentials by an optional
-/// [`crate::AuthLayer`], so that `require_scopes` answers it as an ordinary missing
+/// [`crate::auth::AuthLayer`], so that `require_scopes` answers it as an ordinary missing
 /// token, not as a wiring mistake.
 #[derive(Clone, Copy)]
 pub(crate) struct Anonymous;

@@ -30,7 +30,8 @@ use tokio::time::Instant;
 
 use super::verify::Config;
 use crate::events::Event;
-use crate::{TokenDigest, TokenId, TokenStatus};
+pub(crate) use crate::trace::Sighting;
+use crate::{store::TokenStatus, token::TokenDigest, token::TokenId};
 
 /// Checks running at once.
 const MAX_IN_FLIGHT: usize = 16;
@@ -76,17 +77,6 @@ impl Default for Exposures {
             in_flight: AtomicUsize::new(0),
         }
     }
-}
-
-/// What became of one sighting (for tests and the log).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Sighting {
-    /// Decided before (reported already, or known not to verify).
-    Known,
-    /// Past the budget: not checked.
-    OverBudget,
-    /// A check was started.
-    Checking,
 }
 
 impl Exposures {

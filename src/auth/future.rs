@@ -15,6 +15,7 @@ use super::verify::Config;
 use super::Authenticated;
 use crate::response::{Rejection, RejectionKind, Responder};
 use crate::store::StoreErrorKind;
+use crate::trace::RejectionClass;
 
 type Lookup = Pin<Box<dyn Future<Output = Result<Authenticated, Rejection>> + Send>>;
 
@@ -92,7 +93,21 @@ pub(crate) struct CredentialsRequired;
 /// Builds the rejection response, and attaches the typed reason when the
 /// layer was asked to.
 pub(crate) fn respond<B, R: Responder<B>>(rejection: Rejection, responder: &R) -> Response<B> {
-    crate::trace::rejected(&rejection, rejection.log());
+    crate::trace::rejected(
+        &crate::trace::Rejected {
+            reason: rejection.kind().as_str(),
+            token_id: rejection.token_id(),
+            status: rejection.status().as_u16(),
+            error: rejection.error_code().unwrap_or(""),
+            class: match rejection.kind() {
+                RejectionKind::MissingCredentials => RejectionClass::Ordinary,
+                RejectionKind::StoreUnavailable(_) => RejectionClass::NotTheClients,
+                RejectionKind::NotAuthenticated => RejectionClass::Wiring,
+                _ => RejectionClass::Refused,
+            },
+        },
+        rejection.log(),
+    );
     let mut res = responder.respond(&rejection);
     if rejection.attached() {
         res.extensions_mut().insert(rejection);

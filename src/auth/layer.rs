@@ -9,12 +9,13 @@ use std::time::Duration;
 use ipnet::IpNet;
 use tower_layer::Layer;
 
+use super::require::RequireScopesLayer;
 use super::verify::Config;
 use super::Auth;
-use crate::require::{RequireScopesLayer, ScopeMatch};
 use crate::response::{ProblemDetails, Realm, DEFAULT_REALM};
+use crate::scope::ScopeMatch;
 use crate::transport::TransportPolicy;
-use crate::{ScopeError, TokenConfig, TokenStore};
+use crate::{config::TokenConfig, scope::ScopeError, store::TokenStore};
 
 /// Default store timeout.
 pub(crate) const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -137,7 +138,7 @@ impl<R> AuthLayerBuilder<R> {
         self
     }
 
-    /// Adds the [`Rejection`](crate::Rejection) (the precise reason, with the token id when
+    /// Adds the [`Rejection`](crate::response::Rejection) (the precise reason, with the token id when
     /// there is one) to the extensions of every rejection response, for
     /// layers above this one: metrics by reason, rate limits on failed
     /// authentication (see `examples/rate_limit.rs`). Off by default: it
@@ -152,7 +153,7 @@ impl<R> AuthLayerBuilder<R> {
     /// Lets requests **without** credentials through, unauthenticated, for
     /// routes that work with and without a token (a public listing that
     /// shows more to a known caller). Handlers then see no
-    /// [`Authenticated`](crate::Authenticated) (with axum, `Option<Authenticated>` is `None`), and
+    /// [`Authenticated`](crate::auth::Authenticated) (with axum, `Option<Authenticated>` is `None`), and
     /// a `require_scopes` layer answers such a request 401 as it would
     /// without this setting. Credentials that are present must still be
     /// valid: a malformed, unknown, revoked or expired token is 401, never
@@ -274,7 +275,7 @@ impl<R> AuthLayerBuilder<R> {
         self
     }
 
-    /// Replaces the rejection responder (see [`Responder`](crate::Responder)). Scope checks
+    /// Replaces the rejection responder (see [`Responder`](crate::response::Responder)). Scope checks
     /// built from the layer use it too.
     pub fn responder<R2>(self, responder: R2) -> AuthLayerBuilder<R2> {
         AuthLayerBuilder {

@@ -55,22 +55,25 @@
 //! # }
 //! ```
 
-mod authenticated;
+pub(crate) mod authenticated;
 mod exposure;
 mod future;
-mod layer;
+pub(crate) mod layer;
 mod parse;
+mod require;
 mod service;
 mod verify;
 
 pub(crate) use self::authenticated::Anonymous;
-pub use self::authenticated::Authenticated;
-pub(crate) use self::exposure::Sighting;
+pub(crate) use self::authenticated::Authenticated;
 pub(crate) use self::future::respond;
 #[allow(unused_imports)] // used by the axum extractor
 pub(crate) use self::future::CredentialsRequired;
 pub use self::future::ResponseFuture;
-pub use self::layer::{AuthLayer, AuthLayerBuilder};
+#[allow(unused_imports)] // for the test kit and unit tests
+pub(crate) use self::layer::AuthLayer;
+pub use self::layer::AuthLayerBuilder;
 #[doc(hidden)]
 pub use self::parse::bearer_token;
+pub use self::require::{RequireScopes, RequireScopesFuture, RequireScopesLayer};
 pub use self::service::Auth;

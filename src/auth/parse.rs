@@ -4,7 +4,7 @@ use http::header::AUTHORIZATION;
 use http::HeaderMap;
 
 use crate::response::{MalformedReason, RejectionKind};
-use crate::{FormatError, TokenFormat, TokenId};
+use crate::{token::FormatError, token::TokenFormat, token::TokenId};
 
 /// What the layer reads from the headers: the token and its id, or why
 /// the request is refused. The same answer as [`bearer_token`] followed by
@@ -58,11 +58,11 @@ fn canonical_bearer(bytes: &[u8]) -> Option<&[u8]> {
 /// more spaces; a non-empty `token68`; trailing spaces and tabs are
 /// tolerated (optional whitespace around field values). Never panics. The
 /// token is not checked against any format: pass it to
-/// [`crate::TokenFormat::parse_bytes`] for that.
+/// [`crate::token::TokenFormat::parse_bytes`] for that.
 ///
 /// ```
 /// use http::HeaderMap;
-/// use tower_pat::{bearer_token, RejectionKind};
+/// use tower_pat::{auth::bearer_token, response::RejectionKind};
 ///
 /// let mut headers = HeaderMap::new();
 /// assert_eq!(bearer_token(&headers), Err(RejectionKind::MissingCredentials));

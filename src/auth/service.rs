@@ -12,7 +12,7 @@ use super::verify::{Begun, Config};
 use super::{Anonymous, ResponseFuture};
 use crate::response::{ProblemDetails, Responder};
 
-/// The service produced by [`AuthLayer`](crate::AuthLayer).
+/// The service produced by [`AuthLayer`](crate::auth::AuthLayer).
 #[derive(Clone)]
 pub struct Auth<S, R = ProblemDetails> {
     pub(super) inner: S,

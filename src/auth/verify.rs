@@ -17,9 +17,11 @@ use crate::events::Sink;
 use crate::response::{Realm, Rejection, RejectionKind};
 use crate::store::{used_recently, Found, Lookup, StoreError, StoreErrorKind, TokenStatus};
 use crate::transport::TransportPolicy;
-use crate::{TokenConfig, TokenDigest, TokenId, TokenRecord, TokenStore};
+use crate::{
+    config::TokenConfig, store::TokenRecord, store::TokenStore, token::TokenDigest, token::TokenId,
+};
 
-/// Everything an [`crate::AuthLayer`] was configured with, shared (in an
+/// Everything an [`crate::auth::AuthLayer`] was configured with, shared (in an
 /// `Arc`) by the layer, its services and their pending lookups.
 pub(crate) struct Config {
     pub(super) store: Arc<dyn TokenStore>,
@@ -264,7 +266,7 @@ impl Config {
 mod tests {
     use super::*;
     use crate::admin::{NewToken, TokenManager};
-    use crate::{AuthLayer, MemoryStore};
+    use crate::{auth::AuthLayer, store::MemoryStore};
 
     /// Looks `token` up and judges it, counting digest comparisons.
     async fn comparisons_for(config: &Config, token: &str) -> (usize, Option<RejectionKind>) {

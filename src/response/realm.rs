@@ -7,13 +7,13 @@ use http::{HeaderMap, HeaderValue};
 /// The realm used unless `AuthLayerBuilder::realm` sets another.
 pub(crate) const DEFAULT_REALM: &str = "api";
 
-/// How one [`crate::AuthLayer`] answers: the realm of its challenges, with
+/// How one [`crate::auth::AuthLayer`] answers: the realm of its challenges, with
 /// the two fixed `WWW-Authenticate` values built once. Shared (in an `Arc`)
 /// by the layer, the scope checks built from it, and its rejections.
 #[derive(Debug)]
 pub(crate) struct Realm {
     name: Box<str>,
-    /// Whether rejection responses carry the [`crate::Rejection`] in their
+    /// Whether rejection responses carry the [`crate::response::Rejection`] in their
     /// extensions (`AuthLayerBuilder::attach_rejections`).
     pub(crate) attach: bool,
     /// `WWW-Authenticate` and `Cache-Control` of the two 401 answers,

@@ -9,9 +9,9 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use super::responder::Problem;
 use super::Realm;
-use crate::require::ScopeMatch;
+use crate::scope::ScopeMatch;
 use crate::store::StoreErrorKind;
-use crate::{FormatError, ScopeSet, TokenId};
+use crate::{scope::ScopeSet, token::FormatError, token::TokenId};
 
 /// Why the `Authorization` header could not be read as bearer credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

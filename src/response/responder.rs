@@ -5,7 +5,7 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Response, StatusCode};
 
 use super::Rejection;
-use crate::ScopeSet;
+use crate::scope::ScopeSet;
 
 /// RFC 9457 problem details, as the default responder writes them.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ use quick_cache::sync::Cache;
 use tokio::sync::OnceCell;
 
 use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
-use crate::{RevocationReason, TokenId};
+use crate::{store::RevocationReason, token::TokenId};
 
 /// Item capacity for the cache (at least 1).
 fn capacity(n: u64) -> usize {
@@ -241,7 +241,7 @@ impl State {
 /// #     )
 /// # }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use tower_pat::{CacheConfig, CachedStore};
+/// use tower_pat::{store::CacheConfig, store::CachedStore};
 /// use tower_pat::{AuthLayer, MemoryStore};
 ///
 /// let cached = CachedStore::with_config(MemoryStore::new(), CacheConfig::default());

@@ -14,7 +14,7 @@ use super::sql::{
     db_error, id_to_db, scopes_to_db, to_micros, Dialect, RawRecord, Shared, UseTracker,
 };
 use super::{Change, Lookup, OwnerId, StoreError, StoreErrorKind, TokenRecord};
-use crate::{RevocationReason, TokenId};
+use crate::{store::RevocationReason, token::TokenId};
 
 /// What differs between two SQL databases, beyond the SQL itself.
 pub(crate) trait Backend: Send + Sync + 'static {

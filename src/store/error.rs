@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::TokenDigest;
+use crate::token::TokenDigest;
 
 /// What kind of failure a [`StoreError`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,7 +1,7 @@
 //! [`Change`] and [`Invalidate`]: how caches hear of changes made through
 //! other handles or processes.
 
-use crate::{OwnerId, TokenId};
+use crate::{store::OwnerId, token::TokenId};
 
 /// A change that caches must hear about: announced by stores that other
 /// processes share, consumed by [`Invalidate`] implementations such as the

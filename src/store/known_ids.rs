@@ -16,7 +16,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use fastbloom::AtomicBloomFilter;
 
-use crate::TokenId;
+use crate::token::TokenId;
 
 /// Target false-positive rate: the share of made-up ids that still reach
 /// the store.

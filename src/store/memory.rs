@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::{Lookup, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord, TokenStore};
-use crate::{RevocationReason, TokenId};
+use crate::{store::RevocationReason, token::TokenId};
 
 /// An in-process store: a hash map behind a read-write lock. Lookups take
 /// only the read lock. Nothing survives a restart; use the SQLite or
@@ -27,7 +27,7 @@ use crate::{RevocationReason, TokenId};
 /// #     )
 /// # }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use tower_pat::{admin::{NewToken, TokenManager}, MemoryStore, ScopeCatalog, TokenStore};
+/// use tower_pat::{admin::{NewToken, TokenManager}, MemoryStore, ScopeCatalog, store::TokenStore};
 ///
 /// let store = MemoryStore::new();
 /// let tokens = TokenManager::new(store.clone(), your_token_config());

@@ -21,7 +21,7 @@
 //! # }
 //! use std::collections::HashMap;
 //! use std::sync::{Arc, RwLock};
-//! use tower_pat::{Lookup, StoreError, TokenId, TokenRecord, TokenStore};
+//! use tower_pat::{store::Lookup, store::StoreError, token::TokenId, store::TokenRecord, store::TokenStore};
 //!
 //! #[derive(Debug, Default)]
 //! struct MapStore(RwLock<HashMap<TokenId, Arc<TokenRecord>>>);
@@ -44,19 +44,20 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use crate::TokenId;
+use crate::token::TokenId;
 
 mod error;
 mod invalidation;
 mod lookup;
-mod memory;
+pub(crate) mod memory;
 mod record;
 
 pub use self::error::{StoreError, StoreErrorKind};
 pub use self::invalidation::{Change, Invalidate};
 pub(crate) use self::lookup::Found;
 pub use self::lookup::Lookup;
-pub use self::memory::MemoryStore;
+#[allow(unused_imports)] // for unit tests and the test kit
+pub(crate) use self::memory::MemoryStore;
 pub(crate) use self::record::used_recently;
 pub use self::record::{InvalidOwnerId, OwnerId, RevocationReason, TokenRecord, TokenStatus};
 
@@ -73,7 +74,7 @@ pub trait TokenStore: Send + Sync + 'static {
     ///
     /// The record comes in an `Arc`, so a store that keeps its records in
     /// `Arc`s hands one out by bumping one counter, and the layer attaches
-    /// it to the request as is (see [`crate::Authenticated`]).
+    /// it to the request as is (see [`crate::auth::Authenticated`]).
     fn find(&self, id: TokenId) -> Lookup;
 
     /// Hint that `id` was used successfully at `at`, for the "last used"

@@ -17,7 +17,7 @@ use super::known_ids::KnownIds;
 use super::pg_changes::{self, Follower, Wakes};
 use super::sql::{db_error, spawn_flusher, Dialect, Flush, POSTGRES};
 use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
-use crate::{RevocationReason, TokenId};
+use crate::{store::RevocationReason, token::TokenId};
 
 const FLUSH_EVERY: Duration = Duration::from_secs(10);
 

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::{ScopeSet, TokenDigest, TokenId};
+use crate::{scope::ScopeSet, token::TokenDigest, token::TokenId};
 
 /// Who a token belongs to: the store (tenant) that created it. Suspending
 /// an owner disables all its tokens.

@@ -13,7 +13,7 @@ use super::feed;
 use super::feed_message::{parse_message, Message};
 use super::invalidation::change_payload;
 use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
-use crate::{RevocationReason, TokenId};
+use crate::{store::RevocationReason, token::TokenId};
 
 /// A Redis pub/sub channel carrying token changes between instances, with
 /// the guarantees of `PostgresStore::listen`:
@@ -37,9 +37,9 @@ use crate::{RevocationReason, TokenId};
 /// after a reconnect is needed.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), tower_pat::StoreError> {
+/// # async fn run() -> Result<(), tower_pat::store::StoreError> {
 /// use std::time::Duration;
-/// use tower_pat::{CachedStore, PostgresStore, RedisChannel};
+/// use tower_pat::{store::CachedStore, store::PostgresStore, store::RedisChannel};
 ///
 /// let channel = RedisChannel::open("redis://127.0.0.1:6379", "tower_pat")?;
 /// // Behind PgBouncer (transaction mode): no LISTEN, Redis instead.

@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{OwnerId, StoreError, TokenRecord};
-use crate::{RevocationReason, ScopeSet, TokenDigest, TokenId};
+use crate::{scope::ScopeSet, store::RevocationReason, token::TokenDigest, token::TokenId};
 
 /// A row as stored, before validation.
 #[derive(Debug, sqlx::FromRow)]
@@ -83,7 +83,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn scopes(&self, text: &str) -> Result<ScopeSet, crate::ScopeError> {
+    fn scopes(&self, text: &str) -> Result<ScopeSet, crate::scope::ScopeError> {
         self.scopes
             .get_or(text, |t| ScopeSet::parse(t.split_ascii_whitespace()))
     }

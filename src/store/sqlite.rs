@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use super::engine::{Backend, Engine};
 use super::sql::{db_error, spawn_flusher, to_micros, Dialect, Flush, SQLITE};
 use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
-use crate::{RevocationReason, TokenId};
+use crate::{store::RevocationReason, token::TokenId};
 
 /// How often pending last-use times are written.
 const FLUSH_EVERY: Duration = Duration::from_secs(10);
@@ -43,7 +43,7 @@ const KEEP_CHANGES: Duration = Duration::from_secs(24 * 3600);
 /// # }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use tower_pat::admin::{NewToken, TokenManager};
-/// use tower_pat::{AuthLayer, ScopeCatalog, SqliteStore};
+/// use tower_pat::{AuthLayer, ScopeCatalog, store::SqliteStore};
 ///
 /// let store = SqliteStore::in_memory().await.unwrap();
 /// let tokens = TokenManager::new(store.clone(), your_token_config());

@@ -6,7 +6,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::hex::{decode_hex, encode_hex};
 use super::{MintedToken, PlaintextToken, TokenId, BODY_HEX_LEN, BODY_LEN, ID_LEN, SECRET_LEN};
-use crate::TokenDigest;
+use crate::token::TokenDigest;
 
 /// Which environment a token belongs to; a layer accepts only its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -194,7 +194,7 @@ impl TokenFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ParseTokenIdError;
+    use crate::token::ParseTokenIdError;
 
     fn live() -> TokenFormat {
         crate::testing::live().format().clone()

@@ -65,7 +65,7 @@ impl FromStr for TokenId {
 mod tests {
     use super::*;
 
-    fn live() -> crate::TokenFormat {
+    fn live() -> crate::token::TokenFormat {
         crate::testing::live().format().clone()
     }
 

@@ -25,7 +25,7 @@
 //! #             .scope("wallet:read", "Read the wallet balance."),
 //! #     )
 //! # }
-//! use tower_pat::{TokenDigest, TokenFormat};
+//! use tower_pat::{token::TokenDigest, TokenFormat};
 //!
 //! let format = your_token_config().format().clone();
 //! let minted = format.mint();
@@ -41,12 +41,16 @@
 //! assert!(format.parse(&typo).is_err());
 //! ```
 
-mod format;
+mod digest;
+pub(crate) mod format;
 pub(crate) mod hex;
 mod id;
 mod plaintext;
 
-pub use self::format::{Environment, FormatError, InvalidPrefix, TokenFormat};
+pub use self::digest::TokenDigest;
+#[allow(unused_imports)] // for the test kit and unit tests
+pub(crate) use self::format::{Environment, TokenFormat};
+pub use self::format::{FormatError, InvalidPrefix};
 pub use self::id::{ParseTokenIdError, TokenId};
 pub use self::plaintext::{MintedToken, PlaintextToken};
 

@@ -5,7 +5,7 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 use super::TokenId;
-use crate::TokenDigest;
+use crate::token::TokenDigest;
 
 /// The plaintext of a freshly minted token.
 ///
@@ -51,7 +51,7 @@ impl fmt::Debug for PlaintextToken {
     }
 }
 
-/// A token straight out of [`TokenFormat::mint`](crate::TokenFormat::mint).
+/// A token straight out of [`TokenFormat::mint`](crate::token::TokenFormat::mint).
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct MintedToken {
@@ -65,7 +65,7 @@ pub struct MintedToken {
 
 #[cfg(test)]
 mod tests {
-    fn live() -> crate::TokenFormat {
+    fn live() -> crate::token::TokenFormat {
         crate::testing::live().format().clone()
     }
 

@@ -13,7 +13,8 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::{
-    AuthLayer, AuthLayerBuilder, Lookup, MemoryStore, TokenConfig, TokenId, TokenStore,
+    auth::AuthLayerBuilder, store::Lookup, store::TokenStore, token::TokenId, AuthLayer,
+    MemoryStore, TokenConfig,
 };
 
 /// Wraps a store and counts `find` calls.

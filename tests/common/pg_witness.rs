@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tower_pat::{PostgresStore, TokenStore};
+use tower_pat::{store::PostgresStore, store::TokenStore};
 
 /// Holds `LOCK TABLE tower_pat_tokens IN ACCESS EXCLUSIVE MODE` in an open
 /// transaction of `pool` (which selects the schema): until it is dropped,
@@ -21,7 +21,10 @@ pub async fn lock_tokens(pool: &sqlx::PgPool) -> sqlx::Transaction<'static, sqlx
 
 /// Whether a direct store lookup of `id` finished within 100 ms (answered
 /// by the filter) rather than waiting on the locked table.
-pub async fn answered_without_the_table(store: &PostgresStore, id: tower_pat::TokenId) -> bool {
+pub async fn answered_without_the_table(
+    store: &PostgresStore,
+    id: tower_pat::token::TokenId,
+) -> bool {
     match tokio::time::timeout(Duration::from_millis(100), store.find(id)).await {
         Ok(answer) => {
             assert!(answer.unwrap().is_none(), "a made-up id was found");
@@ -32,7 +35,7 @@ pub async fn answered_without_the_table(store: &PostgresStore, id: tower_pat::To
 }
 
 /// Ids of well-formed tokens that were never stored: what a forger sends.
-pub fn made_up_ids(n: usize) -> Vec<tower_pat::TokenId> {
+pub fn made_up_ids(n: usize) -> Vec<tower_pat::token::TokenId> {
     let format = nuvlyx::live().format().clone();
     (0..n).map(|_| format.mint().id).collect()
 }

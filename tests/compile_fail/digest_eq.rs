@@ -1,6 +1,6 @@
 // A digest cannot be compared with `==`: use `ct_eq` or `verify`.
 fn main() {
-    let a = tower_pat::TokenDigest::of("a");
-    let b = tower_pat::TokenDigest::of("b");
+    let a = tower_pat::token::TokenDigest::of("a");
+    let b = tower_pat::token::TokenDigest::of("b");
     let _ = a == b;
 }

@@ -19,7 +19,9 @@ use tower::ServiceExt;
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::events::Event;
 use tower_pat::test_kit::status_now;
-use tower_pat::{MemoryStore, RevocationReason, TokenAdmin, TokenDigest, TokenStore};
+use tower_pat::{
+    store::RevocationReason, store::TokenAdmin, store::TokenStore, token::TokenDigest, MemoryStore,
+};
 use tower_pat_leak_reports::{leak_reports, BoxError, KeySource, LeakReports, ScannerKey};
 
 const KEY_ID: &str = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a";

@@ -11,7 +11,7 @@ use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{OpenApi, RefOr, Response, Schema};
 use utoipa_axum::router::UtoipaMethodRouter;
 
-use tower_pat::{AuthLayer, Responder, ScopeMatch, TokenConfig};
+use tower_pat::{response::Responder, scope::ScopeMatch, AuthLayer, TokenConfig};
 
 /// The name of the security scheme in the document.
 pub const SECURITY_SCHEME: &str = "personal_access_token";

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, bail, Context, Result};
 use tower_pat::admin::{AdminError, NewToken, TokenManager};
-use tower_pat::TokenId;
+use tower_pat::token::TokenId;
 
 use crate::cli::{OwnersCmd, StoreArgs, TokensCmd};
 use crate::store::{manager, open_store, Store};
@@ -226,7 +226,7 @@ async fn owners(cmd: OwnersCmd, store: &StoreArgs, hooks: Option<Webhooks>) -> R
 }
 
 /// `  [leaked: https://…]` for a revoked token whose reason was kept.
-fn revoked_because(r: &tower_pat::TokenRecord) -> String {
+fn revoked_because(r: &tower_pat::store::TokenRecord) -> String {
     match &r.revoked_reason {
         None => String::new(),
         Some(why) => match why.url() {

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tower_pat::admin::TokenManager;
-use tower_pat::{CacheConfig, CachedStore, PostgresStore, SqliteStore, TokenAdmin};
+use tower_pat::{
+    store::CacheConfig, store::CachedStore, store::PostgresStore, store::SqliteStore,
+    store::TokenAdmin,
+};
 
 use crate::cli::StoreArgs;
 use crate::files;

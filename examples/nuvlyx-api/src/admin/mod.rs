@@ -30,7 +30,7 @@ use axum::{Form, Router};
 use maud::Markup;
 use serde::{Deserialize, Serialize};
 use tower_pat::admin::{AdminError, NewToken, TokenManager};
-use tower_pat::{TokenId, TokenRecord, TokenStatus};
+use tower_pat::{store::TokenRecord, store::TokenStatus, token::TokenId};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
 
@@ -593,7 +593,7 @@ async fn js() -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tower_pat::{ScopeSet, TokenDigest};
+    use tower_pat::{scope::ScopeSet, token::TokenDigest};
 
     fn record(id: u8, name: &str, created: SystemTime) -> TokenRecord {
         let mut r = TokenRecord::new(

@@ -2,7 +2,7 @@
 //! No inline script or style: the CSP forbids them.
 
 use maud::{html, Markup, DOCTYPE};
-use tower_pat::CatalogEntry;
+use tower_pat::scope::CatalogEntry;
 
 /// One token as the list shows it.
 pub struct Row {

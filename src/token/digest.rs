@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use subtle::ConstantTimeEq;
-//! use tower_pat::TokenDigest;
+//! use tower_pat::token::TokenDigest;
 //!
 //! let a = TokenDigest::of("nvl_live_example");
 //! let b = TokenDigest::of("nvl_live_example");
@@ -59,7 +59,7 @@ impl TokenDigest {
     /// text (a JSON file, a text column).
     ///
     /// ```
-    /// use tower_pat::TokenDigest;
+    /// use tower_pat::token::TokenDigest;
     ///
     /// let d = TokenDigest::of("abc");
     /// let hex = d.to_hex();

@@ -60,9 +60,9 @@
 //! # }
 //! ```
 //!
-//! [`AuthLayer`]: crate::AuthLayer
-//! [`AuthLayer::require_scopes`]: crate::AuthLayer::require_scopes
-//! [`AuthLayer::require_any_scope`]: crate::AuthLayer::require_any_scope
+//! [`AuthLayer`]: crate::auth::AuthLayer
+//! [`AuthLayer::require_scopes`]: crate::auth::AuthLayer::require_scopes
+//! [`AuthLayer::require_any_scope`]: crate::auth::AuthLayer::require_any_scope
 
 use std::fmt;
 use std::future::Future;
@@ -77,20 +77,11 @@ use tower_service::Service;
 
 use crate::auth::{Anonymous, Authenticated};
 use crate::response::{ProblemDetails, Realm, Rejection, RejectionKind, Responder};
-use crate::{ScopeCatalog, ScopeError, ScopeSet};
-
-/// Whether a route needs all of its scopes or any one of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScopeMatch {
-    /// Every listed scope is required.
-    All,
-    /// One of the listed scopes is enough.
-    Any,
-}
+use crate::scope::{ScopeCatalog, ScopeError, ScopeMatch, ScopeSet};
 
 /// Layer checking the [`Authenticated`] scopes of each request. Built by
-/// [`crate::AuthLayer::require_scopes`] and
-/// [`crate::AuthLayer::require_any_scope`], with that layer's responder.
+/// [`crate::auth::AuthLayer::require_scopes`] and
+/// [`crate::auth::AuthLayer::require_any_scope`], with that layer's responder.
 #[derive(Clone)]
 #[must_use]
 pub struct RequireScopesLayer<R = ProblemDetails> {
