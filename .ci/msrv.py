@@ -11,7 +11,7 @@ import sys
 PROMISES = {
     # feature set -> the minimum Rust the README states for it
     "": "1.88",
-    "axum,tracing,grpc,cache,test-kit,redis": "1.88",
+    "axum,tracing,grpc,cache,test-kit,redis,metrics": "1.88",
     "sqlite": "1.94",
     "postgres": "1.94",
 }

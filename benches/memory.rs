@@ -97,7 +97,7 @@ fn main() {
         for id in &ids {
             cache.find(*id).await.unwrap().unwrap();
         }
-        let (positive, _) = cache.entry_counts();
+        let positive = cache.stats().entries;
         let per_cached = (live() - before) as f64 / positive as f64;
         println!("CachedStore: {per_cached:.0} bytes per cached token ({positive} cached)");
 
@@ -111,7 +111,7 @@ fn main() {
         for i in 0..cached_n {
             cache.find(tower_pat::token::TokenId::from_bytes((i + 1).to_be_bytes())).await.unwrap().unwrap();
         }
-        let (positive, _) = cache.entry_counts();
+        let positive = cache.stats().entries;
         let per_cached = (live() - before) as f64 / positive as f64;
         println!("CachedStore over freshly read records: {per_cached:.0} bytes per cached token ({positive} cached)");
         drop(cache);
@@ -130,7 +130,7 @@ fn main() {
                 after_bound = live() - base;
             }
         }
-        let (_, negative) = cache.entry_counts();
+        let negative = cache.stats().negative_entries;
         let grown = live() - base;
         println!(
             "Flood: {flood} unknown tokens -> {negative} negative entries (bound {bound}); heap growth {:.2} MiB after {bound}, {:.2} MiB after {flood}",

@@ -231,7 +231,7 @@ async fn memory(url: &str, schema: &str, entries: usize) {
         t.await.unwrap();
     }
     let grown = live() - base;
-    let (positive, _) = cached.entry_counts();
+    let positive = cached.stats().entries;
     println!("memory_fill_s={:.1}", started.elapsed().as_secs_f64());
     println!("memory_cached={positive}");
     println!(

@@ -12,6 +12,7 @@ mod config;
 pub mod events;
 #[cfg(feature = "grpc")]
 pub mod grpc;
+mod meter;
 pub mod response;
 pub mod scope;
 pub mod store;

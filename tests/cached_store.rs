@@ -266,7 +266,7 @@ async fn a_flood_of_unknown_ids_stays_within_the_negative_bound() {
         let id = TokenId::from_bytes(rand_u64().to_be_bytes());
         assert!(cache.find(id).await.unwrap().is_none());
     }
-    let (_, negative) = cache.entry_counts();
+    let negative = cache.stats().negative_entries;
     assert!(negative <= 1_000, "negative entries: {negative}");
 }
 
@@ -346,4 +346,42 @@ fn answered_at_once(lookup: Lookup) -> Option<Result<Option<Arc<TokenRecord>>, S
         std::task::Poll::Ready(answer) => Some(answer),
         std::task::Poll::Pending => None,
     }
+}
+
+/// `stats()` counts what the store behind saw: every miss is one `find`
+/// there (or joins one), every hit is none; a revocation empties the entry.
+#[tokio::test]
+async fn stats_count_hits_misses_and_entries_as_the_store_behind_sees_them() {
+    let probe = Probe::default();
+    let id = mint(&probe.inner).await;
+    let unknown = TokenId::from_bytes(rand_u64().to_be_bytes());
+    let cache = CachedStore::new(probe.clone());
+    let empty = cache.stats();
+    assert_eq!(
+        (
+            empty.hits,
+            empty.misses,
+            empty.entries,
+            empty.negative_entries
+        ),
+        (0, 0, 0, 0)
+    );
+
+    for _ in 0..5 {
+        assert!(cache.find(id).await.unwrap().is_some());
+        assert!(cache.find(unknown).await.unwrap().is_none());
+    }
+    let s = cache.stats();
+    assert_eq!((s.hits, s.misses), (8, 2));
+    assert_eq!((s.entries, s.negative_entries), (1, 1));
+    assert_eq!(probe.finds.load(Ordering::SeqCst) as u64, s.misses);
+
+    cache
+        .revoke(id, SystemTime::now(), &RevocationReason::Manual)
+        .await
+        .unwrap();
+    assert!(cache.find(id).await.unwrap().unwrap().revoked_at.is_some());
+    let s = cache.stats();
+    assert_eq!((s.hits, s.misses), (8, 3), "a revoked entry is asked again");
+    assert_eq!(probe.finds.load(Ordering::SeqCst) as u64, s.misses);
 }

@@ -274,7 +274,7 @@ async fn garbled_messages_are_ignored() {
         .await
         .unwrap();
     assert!(reader.find(c.record.id).await.unwrap().is_some());
-    assert_eq!(reader.entry_counts().0, 1);
+    assert_eq!(reader.stats().entries, 1);
     let mut publisher = redis_admin().await;
     let publish = |payload: String| redis::cmd("PUBLISH").arg(&name).arg(payload).clone();
     for i in 0..300 {
@@ -293,7 +293,7 @@ async fn garbled_messages_are_ignored() {
         .await
         .unwrap();
     let started = Instant::now();
-    while reader.entry_counts().0 == 1 {
+    while reader.stats().entries == 1 {
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "the control flush never came"
@@ -316,7 +316,7 @@ async fn garbled_messages_are_ignored() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
-        reader.entry_counts().0,
+        reader.stats().entries,
         1,
         "a garbled message flushed the cache"
     );

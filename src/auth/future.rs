@@ -93,6 +93,7 @@ pub(crate) struct CredentialsRequired;
 /// Builds the rejection response, and attaches the typed reason when the
 /// layer was asked to.
 pub(crate) fn respond<B, R: Responder<B>>(rejection: Rejection, responder: &R) -> Response<B> {
+    crate::meter::rejected(rejection.kind().as_str());
     crate::trace::rejected(
         &crate::trace::Rejected {
             reason: rejection.kind().as_str(),

@@ -151,12 +151,16 @@ impl Config {
         digest: TokenDigest,
         lookup: Lookup,
     ) -> Result<Authenticated, Rejection> {
+        let started = crate::meter::ON.then(std::time::Instant::now);
         let found = match self.store_timeout {
             Some(t) => tokio::time::timeout(t, lookup)
                 .await
                 .unwrap_or_else(|_| Err(StoreError::new(StoreErrorKind::Timeout))),
             None => lookup.await,
         };
+        if let Some(started) = started {
+            crate::meter::store_lookup(started.elapsed());
+        }
         self.judge(id, digest, found)
             .map_err(|kind| self.rejection(kind).with_token_id(Some(id)))
     }

@@ -166,8 +166,25 @@ impl<K: Hash + Eq + Clone> Floors<K> {
     }
 }
 
+/// A view of a [`CachedStore`] ([`CachedStore::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Lookups answered from the cache: a record, or "no such token".
+    pub hits: u64,
+    /// Lookups the cache passed to the store behind it (a lookup that joins
+    /// another's fill for the same id counts too).
+    pub misses: u64,
+    /// Records held.
+    pub entries: u64,
+    /// "No such token" answers held.
+    pub negative_entries: u64,
+}
+
 #[derive(Debug)]
 struct State {
+    hits: AtomicU64,
+    misses: AtomicU64,
     positive: Cache<TokenId, Entry>,
     /// Unknown ids: (epoch at fetch start, when cached).
     negative: Cache<TokenId, (u64, Instant)>,
@@ -287,6 +304,8 @@ impl<S: TokenStore> CachedStore<S> {
         Self {
             inner: Arc::new(inner),
             state: Arc::new(State {
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
                 positive: Cache::new(capacity(config.max_entries)),
                 negative: Cache::new(capacity(config.max_negative_entries)),
                 ttl: config.ttl,
@@ -310,14 +329,30 @@ impl<S: TokenStore> CachedStore<S> {
         CacheInvalidator(self.state.clone())
     }
 
-    /// Numbers of (records, unknown-id answers) held: for this crate's
-    /// memory bench and bound tests, not part of the API.
-    #[doc(hidden)]
-    pub fn entry_counts(&self) -> (u64, u64) {
-        (
-            self.state.positive.len() as u64,
-            self.state.negative.len() as u64,
-        )
+    /// What the cache holds now, and how it answered since it was built:
+    /// for dashboards and tests. Cheap: a few relaxed atomic loads.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower_pat::store::{CachedStore, TokenStore};
+    /// use tower_pat::{Environment, MemoryStore, TokenFormat};
+    ///
+    /// let cached = CachedStore::new(MemoryStore::new());
+    /// let unknown = TokenFormat::new("nvl", Environment::Live).unwrap().mint().id;
+    /// assert!(cached.find(unknown).await.unwrap().is_none()); // asks the store
+    /// assert!(cached.find(unknown).await.unwrap().is_none()); // from the cache
+    /// let stats = cached.stats();
+    /// assert_eq!((stats.hits, stats.misses), (1, 1));
+    /// assert_eq!((stats.entries, stats.negative_entries), (0, 1));
+    /// # }
+    /// ```
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.state.hits.load(Ordering::Relaxed),
+            misses: self.state.misses.load(Ordering::Relaxed),
+            entries: self.state.positive.len() as u64,
+            negative_entries: self.state.negative.len() as u64,
+        }
     }
 }
 
@@ -411,8 +446,10 @@ impl Drop for LeaveOnDrop<'_> {
 impl<S: TokenStore> TokenStore for CachedStore<S> {
     fn find(&self, id: TokenId) -> Lookup {
         if let Some(answer) = self.cached(id) {
+            self.state.hits.fetch_add(1, Ordering::Relaxed);
             return Lookup::ready(Ok(answer));
         }
+        self.state.misses.fetch_add(1, Ordering::Relaxed);
         let this = self.clone();
         Lookup::pending(async move {
             match this.fill(id).await {

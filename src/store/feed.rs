@@ -29,6 +29,9 @@ pub(crate) trait Source: Send + Sync + 'static {
     /// A subscription.
     type Sub: Subscription;
 
+    /// What carries the feed (`"postgres"`, `"redis"`), for the metrics.
+    const KIND: &'static str;
+
     /// A new connection subscribed to the changes and to [`Source::own`].
     fn subscribe(&self) -> impl Future<Output = Result<Self::Sub, StoreError>> + Send;
 
@@ -57,9 +60,11 @@ pub(crate) async fn spawn_listener<S: Source>(
 ) -> Result<tokio::task::AbortHandle, StoreError> {
     let heartbeat = heartbeat.max(Duration::from_millis(10));
     let mut subscription = source.subscribe().await?;
+    crate::meter::feed(S::KIND, true);
     let task = tokio::spawn(async move {
         loop {
             let why = watch(&source, &mut subscription, heartbeat, &receiver).await;
+            crate::meter::feed(S::KIND, false);
             crate::trace::store_warning(
                 "change notifications lost; reconnecting (caches catch up when it is back)",
                 &StoreError::unavailable(why),
@@ -75,6 +80,7 @@ pub(crate) async fn spawn_listener<S: Source>(
                 }
             };
             receiver.back();
+            crate::meter::feed(S::KIND, true);
             crate::trace::store_warning(
                 "change notifications back; caught up",
                 &StoreError::unavailable("reconnected"),

@@ -202,4 +202,4 @@ pub use postgres::PostgresStore;
 #[cfg(feature = "cache")]
 mod cached;
 #[cfg(feature = "cache")]
-pub use cached::{CacheConfig, CacheInvalidator, CachedStore};
+pub use cached::{CacheConfig, CacheInvalidator, CacheStats, CachedStore};

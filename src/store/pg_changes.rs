@@ -176,7 +176,9 @@ pub(crate) async fn follow(
         .fetch_one(&mut conn)
         .await
         .map_err(db_error)?;
-    scan_ids(engine, &options, &follower).await?;
+    let first = scan_ids(engine, &options, &follower).await;
+    crate::meter::filter_scan(first.is_ok());
+    first?;
     let reader = Reader {
         follower: follower.clone(),
         engine: Arc::downgrade(engine),
@@ -367,9 +369,13 @@ async fn run_scanner(
             };
             drop(e);
             match outcome {
-                Some(Ok(())) => break,
+                Some(Ok(())) => {
+                    crate::meter::filter_scan(true);
+                    break;
+                }
                 None => {}
                 Some(Err(err)) => {
+                    crate::meter::filter_scan(false);
                     crate::trace::store_warning_throttled(
                         &follower.failures,
                         "scanning token ids failed; retrying with backoff (lookups ask the database until it works)",

@@ -305,6 +305,7 @@ struct PgFeed {
 
 impl feed::Source for PgFeed {
     type Sub = PgListener;
+    const KIND: &'static str = "postgres";
 
     /// A new connection of its own (not one from the pool, which may have
     /// sat idle on the same dead path) listening on both channels.
@@ -355,7 +356,19 @@ impl TokenStore for PostgresStore {
     fn find(&self, id: TokenId) -> Lookup {
         let backend = &self.engine.backend;
         if backend.known.may_hold(id) {
-            return self.engine.find(id);
+            if !crate::meter::ON || backend.follower.get().is_none() {
+                return self.engine.find(id);
+            }
+            // Let through by the filter: count the ids the table does not
+            // hold (its false positives).
+            let engine = self.engine.clone();
+            return Lookup::pending(async move {
+                let found = engine.find(id).await;
+                if matches!(found, Ok(None)) {
+                    crate::meter::filter_false_positive();
+                }
+                found
+            });
         }
         let Some(follower) = backend.follower.get() else {
             return self.engine.find(id);
@@ -366,9 +379,11 @@ impl TokenStore for PostgresStore {
         let engine = self.engine.clone();
         Lookup::pending(async move {
             if caught_up.await && !engine.backend.known.may_hold(id) {
+                crate::meter::filter_refused(false);
                 return Ok(None);
             }
             // Created meanwhile, or the read failed: ask the table.
+            crate::meter::filter_refused(true);
             engine.find(id).await
         })
     }

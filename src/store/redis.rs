@@ -216,6 +216,7 @@ struct RedisFeed {
 
 impl feed::Source for RedisFeed {
     type Sub = redis::aio::PubSubStream;
+    const KIND: &'static str = "redis";
 
     async fn subscribe(&self) -> Result<redis::aio::PubSubStream, StoreError> {
         let subscribe = async {

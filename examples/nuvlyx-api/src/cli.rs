@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// HTTPS-required rejection (never a redirect).
     #[arg(long)]
     pub http_addr: Option<SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, on a listener of
+    /// their own (keep it off the public network).
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
     /// Where the secret scanner's public keys are, for /leak-reports/github:
     /// GitHub's key document (the default) or a file in its format.
     #[arg(long, default_value = crate::scanner::GITHUB_KEYS)]
@@ -150,6 +154,7 @@ impl Cli {
             for (id, flag) in [
                 ("addr", "--addr"),
                 ("http_addr", "--http-addr"),
+                ("metrics_addr", "--metrics-addr"),
                 ("unprotected_twin", "--unprotected-twin"),
                 ("scanner_keys", "--scanner-keys"),
             ] {

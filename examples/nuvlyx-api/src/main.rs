@@ -13,6 +13,7 @@ mod api;
 mod cli;
 mod commands;
 mod files;
+mod metrics;
 mod scanner;
 mod serve;
 mod store;

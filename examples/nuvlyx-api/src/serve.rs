@@ -14,7 +14,7 @@ use tower_pat_leak_reports::leak_reports;
 use crate::cli::{ServeArgs, StoreArgs};
 use crate::commands::fmt_time;
 use crate::scanner::KeyDocument;
-use crate::store::{manager, open_store};
+use crate::store::{manager, open_serving};
 use crate::webhooks::Webhooks;
 use crate::{admin, api, tls};
 
@@ -24,7 +24,12 @@ const DEMO_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Serves the API over HTTPS (and the plain-HTTP refusal, if asked).
 pub async fn serve(args: ServeArgs, store_args: StoreArgs) -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let store = open_store(&store_args, true).await?;
+    // Before anything records a value.
+    let metrics = args
+        .metrics_addr
+        .map(|_| crate::metrics::install())
+        .transpose()?;
+    let (store, cache_stats) = open_serving(&store_args).await?;
     let webhooks = match &store_args.webhook_url {
         Some(url) => Some(Webhooks::start(url, &store_args.data_dir)?),
         None => None,
@@ -93,6 +98,10 @@ pub async fn serve(args: ServeArgs, store_args: StoreArgs) -> Result<()> {
         .layer(Extension(TlsConnection))
         // Outermost: every HTTPS answer, the auth layer's 401s included.
         .layer(axum::middleware::map_response(strict_transport_security));
+
+    if let (Some(addr), Some(handle)) = (args.metrics_addr, metrics) {
+        crate::metrics::serve(addr, handle, cache_stats).await?;
+    }
 
     if let Some(http_addr) = args.http_addr {
         let listener = tokio::net::TcpListener::bind(http_addr)

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tower_pat::admin::TokenManager;
 use tower_pat::{
-    store::CacheConfig, store::CachedStore, store::PostgresStore, store::SqliteStore,
-    store::TokenAdmin,
+    store::CacheConfig, store::CacheStats, store::CachedStore, store::PostgresStore,
+    store::SqliteStore, store::TokenAdmin,
 };
 
 use crate::cli::StoreArgs;
@@ -17,16 +17,30 @@ use crate::files;
 /// Any of the token stores, as the commands use it.
 pub type Store = Arc<dyn TokenAdmin>;
 
+/// What the metrics endpoint reads of the serving cache.
+pub type CacheStatsFn = Arc<dyn Fn() -> CacheStats + Send + Sync>;
+
+/// Opens the configured store for serving, behind its cache, with a view of
+/// that cache for the metrics endpoint.
+pub async fn open_serving(args: &StoreArgs) -> Result<(Store, CacheStatsFn)> {
+    let (store, stats) = open(args, true).await?;
+    Ok((store, stats.expect("a serving store has a cache")))
+}
+
 /// Opens the configured store. For serving, the store sits behind a cache
 /// wired to the change feed, so CLI revocations apply within ~250 ms.
 pub async fn open_store(args: &StoreArgs, serving: bool) -> Result<Store> {
+    Ok(open(args, serving).await?.0)
+}
+
+async fn open(args: &StoreArgs, serving: bool) -> Result<(Store, Option<CacheStatsFn>)> {
     match &args.database_url {
         Some(url) => {
             let pg = PostgresStore::connect_in_schema(url, &args.database_schema)
                 .await
                 .context("PostgreSQL")?;
             if !serving {
-                return Ok(Arc::new(pg));
+                return Ok((Arc::new(pg), None));
             }
             let mut config = CacheConfig::default();
             if let Some(ttl) = args.cache_ttl {
@@ -36,7 +50,8 @@ pub async fn open_store(args: &StoreArgs, serving: bool) -> Result<Store> {
             pg.listen(cached.invalidator(), Duration::from_secs(5))
                 .await
                 .context("LISTEN")?;
-            Ok(Arc::new(cached))
+            let view = cached.clone();
+            Ok((Arc::new(cached), Some(Arc::new(move || view.stats()))))
         }
         None => {
             files::private_dir(&args.data_dir)?;
@@ -46,14 +61,15 @@ pub async fn open_store(args: &StoreArgs, serving: bool) -> Result<Store> {
                 .await
                 .context("opening the token store")?;
             if !serving {
-                return Ok(Arc::new(sqlite));
+                return Ok((Arc::new(sqlite), None));
             }
             let cached = CachedStore::new(sqlite.clone());
             sqlite
                 .watch_changes(cached.invalidator(), Duration::from_millis(250))
                 .await
                 .context("watching changes")?;
-            Ok(Arc::new(cached))
+            let view = cached.clone();
+            Ok((Arc::new(cached), Some(Arc::new(move || view.stats()))))
         }
     }
 }

@@ -1152,3 +1152,54 @@ fn a_signed_leak_report_revokes_the_token_and_every_change_is_a_signed_webhook()
     assert_eq!(event["data"]["url"], url);
     let _ = std::fs::remove_file(&scanner.doc);
 }
+
+/// `--metrics-addr`: Prometheus text on a listener of its own, counting
+/// what the API answered; nothing there carries a token or an owner.
+#[test]
+fn the_metrics_endpoint_counts_rejections_and_the_cache() {
+    let port = free_port();
+    let demo = Demo::start_with(
+        &data_dir(),
+        &["--metrics-addr", &format!("127.0.0.1:{port}")],
+    );
+    let token = demo.demo_token();
+    for _ in 0..3 {
+        assert_eq!(
+            demo.curl("GET", "/api/v1/external/orders", Some("nvl_live_junk"))
+                .0,
+            401
+        );
+    }
+    assert_eq!(demo.curl("GET", "/api/v1/external/orders", None).0, 401);
+    for _ in 0..4 {
+        assert_eq!(
+            demo.curl("GET", "/api/v1/external/orders", Some(&token)).0,
+            200
+        );
+    }
+    let text = raw_http(
+        port,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    assert_eq!(
+        value("tower_pat_rejections_total{reason=\"invalid_format\"}"),
+        3.0
+    );
+    assert_eq!(
+        value("tower_pat_rejections_total{reason=\"missing_credentials\"}"),
+        1.0
+    );
+    // The demo token: one lookup reached the store, the others the cache.
+    assert_eq!(value("tower_pat_cache_entries{kind=\"record\"}"), 1.0);
+    assert!(value("tower_pat_cache_lookups_total{answer=\"hit\"}") >= 3.0);
+    assert!(!text.contains(&token[..20]), "no token in the metrics");
+    assert!(!text.contains("demo-store"), "no owner in the metrics");
+    // The API's port does not serve it.
+    assert_eq!(demo.curl("GET", "/metrics", None).0, 404);
+}
