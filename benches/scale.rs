@@ -199,7 +199,7 @@ async fn memory(url: &str, schema: &str, entries: usize) {
             .max_entries(entries as u64)
             .ttl(Duration::from_secs(3600)),
     );
-    store
+    let _listening = store
         .listen(cached.invalidator(), Duration::from_secs(5))
         .await
         .unwrap();

@@ -35,7 +35,8 @@ use tower::{service_fn, Layer, ServiceExt};
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::transport::TlsConnection;
 use tower_pat::{
-    response::EmptyBody, store::CachedStore, store::SqliteStore, token::TokenId, AuthLayer,
+    response::EmptyBody, store::Background, store::CachedStore, store::SqliteStore, token::TokenId,
+    AuthLayer,
 };
 
 /// How often the server reads the change table: the staleness bound for
@@ -45,12 +46,13 @@ const POLL: Duration = Duration::from_millis(250);
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// The server's side: the store, its cache, and the watch that keeps the
-/// cache honest about other processes' changes.
-async fn server_store(path: &Path) -> Result<CachedStore<SqliteStore>, Error> {
+/// cache honest about other processes' changes (it runs while the server
+/// keeps its handle).
+async fn server_store(path: &Path) -> Result<(CachedStore<SqliteStore>, Background), Error> {
     let store = SqliteStore::open(path).await?;
     let cached = CachedStore::new(store.clone());
-    store.watch_changes(cached.invalidator(), POLL).await?;
-    Ok(cached)
+    let watching = store.watch_changes(cached.invalidator(), POLL).await?;
+    Ok((cached, watching))
 }
 
 /// The CLI's side: a plain store on the same file (no cache: it writes).
@@ -81,7 +83,7 @@ async fn status(store: &CachedStore<SqliteStore>, token: &str) -> StatusCode {
 /// Both parts on one file; how long the server kept accepting the token
 /// after the CLI's revocation returned.
 async fn scenario(path: &Path) -> Result<Duration, Error> {
-    let server = server_store(path).await?;
+    let (server, _watching) = server_store(path).await?;
     let cli = cli_manager(path).await?;
 
     let created = cli
@@ -106,7 +108,7 @@ async fn scenario(path: &Path) -> Result<Duration, Error> {
 }
 
 async fn serve(path: &Path) -> Result<(), Error> {
-    let server = server_store(path).await?;
+    let (server, _watching) = server_store(path).await?;
     println!(
         "watching {} every {POLL:?}; paste a token to check it (Ctrl-D ends)",
         path.display()

@@ -219,7 +219,7 @@ fn the_postgres_feed_and_the_filter_of_known_ids_are_counted() {
             .await
             .unwrap();
         let cache = CachedStore::new(store.clone());
-        store
+        let _listening = store
             .listen(cache.invalidator(), Duration::from_millis(200))
             .await
             .unwrap();

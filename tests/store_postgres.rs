@@ -110,18 +110,23 @@ async fn opening_twice_is_a_noop_and_two_instances_share_tokens() {
 
 /// Two instances on one schema with independent pools, as two servers
 /// would have: A's store, and B's cache listening for A's changes.
-async fn two_instances() -> (PostgresStore, CachedStore<PostgresStore>, String) {
+async fn two_instances() -> (
+    PostgresStore,
+    CachedStore<PostgresStore>,
+    String,
+    tower_pat::store::Background,
+) {
     let s = schema();
     let server_a = fresh_store(&s).await.unwrap();
     let server_b = PostgresStore::connect_in_schema(&url().unwrap(), &s)
         .await
         .unwrap();
     let cache_b = CachedStore::new(server_b.clone());
-    server_b
+    let listening = server_b
         .listen(cache_b.invalidator(), Duration::from_secs(5))
         .await
         .unwrap();
-    (server_a, cache_b, s)
+    (server_a, cache_b, s, listening)
 }
 
 /// The record of a token just created on another instance: found at
@@ -143,7 +148,7 @@ async fn revocation_on_one_instance_is_refused_by_another_within_one_second() {
     if !require_db() {
         return;
     }
-    let (server_a, cache_b, _) = two_instances().await;
+    let (server_a, cache_b, _, _listening) = two_instances().await;
     let cache_a = CachedStore::new(server_a.clone());
 
     let m = TokenManager::new(cache_a.clone(), nuvlyx::live());
@@ -222,7 +227,7 @@ async fn listener_recovers_after_its_connection_is_killed() {
     if !require_db() {
         return;
     }
-    let (server_a, cache_b, s) = two_instances().await;
+    let (server_a, cache_b, s, _listening) = two_instances().await;
     let m = TokenManager::new(server_a.clone(), nuvlyx::live());
     let c = m
         .create(NewToken::new("t", "demo", ["orders:read"]))
@@ -618,7 +623,7 @@ async fn a_silently_dead_listen_connection_is_detected_by_the_heartbeat() {
         CacheConfig::default().ttl(Duration::from_secs(600)),
     );
     let heartbeat = Duration::from_millis(300);
-    server_b
+    let _listening = server_b
         .listen(cache_b.invalidator(), heartbeat)
         .await
         .unwrap();
@@ -712,7 +717,7 @@ async fn made_up_ids_are_answered_without_a_query_and_created_ones_pass_everywhe
     if !require_db() {
         return;
     }
-    let (server_a, cache_b, _) = two_instances().await;
+    let (server_a, cache_b, _, _listening) = two_instances().await;
     let server_b = cache_b.inner().clone();
     let m = TokenManager::new(server_a.clone(), nuvlyx::live());
     let mut created = Vec::new();
@@ -764,7 +769,7 @@ async fn while_the_channel_is_down_the_filter_holds_and_fresh_tokens_pass() {
     if !require_db() {
         return;
     }
-    let (server_a, cache_b, s) = two_instances().await;
+    let (server_a, cache_b, s, _listening) = two_instances().await;
     let server_b = cache_b.inner().clone();
     let m = TokenManager::new(server_a.clone(), nuvlyx::live());
     // B's LISTEN connection dies; whatever B hears or not, the change
@@ -806,7 +811,7 @@ async fn rows_written_around_the_store_are_found_at_once() {
     if !require_db() {
         return;
     }
-    let (server_a, cache_b, _) = two_instances().await;
+    let (server_a, cache_b, _, _listening) = two_instances().await;
     let server_b = cache_b.inner().clone();
     let format = nuvlyx::live().format().clone();
     let insert = |minted: &tower_pat::token::MintedToken| {
@@ -899,7 +904,7 @@ async fn messages_from_a_role_that_cannot_write_tokens_change_nothing() {
     if !require_db() {
         return;
     }
-    let (server_a, cache_b, s) = two_instances().await;
+    let (server_a, cache_b, s, _listening) = two_instances().await;
     let server_b = cache_b.inner().clone();
     let m = TokenManager::new(server_a.clone(), nuvlyx::live());
     let mut valid = Vec::new();
@@ -1017,7 +1022,7 @@ async fn a_fresh_token_works_on_another_instance_at_once_during_a_forged_flood()
     if !require_db() {
         return;
     }
-    let (server_a, cache_b, _) = two_instances().await;
+    let (server_a, cache_b, _, _listening) = two_instances().await;
     let server_b = cache_b.inner().clone();
     let m = TokenManager::new(server_a.clone(), nuvlyx::live());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -1065,7 +1070,7 @@ async fn bulk_loads_in_a_row_start_few_scans() {
     if !require_db() {
         return;
     }
-    let (server_a, cache_b, s) = two_instances().await;
+    let (server_a, cache_b, s, _listening) = two_instances().await;
     let server_b = cache_b.inner().clone();
     let lock = lock_tokens(server_a.pool()).await;
     // What a bulk load writes (as the table's writers: this is root).
@@ -1102,7 +1107,7 @@ async fn a_newer_migration_and_an_older_instance_are_tolerated() {
     if !require_db() {
         return;
     }
-    let (server_a, cache_b, s) = two_instances().await;
+    let (server_a, cache_b, s, _listening) = two_instances().await;
     sqlx::query(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
          VALUES (9999, 'from a newer release', TRUE, '\\x00', 0)",

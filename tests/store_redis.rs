@@ -75,13 +75,14 @@ struct Instances {
     writer: TokenManager<RedisAnnounced<MemoryStore>>,
     reader: CachedStore<MemoryStore>,
     _channel: RedisChannel,
+    _listening: tower_pat::store::Background,
 }
 
 async fn instances(heartbeat: Duration) -> Instances {
     let shared = MemoryStore::new();
     let channel = channel();
     let reader = CachedStore::new(shared.clone());
-    channel
+    let listening = channel
         .listen(reader.invalidator(), heartbeat)
         .await
         .unwrap();
@@ -91,6 +92,7 @@ async fn instances(heartbeat: Duration) -> Instances {
         writer,
         reader,
         _channel: channel,
+        _listening: listening,
     }
 }
 
@@ -264,7 +266,7 @@ async fn garbled_messages_are_ignored() {
     let shared = MemoryStore::new();
     let channel = RedisChannel::open(&url().unwrap(), &name).unwrap();
     let reader = CachedStore::new(shared.clone());
-    channel
+    let _listening = channel
         .listen(reader.invalidator(), Duration::from_secs(5))
         .await
         .unwrap();
@@ -365,7 +367,7 @@ mod postgres_over_redis {
         let name = format!("{schema}_channel");
         let channel = RedisChannel::open(&url().unwrap(), &name).unwrap();
         let cache = CachedStore::new(reader_store.clone());
-        reader_store
+        let _listening = reader_store
             .listen_on(&channel, cache.invalidator(), Duration::from_millis(200))
             .await
             .unwrap();

@@ -193,7 +193,7 @@ async fn change_feed_reaches_another_process_cache() {
     let path = temp_db();
     let server_store = SqliteStore::open(&path).await.unwrap();
     let cache = CachedStore::new(server_store.clone());
-    server_store
+    let _watching = server_store
         .watch_changes(cache.invalidator(), Duration::from_millis(50))
         .await
         .unwrap();

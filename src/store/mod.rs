@@ -46,12 +46,16 @@ use async_trait::async_trait;
 
 use crate::token::TokenId;
 
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+mod background;
 mod error;
 mod invalidation;
 mod lookup;
 pub(crate) mod memory;
 mod record;
 
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+pub use self::background::Background;
 pub use self::error::{StoreError, StoreErrorKind};
 pub use self::invalidation::{Change, Invalidate};
 pub(crate) use self::lookup::Found;

@@ -86,9 +86,23 @@ pub(crate) struct Follower {
     channel: String,
     garbled: WarnThrottle,
     failures: WarnThrottle,
+    /// The listener's handle stopped the tasks: nothing reads any more.
+    stopped: AtomicBool,
 }
 
 impl Follower {
+    /// Marks the follower stopped (its tasks were aborted).
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        // Lookups waiting for a read ask the table now.
+        self.done.send_replace((u64::MAX, false));
+    }
+
+    /// Whether the tasks were stopped.
+    pub(crate) fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
     /// Asks for a read (merged with any other ask not yet served).
     pub(crate) fn wake(&self) {
         self.asked.fetch_add(1, Ordering::SeqCst);
@@ -166,6 +180,7 @@ pub(crate) async fn follow(
         channel,
         garbled: WarnThrottle::new(),
         failures: WarnThrottle::new(),
+        stopped: AtomicBool::new(false),
     });
     let mut conn = PgConnection::connect_with(&options)
         .await

@@ -2,7 +2,7 @@
 //! (feature `postgres`).
 
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
@@ -16,10 +16,11 @@ use super::feed;
 use super::known_ids::KnownIds;
 use super::pg_changes::{self, Follower, Wakes};
 use super::sql::{db_error, spawn_flusher, Dialect, Flush, POSTGRES};
-use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
+use super::{
+    Background, Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord,
+    TokenStore,
+};
 use crate::{store::RevocationReason, token::TokenId};
-
-const FLUSH_EVERY: Duration = Duration::from_secs(10);
 
 /// A token store in PostgreSQL (sqlx pool).
 ///
@@ -39,7 +40,6 @@ pub struct PostgresStore {
 #[derive(Debug)]
 pub(super) struct Postgres {
     channel: String,
-    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     /// The ids this store holds, while [`PostgresStore::listen`] keeps
     /// them current.
     pub(super) known: KnownIds,
@@ -61,19 +61,6 @@ impl Backend for Postgres {
     async fn announce(&self, _pool: &PgPool, change: Change) {
         if let Change::Token(id) = &change {
             self.known.add(*id);
-        }
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        for t in self
-            .tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain(..)
-        {
-            t.abort();
         }
     }
 }
@@ -137,12 +124,10 @@ impl PostgresStore {
             .map_err(|e| StoreError::unavailable(format!("migrating the token store: {e}")))?;
         let backend = Postgres {
             channel: format!("tower_pat:{schema}"),
-            tasks: Mutex::new(Vec::new()),
             known: KnownIds::default(),
             follower: OnceLock::new(),
         };
         let engine = Arc::new(Engine::new(pool, backend));
-        spawn_flusher(Arc::downgrade(&engine), FLUSH_EVERY);
         Ok(Self { engine })
     }
 
@@ -151,8 +136,20 @@ impl PostgresStore {
         &self.engine.pool
     }
 
-    /// Writes pending last-use times now (they are otherwise written in the
-    /// background every 10 s).
+    /// Writes the last-use times the layer notes (see
+    /// [`TokenStore::record_use`]) every `period`, in the background, until
+    /// the returned handle is dropped or shut down;
+    /// [`Background::shutdown`] writes the times still pending. Without it,
+    /// they are written only by [`PostgresStore::flush_last_used`]. Call it once,
+    /// with a Tokio runtime; 10 s is a good period.
+    pub fn write_last_used_every(&self, period: Duration) -> Background {
+        let engine = self.engine.clone();
+        Background::new(vec![spawn_flusher(Arc::downgrade(&self.engine), period)])
+            .finish_with(move || async move { engine.flush_uses().await })
+    }
+
+    /// Writes pending last-use times now (see
+    /// [`PostgresStore::write_last_used_every`] for writing them in the background).
     pub async fn flush_last_used(&self) -> Result<(), StoreError> {
         self.engine.flush_uses().await
     }
@@ -200,14 +197,17 @@ impl PostgresStore {
     /// every lookup asks the table. Scans run on a connection of their
     /// own, one at a time, retried with backoff.
     ///
-    /// Call it once per store handle (and its clones); a second call is
-    /// an error.
+    /// Listens until the returned handle is dropped or shut down: keep it
+    /// while serving. From then on, lookups ask the table again for every
+    /// id (the filter is no longer kept current). Call it once per store
+    /// handle (and its clones); a second call is an error, also after the
+    /// first handle is gone.
     pub async fn listen(
         &self,
         target: impl Invalidate,
         heartbeat: Duration,
-    ) -> Result<(), StoreError> {
-        let follower = self.follow(target).await?;
+    ) -> Result<Background, StoreError> {
+        let (follower, mut tasks) = self.follow(target).await?;
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(StoreError::unavailable)?;
         let source = PgFeed {
@@ -217,16 +217,18 @@ impl PostgresStore {
             own: format!("tower_pat_hb:{:016x}", u64::from_be_bytes(nonce)),
             pool: self.engine.pool.clone(),
         };
-        let task = feed::spawn_listener(source, Wakes(follower.clone()), heartbeat).await?;
-        self.engine
-            .backend
-            .tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(task);
+        let listener = match feed::spawn_listener(source, Wakes(follower.clone()), heartbeat).await
+        {
+            Ok(task) => task,
+            Err(e) => {
+                drop(self.following(tasks));
+                return Err(e);
+            }
+        };
+        tasks.push(listener);
         // What was committed while `LISTEN` was being set up.
         follower.wake();
-        Ok(())
+        Ok(self.following(tasks))
     }
 
     /// [`PostgresStore::listen`], with the notifications heard over Redis
@@ -246,17 +248,40 @@ impl PostgresStore {
         channel: &super::RedisChannel,
         target: impl Invalidate,
         heartbeat: Duration,
-    ) -> Result<(), StoreError> {
-        let follower = self.follow(target).await?;
-        channel
+    ) -> Result<Background, StoreError> {
+        let (follower, mut tasks) = self.follow(target).await?;
+        match channel
             .listen_with(Wakes(follower.clone()), heartbeat)
-            .await?;
+            .await
+        {
+            Ok(task) => tasks.push(task),
+            Err(e) => {
+                drop(self.following(tasks));
+                return Err(e);
+            }
+        }
         follower.wake();
-        Ok(())
+        Ok(self.following(tasks))
+    }
+
+    /// The handle of the listener's tasks. When they stop, lookups no
+    /// longer consult the filter of known ids (nothing keeps it current):
+    /// every lookup asks the table.
+    fn following(&self, tasks: Vec<tokio::task::AbortHandle>) -> Background {
+        let engine = self.engine.clone();
+        Background::new(tasks).on_stop(move || {
+            if let Some(follower) = engine.backend.follower.get() {
+                follower.stop();
+            }
+            engine.backend.known.drop_filter();
+        })
     }
 
     /// Starts following the change table into `target` (once per store).
-    async fn follow(&self, target: impl Invalidate) -> Result<Arc<Follower>, StoreError> {
+    async fn follow(
+        &self,
+        target: impl Invalidate,
+    ) -> Result<(Arc<Follower>, Vec<tokio::task::AbortHandle>), StoreError> {
         let backend = &self.engine.backend;
         if backend.follower.get().is_some() {
             return Err(StoreError::unavailable(
@@ -266,17 +291,15 @@ impl PostgresStore {
         let options = (*self.engine.pool.connect_options()).clone();
         let (follower, tasks) =
             pg_changes::follow(&self.engine, options, backend.channel.clone(), target).await?;
-        backend
-            .tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(tasks);
         if backend.follower.set(follower.clone()).is_err() {
+            for task in tasks {
+                task.abort();
+            }
             return Err(StoreError::unavailable(
                 "this PostgresStore is already listening",
             ));
         }
-        Ok(follower)
+        Ok((follower, tasks))
     }
 
     /// (ids in the filter of known ids, bytes it takes), while there is
@@ -356,7 +379,7 @@ impl TokenStore for PostgresStore {
     fn find(&self, id: TokenId) -> Lookup {
         let backend = &self.engine.backend;
         if backend.known.may_hold(id) {
-            if !crate::meter::ON || backend.follower.get().is_none() {
+            if !crate::meter::ON || backend.follower.get().is_none_or(|f| f.stopped()) {
                 return self.engine.find(id);
             }
             // Let through by the filter: count the ids the table does not
@@ -370,7 +393,7 @@ impl TokenStore for PostgresStore {
                 found
             });
         }
-        let Some(follower) = backend.follower.get() else {
+        let Some(follower) = backend.follower.get().filter(|f| !f.stopped()) else {
             return self.engine.find(id);
         };
         // Not in the filter: unknown, unless it was created since the
@@ -388,8 +411,8 @@ impl TokenStore for PostgresStore {
         })
     }
 
-    /// Kept in memory and written in the background every 10 s (see
-    /// [`PostgresStore::flush_last_used`]).
+    /// Kept in memory, and written by [`PostgresStore::write_last_used_every`]
+    /// or [`PostgresStore::flush_last_used`].
     fn record_use(&self, id: TokenId, at: SystemTime) {
         self.engine.note_use(id, at);
     }

@@ -2,7 +2,7 @@
 //! `redis`), for deployments that cannot hold a PostgreSQL `LISTEN`
 //! connection (PgBouncer in transaction mode) or already run Redis.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -12,7 +12,10 @@ use redis::aio::MultiplexedConnection;
 use super::feed;
 use super::feed_message::{parse_message, Message};
 use super::invalidation::change_payload;
-use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
+use super::{
+    Background, Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord,
+    TokenStore,
+};
 use crate::{store::RevocationReason, token::TokenId};
 
 /// A Redis pub/sub channel carrying token changes between instances, with
@@ -63,21 +66,6 @@ struct Inner {
     /// The connection announcements go out on, opened on first use and
     /// again after a failure.
     publisher: tokio::sync::Mutex<Option<MultiplexedConnection>>,
-    /// Listener tasks, stopped when the last handle is dropped.
-    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        for t in self
-            .tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain(..)
-        {
-            t.abort();
-        }
-    }
 }
 
 impl std::fmt::Debug for RedisChannel {
@@ -103,7 +91,6 @@ impl RedisChannel {
                 client,
                 channel: channel.to_owned(),
                 publisher: tokio::sync::Mutex::new(None),
-                tasks: Mutex::default(),
             }),
         })
     }
@@ -133,26 +120,28 @@ impl RedisChannel {
     /// Listens for announced changes and passes them to `target` (a
     /// `CachedStore`'s invalidator), with a heartbeat every `heartbeat`
     /// (see the type's documentation). Returns once subscribed; the
-    /// listener runs until the last handle of this channel is dropped.
+    /// listener runs until the returned handle is dropped or shut down.
     pub async fn listen(
         &self,
         target: impl Invalidate,
         heartbeat: Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Background, StoreError> {
         let changes = Changes {
             target,
             channel: self.inner.channel.clone(),
             garbled: crate::trace::WarnThrottle::new(),
         };
-        self.listen_with(changes, heartbeat).await
+        let task = self.listen_with(changes, heartbeat).await?;
+        Ok(Background::new(vec![task]))
     }
 
-    /// Hands what the channel carries to `receiver`, with a heartbeat.
+    /// Hands what the channel carries to `receiver`, with a heartbeat, in a
+    /// task the caller stops.
     pub(crate) async fn listen_with(
         &self,
         receiver: impl feed::Receiver,
         heartbeat: Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<tokio::task::AbortHandle, StoreError> {
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(StoreError::unavailable)?;
         let source = RedisFeed {
@@ -163,18 +152,10 @@ impl RedisChannel {
                 self.inner.channel,
                 u64::from_be_bytes(nonce)
             ),
-            // Heartbeats go out on a connection of the listener's own. The
-            // task holds no handle of the channel: dropping the last one
-            // stops it.
+            // Heartbeats go out on a connection of the listener's own.
             publisher: tokio::sync::Mutex::new(None),
         };
-        let task = feed::spawn_listener(source, receiver, heartbeat).await?;
-        self.inner
-            .tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(task);
-        Ok(())
+        feed::spawn_listener(source, receiver, heartbeat).await
     }
 }
 

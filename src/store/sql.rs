@@ -190,8 +190,8 @@ pub(crate) trait Flush: Send + Sync + 'static {
 }
 
 /// Spawns the background task flushing last-use times every `every`. It
-/// stops when the store is dropped.
-pub(crate) fn spawn_flusher<T: Flush>(store: Weak<T>, every: Duration) {
+/// stops when aborted, or when the store is dropped.
+pub(crate) fn spawn_flusher<T: Flush>(store: Weak<T>, every: Duration) -> tokio::task::AbortHandle {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -201,7 +201,8 @@ pub(crate) fn spawn_flusher<T: Flush>(store: Weak<T>, every: Duration) {
             let Some(s) = store.upgrade() else { break };
             s.flush().await;
         }
-    });
+    })
+    .abort_handle()
 }
 
 #[cfg(test)]

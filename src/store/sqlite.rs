@@ -12,11 +12,13 @@ use async_trait::async_trait;
 
 use super::engine::{Backend, Engine};
 use super::sql::{db_error, spawn_flusher, to_micros, Dialect, Flush, SQLITE};
-use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
+use super::{
+    Background, Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord,
+    TokenStore,
+};
 use crate::{store::RevocationReason, token::TokenId};
 
 /// How often pending last-use times are written.
-const FLUSH_EVERY: Duration = Duration::from_secs(10);
 /// How long change-feed rows are kept for other processes to read.
 const KEEP_CHANGES: Duration = Duration::from_secs(24 * 3600);
 
@@ -140,7 +142,6 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::unavailable(format!("migrating the token store: {e}")))?;
         let engine = Arc::new(Engine::new(pool, Sqlite));
-        spawn_flusher(Arc::downgrade(&engine), FLUSH_EVERY);
         Ok(Self { engine })
     }
 
@@ -149,27 +150,40 @@ impl SqliteStore {
         &self.engine.pool
     }
 
-    /// Writes pending last-use times now (they are otherwise written in the
-    /// background every 10 s).
+    /// Writes the last-use times the layer notes (see
+    /// [`TokenStore::record_use`]) every `period`, in the background, until
+    /// the returned handle is dropped or shut down;
+    /// [`Background::shutdown`] writes the times still pending. Without it,
+    /// they are written only by [`SqliteStore::flush_last_used`]. Call it once,
+    /// with a Tokio runtime; 10 s is a good period.
+    pub fn write_last_used_every(&self, period: Duration) -> Background {
+        let engine = self.engine.clone();
+        Background::new(vec![spawn_flusher(Arc::downgrade(&self.engine), period)])
+            .finish_with(move || async move { engine.flush_uses().await })
+    }
+
+    /// Writes pending last-use times now (see
+    /// [`SqliteStore::write_last_used_every`] for writing them in the background).
     pub async fn flush_last_used(&self) -> Result<(), StoreError> {
         self.engine.flush_uses().await
     }
 
     /// Polls the change table every `every` and passes each change made by
-    /// any process (revocation, suspension, expiry) to `target` — typically
-    /// a `CachedStore`'s invalidator. Changes made after this call returns
-    /// are seen. Stops when the store is dropped.
+    /// any process (revocation, suspension, expiry, creation) to `target` —
+    /// typically a `CachedStore`'s invalidator. Changes made after this call
+    /// returns are seen. Polls until the returned handle is dropped or shut
+    /// down (or the store is).
     pub async fn watch_changes(
         &self,
         target: impl Invalidate,
         every: Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Background, StoreError> {
         let start: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM tower_pat_changes")
             .fetch_one(&self.engine.pool)
             .await
             .map_err(db_error)?;
         let weak = Arc::downgrade(&self.engine);
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut last = start.unwrap_or(0);
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -190,7 +204,7 @@ impl SqliteStore {
                 }
             }
         });
-        Ok(())
+        Ok(Background::new(vec![task.abort_handle()]))
     }
 }
 
@@ -199,8 +213,8 @@ impl TokenStore for SqliteStore {
         self.engine.find(id)
     }
 
-    /// Kept in memory and written in the background every 10 s (see
-    /// [`SqliteStore::flush_last_used`]).
+    /// Kept in memory, and written by [`SqliteStore::write_last_used_every`]
+    /// or [`SqliteStore::flush_last_used`].
     fn record_use(&self, id: TokenId, at: SystemTime) {
         self.engine.note_use(id, at);
     }

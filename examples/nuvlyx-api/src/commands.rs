@@ -121,7 +121,7 @@ async fn tokens(cmd: TokensCmd, store: &StoreArgs, hooks: Option<Webhooks>) -> R
             expires_in,
             owner,
         } => {
-            let tokens = cli_manager(open_store(store, false).await?, hooks);
+            let tokens = cli_manager(open_store(store).await?, hooks);
             let mut req = NewToken::new(&name, &owner, &scopes);
             if let Some(lifetime) = expires_in {
                 req = req.expires_in(lifetime);
@@ -137,7 +137,7 @@ async fn tokens(cmd: TokensCmd, store: &StoreArgs, hooks: Option<Webhooks>) -> R
             println!("{}", created.token.expose_secret());
         }
         TokensCmd::List { owner } => {
-            let tokens = cli_manager(open_store(store, false).await?, hooks);
+            let tokens = cli_manager(open_store(store).await?, hooks);
             let list = tokens.list(owner.as_deref()).await?;
             let now = SystemTime::now();
             println!(
@@ -162,7 +162,7 @@ async fn tokens(cmd: TokensCmd, store: &StoreArgs, hooks: Option<Webhooks>) -> R
             eprintln!("{} token(s)", list.len());
         }
         TokensCmd::Revoke { id_or_stdin } => {
-            let tokens = cli_manager(open_store(store, false).await?, hooks);
+            let tokens = cli_manager(open_store(store).await?, hooks);
             let id = resolve(&tokens, &id_or_stdin).await?;
             match tokens.revoke(id).await.map_err(|e| match e {
                 AdminError::UnknownToken(id) => anyhow!("unknown token {id}"),
@@ -173,7 +173,7 @@ async fn tokens(cmd: TokensCmd, store: &StoreArgs, hooks: Option<Webhooks>) -> R
             }
         }
         TokensCmd::Rotate { id_or_stdin, grace } => {
-            let tokens = cli_manager(open_store(store, false).await?, hooks);
+            let tokens = cli_manager(open_store(store).await?, hooks);
             let id = resolve(&tokens, &id_or_stdin).await?;
             let created = tokens.rotate(id, grace).await.map_err(|e| match e {
                 AdminError::UnknownToken(id) => anyhow!("unknown, revoked or expired token {id}"),
@@ -207,7 +207,7 @@ async fn owners(cmd: OwnersCmd, store: &StoreArgs, hooks: Option<Webhooks>) -> R
         OwnersCmd::Suspend { owner, force } => (owner, true, force),
         OwnersCmd::Reinstate { owner } => (owner, false, true),
     };
-    let tokens = cli_manager(open_store(store, false).await?, hooks);
+    let tokens = cli_manager(open_store(store).await?, hooks);
     let owned = tokens.list(Some(&owner)).await?.len();
     if owned == 0 && !force {
         bail!(

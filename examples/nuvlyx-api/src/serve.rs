@@ -29,7 +29,8 @@ pub async fn serve(args: ServeArgs, store_args: StoreArgs) -> Result<()> {
         .metrics_addr
         .map(|_| crate::metrics::install())
         .transpose()?;
-    let (store, cache_stats) = open_serving(&store_args).await?;
+    let serving = open_serving(&store_args).await?;
+    let store = serving.store.clone();
     let webhooks = match &store_args.webhook_url {
         Some(url) => Some(Webhooks::start(url, &store_args.data_dir)?),
         None => None,
@@ -100,7 +101,7 @@ pub async fn serve(args: ServeArgs, store_args: StoreArgs) -> Result<()> {
         .layer(axum::middleware::map_response(strict_transport_security));
 
     if let (Some(addr), Some(handle)) = (args.metrics_addr, metrics) {
-        crate::metrics::serve(addr, handle, cache_stats).await?;
+        crate::metrics::serve(addr, handle, serving.cache_stats.clone()).await?;
     }
 
     if let Some(http_addr) = args.http_addr {
@@ -123,10 +124,48 @@ pub async fn serve(args: ServeArgs, store_args: StoreArgs) -> Result<()> {
         display_addr(args.addr),
         store_label(&store_args)
     );
+    // SIGTERM or Ctrl-C: stop accepting, let requests in flight finish
+    // (up to 10 s), then stop the store's background work, writing the
+    // pending last-use times.
+    let server = axum_server::Handle::new();
+    tokio::spawn({
+        let server = server.clone();
+        async move {
+            shutdown_signal().await;
+            eprintln!("shutting down");
+            server.graceful_shutdown(Some(Duration::from_secs(10)));
+        }
+    });
     axum_server::bind_rustls(args.addr, tls)
+        .handle(server)
         .serve(app.into_make_service_with_connect_info::<SocketAddr>())
         .await
-        .with_context(|| format!("serving on {}", args.addr))
+        .with_context(|| format!("serving on {}", args.addr))?;
+    serving.shutdown().await?;
+    eprintln!("stopped");
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what a service manager or `docker stop` sends).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
 }
 
 /// HSTS on every HTTPS answer: browsers that saw it never try plain HTTP

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tower_pat::admin::TokenManager;
 use tower_pat::{
-    store::CacheConfig, store::CacheStats, store::CachedStore, store::PostgresStore,
-    store::SqliteStore, store::TokenAdmin,
+    store::Background, store::CacheConfig, store::CacheStats, store::CachedStore,
+    store::PostgresStore, store::SqliteStore, store::TokenAdmin,
 };
 
 use crate::cli::StoreArgs;
@@ -20,58 +20,94 @@ pub type Store = Arc<dyn TokenAdmin>;
 /// What the metrics endpoint reads of the serving cache.
 pub type CacheStatsFn = Arc<dyn Fn() -> CacheStats + Send + Sync>;
 
-/// Opens the configured store for serving, behind its cache, with a view of
-/// that cache for the metrics endpoint.
-pub async fn open_serving(args: &StoreArgs) -> Result<(Store, CacheStatsFn)> {
-    let (store, stats) = open(args, true).await?;
-    Ok((store, stats.expect("a serving store has a cache")))
+/// How often last-use times are written while serving.
+const WRITE_LAST_USED_EVERY: Duration = Duration::from_secs(10);
+
+/// The store as the server uses it: behind its cache, with a view of that
+/// cache for the metrics endpoint, and the background work it runs (the
+/// change feed, the last-use writer), which the server shuts down when it
+/// stops.
+pub struct Serving {
+    pub store: Store,
+    pub cache_stats: CacheStatsFn,
+    pub background: Vec<Background>,
 }
 
-/// Opens the configured store. For serving, the store sits behind a cache
-/// wired to the change feed, so CLI revocations apply within ~250 ms.
-pub async fn open_store(args: &StoreArgs, serving: bool) -> Result<Store> {
-    Ok(open(args, serving).await?.0)
+impl Serving {
+    /// Stops the background work and writes the pending last-use times.
+    pub async fn shutdown(self) -> Result<()> {
+        for work in self.background {
+            work.shutdown().await.context("shutting the store down")?;
+        }
+        Ok(())
+    }
 }
 
-async fn open(args: &StoreArgs, serving: bool) -> Result<(Store, Option<CacheStatsFn>)> {
+/// Opens the configured store for serving: behind a cache wired to the
+/// change feed, so CLI revocations apply within ~250 ms.
+pub async fn open_serving(args: &StoreArgs) -> Result<Serving> {
     match &args.database_url {
         Some(url) => {
             let pg = PostgresStore::connect_in_schema(url, &args.database_schema)
                 .await
                 .context("PostgreSQL")?;
-            if !serving {
-                return Ok((Arc::new(pg), None));
-            }
             let mut config = CacheConfig::default();
             if let Some(ttl) = args.cache_ttl {
                 config = config.ttl(ttl);
             }
             let cached = CachedStore::with_config(pg.clone(), config);
-            pg.listen(cached.invalidator(), Duration::from_secs(5))
+            let listening = pg
+                .listen(cached.invalidator(), Duration::from_secs(5))
                 .await
                 .context("LISTEN")?;
+            let writing = pg.write_last_used_every(WRITE_LAST_USED_EVERY);
             let view = cached.clone();
-            Ok((Arc::new(cached), Some(Arc::new(move || view.stats()))))
+            Ok(Serving {
+                store: Arc::new(cached),
+                cache_stats: Arc::new(move || view.stats()),
+                // The writer last: its shutdown writes what is pending.
+                background: vec![listening, writing],
+            })
         }
         None => {
-            files::private_dir(&args.data_dir)?;
-            let db = args.data_dir.join("tokens.db");
-            files::private_file(&db)?;
-            let sqlite = SqliteStore::open(&db)
-                .await
-                .context("opening the token store")?;
-            if !serving {
-                return Ok((Arc::new(sqlite), None));
-            }
+            let sqlite = open_sqlite(args).await?;
             let cached = CachedStore::new(sqlite.clone());
-            sqlite
+            let watching = sqlite
                 .watch_changes(cached.invalidator(), Duration::from_millis(250))
                 .await
                 .context("watching changes")?;
+            let writing = sqlite.write_last_used_every(WRITE_LAST_USED_EVERY);
             let view = cached.clone();
-            Ok((Arc::new(cached), Some(Arc::new(move || view.stats()))))
+            Ok(Serving {
+                store: Arc::new(cached),
+                cache_stats: Arc::new(move || view.stats()),
+                background: vec![watching, writing],
+            })
         }
     }
+}
+
+/// Opens the configured store, as the CLI commands use it.
+pub async fn open_store(args: &StoreArgs) -> Result<Store> {
+    match &args.database_url {
+        Some(url) => {
+            let pg = PostgresStore::connect_in_schema(url, &args.database_schema)
+                .await
+                .context("PostgreSQL")?;
+            Ok(Arc::new(pg))
+        }
+        None => Ok(Arc::new(open_sqlite(args).await?)),
+    }
+}
+
+/// The embedded store: a private file in the data directory.
+async fn open_sqlite(args: &StoreArgs) -> Result<SqliteStore> {
+    files::private_dir(&args.data_dir)?;
+    let db = args.data_dir.join("tokens.db");
+    files::private_file(&db)?;
+    SqliteStore::open(&db)
+        .await
+        .context("opening the token store")
 }
 
 /// The manager every command mints and revokes through.

@@ -1203,3 +1203,47 @@ fn the_metrics_endpoint_counts_rejections_and_the_cache() {
     // The API's port does not serve it.
     assert_eq!(demo.curl("GET", "/metrics", None).0, 404);
 }
+
+/// SIGTERM: the server stops accepting, finishes, writes the pending
+/// last-use times, and exits 0 (the times would be lost otherwise: they are
+/// written every 10 s).
+#[test]
+fn sigterm_shuts_down_gracefully_and_writes_pending_last_use_times() {
+    let dir = data_dir();
+    let mut demo = Demo::start(&dir);
+    let token = demo.demo_token();
+    let last_used = |demo: &Demo| -> String {
+        let list = String::from_utf8(demo.cli(&["tokens", "list"]).stdout).unwrap();
+        let row: Vec<String> = list
+            .lines()
+            .find(|l| l.contains("demo token"))
+            .unwrap()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        row[8].clone()
+    };
+    assert_eq!(last_used(&demo), "-", "never used yet");
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&token)).0,
+        200
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &demo.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = demo.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the server did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert_ne!(last_used(&demo), "-", "the use was written at shutdown");
+}
