@@ -163,3 +163,43 @@ pub async fn json(res: Response<Body>) -> serde_json::Value {
     let (_, _, body) = parts(res).await;
     serde_json::from_slice(&body).unwrap()
 }
+
+/// The challenge of every invalid-token 401 (realm "nuvlyx").
+pub const INVALID: &str = r#"Bearer realm="nuvlyx", error="invalid_token""#;
+
+pub fn kind(res: &http::Response<Body>) -> tower_pat::response::RejectionKind {
+    res.extensions()
+        .get::<tower_pat::response::Rejection>()
+        .expect("rejection in extensions")
+        .kind()
+}
+
+/// Replaces the secret part of a token keeping id and a valid checksum.
+pub fn with_other_secret(token: &str) -> String {
+    let (head, body) = token.split_at(token.len() - 72);
+    let mut raw: Vec<u8> = (0..36)
+        .map(|i| u8::from_str_radix(&body[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    raw[8..32].iter_mut().for_each(|b| *b = b.wrapping_add(1));
+    let crc = crc32fast::hash(&raw[..32]).to_be_bytes();
+    raw[32..].copy_from_slice(&crc);
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{head}{hex}")
+}
+
+/// Changes the last character: the checksum no longer matches.
+pub fn flip_last(token: &str) -> String {
+    let (head, last) = token.split_at(token.len() - 1);
+    format!("{head}{}", if last == "0" { "1" } else { "0" })
+}
+
+/// A syntactically perfect token whose id is not in any store.
+pub fn unknown_token() -> String {
+    nuvlyx::live()
+        .format()
+        .clone()
+        .mint()
+        .token
+        .expose_secret()
+        .to_owned()
+}
