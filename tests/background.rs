@@ -4,6 +4,10 @@
 //! store tests: `DATABASE_URL`, `REDIS_URL`.)
 
 #[cfg(feature = "postgres")]
+#[path = "common/pg.rs"]
+#[allow(dead_code)]
+mod pg;
+#[cfg(feature = "postgres")]
 #[path = "common/pg_witness.rs"]
 #[allow(dead_code)]
 mod pg_witness;
@@ -164,21 +168,6 @@ async fn sqlite_tasks_stop_with_their_handles() {
     settles_at(before, "watch_changes").await;
 }
 
-#[cfg(all(feature = "postgres", feature = "cache"))]
-fn database_url() -> Option<String> {
-    let url = std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|u| u.starts_with("postgres"));
-    if url.is_none() {
-        assert!(
-            std::env::var_os("TOWER_PAT_REQUIRE_DB").is_none(),
-            "DATABASE_URL is required"
-        );
-        eprintln!("skipped: DATABASE_URL not set");
-    }
-    url
-}
-
 /// PostgreSQL: the listener's three tasks (LISTEN, reader, scanner) stop
 /// with the handle, its connection leaves the server, and lookups stop
 /// trusting the filter nothing keeps current; the writer's shutdown
@@ -186,19 +175,11 @@ fn database_url() -> Option<String> {
 #[cfg(all(feature = "postgres", feature = "cache"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_tasks_stop_with_their_handles_and_the_filter_with_them() {
-    use tower_pat::store::PostgresStore;
-    let Some(url) = database_url() else { return };
+    let Some(url) = pg::database_url() else {
+        return;
+    };
     let schema = format!("tp_background_{}", std::process::id());
-    let admin = PostgresStore::connect(&url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE"
-    )))
-    .execute(admin.pool())
-    .await
-    .unwrap();
-    let store = PostgresStore::connect_in_schema(&url, &schema)
-        .await
-        .unwrap();
+    let (store, admin) = pg::fresh_schema(&url, &schema).await;
     let id = TokenManager::new(store.clone(), nuvlyx::live())
         .create(NewToken::new("bot", "shop", ["orders:read"]))
         .await
@@ -214,22 +195,7 @@ async fn postgres_tasks_stop_with_their_handles_and_the_filter_with_them() {
         Some(at(1_800_000_000))
     );
 
-    let listening_backends = || {
-        let (pool, pattern) = (
-            admin.pool().clone(),
-            format!("LISTEN \"tower_pat:{schema}\"%"),
-        );
-        async move {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
-            )
-            .bind(pattern)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-            n
-        }
-    };
+    let listening_backends = || pg::listening_backends(admin.pool(), &schema);
     let cache = CachedStore::new(store.clone());
     let (target, gone) = witness(&cache);
     let before = alive();

@@ -173,6 +173,10 @@ fn lookups_that_take_io_are_timed_and_answers_from_memory_are_not() {
 }
 
 #[cfg(feature = "postgres")]
+#[path = "common/pg.rs"]
+#[allow(dead_code)]
+mod pg;
+#[cfg(feature = "postgres")]
 #[path = "common/pg_witness.rs"]
 #[allow(dead_code)]
 mod pg_witness;
@@ -184,31 +188,14 @@ mod pg_witness;
 #[test]
 fn the_postgres_feed_and_the_filter_of_known_ids_are_counted() {
     use std::time::{Duration, Instant};
-    use tower_pat::store::{CachedStore, PostgresStore};
+    use tower_pat::store::CachedStore;
 
-    let Some(url) = std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|u| u.starts_with("postgres"))
-    else {
-        assert!(
-            std::env::var_os("TOWER_PAT_REQUIRE_DB").is_none(),
-            "DATABASE_URL is required"
-        );
-        eprintln!("skipped: DATABASE_URL not set");
+    let Some(url) = pg::database_url() else {
         return;
     };
     let schema = format!("tp_metrics_{}", std::process::id());
     let snapshot = recorded(|| async move {
-        let admin = PostgresStore::connect(&url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE"
-        )))
-        .execute(admin.pool())
-        .await
-        .unwrap();
-        let store = PostgresStore::connect_in_schema(&url, &schema)
-            .await
-            .unwrap();
+        let (store, admin) = pg::fresh_schema(&url, &schema).await;
         let tokens = tower_pat::admin::TokenManager::new(store.clone(), nuvlyx::live());
         let doomed = tokens
             .create(tower_pat::admin::NewToken::new(
@@ -240,15 +227,7 @@ fn the_postgres_feed_and_the_filter_of_known_ids_are_counted() {
         assert!(store.find(doomed.record.id).await.unwrap().is_none());
 
         // The feed's connection dies; the listener reconnects.
-        let killed: Vec<bool> = sqlx::query_scalar(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE query LIKE $1 AND pid <> pg_backend_pid()",
-        )
-        .bind(format!("LISTEN \"tower_pat:{schema}\"%"))
-        .fetch_all(admin.pool())
-        .await
-        .unwrap();
-        assert!(!killed.is_empty(), "no LISTEN connection found");
+        pg::kill_listeners(admin.pool(), &schema).await;
         // Back when a change made now reaches the cache.
         let fresh = tokens
             .create(tower_pat::admin::NewToken::new(

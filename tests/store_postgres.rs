@@ -8,6 +8,9 @@
 #[path = "common/capture.rs"]
 mod capture;
 mod conformance;
+#[allow(dead_code)]
+#[path = "common/pg.rs"]
+mod pg;
 #[path = "common/pg_witness.rs"]
 mod pg_witness;
 
@@ -208,20 +211,6 @@ async fn revocation_on_one_instance_is_refused_by_another_within_one_second() {
     }
 }
 
-/// Terminates the backends `LISTEN`ing on `schema`'s channel (asserting
-/// there is one), as a dropped connection would.
-async fn kill_listeners(pool: &sqlx::PgPool, schema: &str) {
-    let killed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE query LIKE $1 AND pid <> pg_backend_pid()",
-    )
-    .bind(format!("LISTEN \"tower_pat:{schema}\"%"))
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    assert!(!killed.is_empty(), "no LISTEN connection found");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listener_recovers_after_its_connection_is_killed() {
     if !require_db() {
@@ -236,7 +225,7 @@ async fn listener_recovers_after_its_connection_is_killed() {
     first_sight(&cache_b, c.record.id).await;
 
     // Kill the backend that is LISTENing on this schema's channel.
-    kill_listeners(server_a.pool(), &s).await;
+    pg::kill_listeners(server_a.pool(), &s).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     m.revoke(c.record.id).await.unwrap();
@@ -774,7 +763,7 @@ async fn while_the_channel_is_down_the_filter_holds_and_fresh_tokens_pass() {
     let m = TokenManager::new(server_a.clone(), nuvlyx::live());
     // B's LISTEN connection dies; whatever B hears or not, the change
     // table is the truth, and B reads it on its own connection.
-    kill_listeners(server_a.pool(), &s).await;
+    pg::kill_listeners(server_a.pool(), &s).await;
     let c = m
         .create(NewToken::new("t", "demo", ["orders:read"]))
         .await
