@@ -145,16 +145,19 @@ impl ScopeSet {
     }
 
     /// Whether the set holds `scope`.
+    #[inline]
     pub fn contains(&self, scope: &str) -> bool {
         self.0.binary_search_by(|s| s.as_str().cmp(scope)).is_ok()
     }
 
     /// Whether every scope of `other` is in `self`.
+    #[inline]
     pub fn contains_all(&self, other: &ScopeSet) -> bool {
         other.iter().all(|s| self.contains(s.as_str()))
     }
 
     /// Whether at least one scope of `other` is in `self`.
+    #[inline]
     pub fn contains_any(&self, other: &ScopeSet) -> bool {
         other.iter().any(|s| self.contains(s.as_str()))
     }

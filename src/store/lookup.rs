@@ -52,6 +52,7 @@ enum State {
 impl Lookup {
     /// An answer available now. `Ok(None)` means the id is unknown; `Err`
     /// is for real failures only (the layer answers them 503).
+    #[inline]
     pub fn ready(answer: Result<Option<Arc<TokenRecord>>, StoreError>) -> Self {
         Self(State::Ready(Some(answer)))
     }
@@ -66,6 +67,7 @@ impl Lookup {
     }
 
     /// The answer, if it is ready; otherwise the lookup itself, to await.
+    #[inline]
     pub(crate) fn now(self) -> Result<Found, Self> {
         match self.0 {
             State::Ready(Some(found)) => Ok(found),

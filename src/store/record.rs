@@ -120,6 +120,7 @@ impl TokenRecord {
 
     /// Whether the token has expired at `now` (expiry is exclusive: a token
     /// expiring at `t` is refused at `t`).
+    #[inline]
     pub fn is_expired_at(&self, now: SystemTime) -> bool {
         self.expires_at.is_some_and(|e| now >= e)
     }
@@ -243,6 +244,7 @@ pub(crate) const LAST_USE_RESOLUTION: Duration = Duration::from_secs(60);
 
 /// Whether a use at `at` falls within the resolution of one recorded at
 /// `last` (a `last` later than `at`, after a clock step back, counts too).
+#[inline]
 pub(crate) fn used_recently(last: SystemTime, at: SystemTime) -> bool {
     at.duration_since(last)
         .map_or(true, |d| d < LAST_USE_RESOLUTION)

@@ -97,6 +97,7 @@ impl TokenDigest {
 }
 
 impl ConstantTimeEq for TokenDigest {
+    #[inline]
     fn ct_eq(&self, other: &Self) -> Choice {
         // XOR and OR over four 64-bit lanes take the same time whatever the
         // values; `subtle` turns the folded difference into a `Choice`
