@@ -28,8 +28,10 @@ use subtle::ConstantTimeEq;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_pat::response::EmptyBody;
 use tower_pat::{
-    scope::ScopeSet, store::OwnerId, store::TokenRecord, store::TokenStore, token::TokenDigest,
-    token::TokenId, AuthLayer,
+    scope::ScopeSet,
+    store::{OwnerId, TokenRecord, TokenStore},
+    token::{TokenDigest, TokenId},
+    AuthLayer,
 };
 
 fn samples() -> usize {

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 
 use alloc::live;
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::{store::CacheConfig, store::CachedStore};
+use tower_pat::store::{CacheConfig, CachedStore};
 use tower_pat::{store::TokenStore, MemoryStore};
 
 #[global_allocator]
@@ -179,7 +179,7 @@ fn main() {
         let invalidator = cache.invalidator();
         let started = std::time::Instant::now();
         for i in 0..n {
-            use tower_pat::{store::Change, store::Invalidate};
+            use tower_pat::store::{Change, Invalidate};
             invalidator.invalidate(&Change::Token(tower_pat::token::TokenId::from_bytes((i + 1).to_be_bytes())));
         }
         let took = started.elapsed();

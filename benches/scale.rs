@@ -25,7 +25,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloc::live;
 use tower_pat::{
-    store::CacheConfig, store::CachedStore, store::PostgresStore, store::TokenStore, token::TokenId,
+    store::{CacheConfig, CachedStore, PostgresStore, TokenStore},
+    token::TokenId,
 };
 
 /// Counts live heap bytes, for the memory command.

@@ -26,9 +26,13 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::{
-    scope::ScopeSet, store::Lookup, store::OwnerId, store::RevocationReason, store::StoreError,
-    store::StoreErrorKind, store::TokenAdmin, store::TokenRecord, store::TokenStore,
-    token::TokenDigest, token::TokenId, AuthLayer,
+    scope::ScopeSet,
+    store::{
+        Lookup, OwnerId, RevocationReason, StoreError, StoreErrorKind, TokenAdmin, TokenRecord,
+        TokenStore,
+    },
+    token::{TokenDigest, TokenId},
+    AuthLayer,
 };
 
 /// Records kept in memory and written to a JSON file on every change.

@@ -39,7 +39,10 @@ use http::{Request, Response, StatusCode};
 use tower::{Layer, Service, ServiceExt};
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::{
-    auth::AuthLayerBuilder, response::Rejection, store::Lookup, store::TokenStore, token::TokenId,
+    auth::AuthLayerBuilder,
+    response::Rejection,
+    store::{Lookup, TokenStore},
+    token::TokenId,
     AuthLayer, MemoryStore,
 };
 

@@ -35,7 +35,9 @@ use tower::{service_fn, Layer, ServiceExt};
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::transport::TlsConnection;
 use tower_pat::{
-    response::EmptyBody, store::Background, store::CachedStore, store::SqliteStore, token::TokenId,
+    response::EmptyBody,
+    store::{Background, CachedStore, SqliteStore},
+    token::TokenId,
     AuthLayer,
 };
 

@@ -25,7 +25,7 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
-/// use tower_pat::{clock::Clock, clock::ManualClock};
+/// use tower_pat::clock::{Clock, ManualClock};
 ///
 /// let clock = ManualClock::new(SystemTime::UNIX_EPOCH);
 /// clock.advance(Duration::from_secs(60));

@@ -25,7 +25,7 @@
 //! use std::sync::{Arc, Mutex};
 //! use tower_pat::admin::{NewToken, TokenManager};
 //! use tower_pat::events::Event;
-//! use tower_pat::{MemoryStore};
+//! use tower_pat::MemoryStore;
 //!
 //! let seen = Arc::new(Mutex::new(Vec::new()));
 //! let sink = {

@@ -23,7 +23,7 @@
 //! ```no_run
 //! // tests/my_store.rs
 //! use tower_pat::test_kit::Harness;
-//! use tower_pat::{MemoryStore, store::TokenAdmin};
+//! use tower_pat::{store::TokenAdmin, MemoryStore};
 //!
 //! struct Mine;
 //!

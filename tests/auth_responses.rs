@@ -9,7 +9,11 @@ use axum::body::Body;
 use common::*;
 use http::{HeaderValue, StatusCode};
 use tower_pat::admin::NewToken;
-use tower_pat::{clock::ManualClock, response::Rejection, response::RejectionKind, AuthLayer};
+use tower_pat::{
+    clock::ManualClock,
+    response::{Rejection, RejectionKind},
+    AuthLayer,
+};
 
 #[tokio::test]
 async fn every_invalid_token_answer_is_byte_identical() {

@@ -6,7 +6,10 @@ mod common;
 use axum::body::Body;
 use common::*;
 use http::StatusCode;
-use tower_pat::{response::RejectionKind, scope::ScopeError, scope::ScopeMatch};
+use tower_pat::{
+    response::RejectionKind,
+    scope::{ScopeError, ScopeMatch},
+};
 
 #[tokio::test]
 async fn missing_scope_is_403_insufficient_scope_naming_it() {

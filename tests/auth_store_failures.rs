@@ -9,9 +9,11 @@ use axum::body::Body;
 use common::*;
 use http::StatusCode;
 use tower_pat::{
-    response::RejectionKind, scope::ScopeSet, store::Lookup, store::StoreError,
-    store::StoreErrorKind, store::TokenRecord, store::TokenStore, token::TokenDigest,
-    token::TokenId, AuthLayer, MemoryStore,
+    response::RejectionKind,
+    scope::ScopeSet,
+    store::{Lookup, StoreError, StoreErrorKind, TokenRecord, TokenStore},
+    token::{TokenDigest, TokenId},
+    AuthLayer, MemoryStore,
 };
 
 #[derive(Debug)]
@@ -122,7 +124,10 @@ async fn panicking_store_fails_that_request_closed_and_the_service_keeps_serving
 
 #[tokio::test]
 async fn record_with_a_scope_outside_the_catalog_fails_closed() {
-    use tower_pat::{scope::ScopeSet, store::OwnerId, store::TokenAdmin};
+    use tower_pat::{
+        scope::ScopeSet,
+        store::{OwnerId, TokenAdmin},
+    };
     let store = MemoryStore::new();
     let minted = nuvlyx::live().format().mint();
     let record = TokenRecord::new(

@@ -11,8 +11,11 @@ use common::*;
 use http::{HeaderValue, StatusCode};
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::{
-    clock::ManualClock, response::MalformedReason, response::Rejection, response::RejectionKind,
-    store::TokenStore, token::FormatError, AuthLayer, MemoryStore,
+    clock::ManualClock,
+    response::{MalformedReason, Rejection, RejectionKind},
+    store::TokenStore,
+    token::FormatError,
+    AuthLayer, MemoryStore,
 };
 
 #[tokio::test]

@@ -6,7 +6,7 @@ mod common;
 use axum::body::Body;
 use common::*;
 use http::{Request, StatusCode};
-use tower_pat::{response::Rejection, response::RejectionKind};
+use tower_pat::response::{Rejection, RejectionKind};
 
 #[tokio::test]
 async fn plain_http_is_refused_before_the_token_is_looked_at() {

@@ -9,13 +9,11 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 use tower_pat::admin::{NewToken, TokenManager};
+use tower_pat::store::{CacheConfig, CachedStore, Change, Invalidate, RevocationReason};
 use tower_pat::{
-    store::CacheConfig, store::CachedStore, store::Change, store::Invalidate,
-    store::RevocationReason,
-};
-use tower_pat::{
-    store::Lookup, store::StoreError, store::TokenAdmin, store::TokenRecord, store::TokenStore,
-    token::TokenId, MemoryStore,
+    store::{Lookup, StoreError, TokenAdmin, TokenRecord, TokenStore},
+    token::TokenId,
+    MemoryStore,
 };
 
 struct CachedMemory;

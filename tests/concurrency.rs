@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use common::*;
 use http::StatusCode;
-use tower_pat::{store::RevocationReason, store::TokenAdmin};
+use tower_pat::store::{RevocationReason, TokenAdmin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_concurrent_mixed_requests_are_all_answered_correctly() {

@@ -16,7 +16,11 @@ use tower::{service_fn, Layer, ServiceExt};
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::events::Event;
 use tower_pat::store::RevocationReason;
-use tower_pat::{clock::Clock, clock::ManualClock, response::EmptyBody, AuthLayer, MemoryStore};
+use tower_pat::{
+    clock::{Clock, ManualClock},
+    response::EmptyBody,
+    AuthLayer, MemoryStore,
+};
 
 /// A sink that keeps what it receives.
 fn recorder() -> (

@@ -12,7 +12,11 @@ use axum::body::Body;
 use common::*;
 use http::Request;
 use tower_pat::admin::NewToken;
-use tower_pat::{store::Lookup, store::StoreError, store::TokenStore, token::TokenId, AuthLayer};
+use tower_pat::{
+    store::{Lookup, StoreError, TokenStore},
+    token::TokenId,
+    AuthLayer,
+};
 
 #[derive(Debug)]
 struct Broken;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use pg_witness::{answered_without_the_table, lock_tokens, made_up_ids};
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::store::CachedStore;
-use tower_pat::{store::PostgresStore, store::StoreErrorKind, store::TokenStore};
+use tower_pat::store::{PostgresStore, StoreErrorKind, TokenStore};
 
 static N: AtomicUsize = AtomicUsize::new(0);
 

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::{
-    store::CachedStore, store::RedisAnnounced, store::RedisChannel, store::RevocationReason,
-    store::TokenAdmin, store::TokenStore, token::TokenId, MemoryStore,
+    store::{CachedStore, RedisAnnounced, RedisChannel, RevocationReason, TokenAdmin, TokenStore},
+    token::TokenId,
+    MemoryStore,
 };
 
 static N: AtomicUsize = AtomicUsize::new(0);

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tower_pat::admin::{NewToken, TokenManager};
 
-use tower_pat::{store::CacheConfig, store::CachedStore};
-use tower_pat::{store::SqliteStore, store::StoreErrorKind, store::TokenStore};
+use tower_pat::store::{CacheConfig, CachedStore};
+use tower_pat::store::{SqliteStore, StoreErrorKind, TokenStore};
 
 static N: AtomicUsize = AtomicUsize::new(0);
 
@@ -71,7 +71,7 @@ mod cached {
             file_bytes(store.inner()).await
         }
         async fn flush(store: &Self::Store) {
-            use tower_pat::{store::Change, store::Invalidate};
+            use tower_pat::store::{Change, Invalidate};
             store.inner().flush_last_used().await.unwrap();
             store.invalidator().invalidate(&Change::All);
         }

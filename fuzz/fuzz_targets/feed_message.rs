@@ -4,7 +4,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tower_pat::{store::Change, store::OwnerId, token::TokenId};
+use tower_pat::{
+    store::{Change, OwnerId},
+    token::TokenId,
+};
 
 // The crate's own parser, compiled as it is (it names only these three
 // types from its parent module).

@@ -15,7 +15,7 @@
 //! use tower::{service_fn, ServiceExt};
 //! use tower_pat::transport::TlsConnection;
 //! use tower_pat::admin::{NewToken, TokenManager};
-//! use tower_pat::{AuthLayer, Authenticated, Environment, MemoryStore, ScopeCatalog, TokenConfig, TokenFormat};
+//! use tower_pat::{Authenticated, AuthLayer, Environment, MemoryStore, ScopeCatalog, TokenConfig, TokenFormat};
 //! use tower_layer::Layer;
 //!
 //! // Your API's token format (`nvl_live_…`) and scopes.

@@ -35,7 +35,7 @@
 //! use http::{Request, Response, StatusCode};
 //! use tower::{service_fn, Layer, ServiceExt};
 //! use tower_pat::transport::TlsConnection;
-//! use tower_pat::{AuthLayer, MemoryStore, response::Rejection, response::RejectionKind};
+//! use tower_pat::{response::{Rejection, RejectionKind}, AuthLayer, MemoryStore};
 //!
 //! let layer = AuthLayer::builder(MemoryStore::new(), your_token_config())
 //!     .attach_rejections()

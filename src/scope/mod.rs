@@ -6,7 +6,7 @@
 //! the scopes an API knows and which of them can be granted today:
 //!
 //! ```
-//! use tower_pat::{ScopeCatalog, scope::ScopeError};
+//! use tower_pat::{scope::ScopeError, ScopeCatalog};
 //!
 //! let catalog = ScopeCatalog::new()
 //!     .scope("products:read", "List products and variations.")

@@ -258,7 +258,7 @@ impl State {
 /// #     )
 /// # }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use tower_pat::{store::CacheConfig, store::CachedStore};
+/// use tower_pat::store::{CacheConfig, CachedStore};
 /// use tower_pat::{AuthLayer, MemoryStore};
 ///
 /// let cached = CachedStore::with_config(MemoryStore::new(), CacheConfig::default());

@@ -24,7 +24,7 @@ type Pending = Pin<Box<dyn Future<Output = Found> + Send>>;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use tower_pat::{store::Lookup, store::StoreError, store::TokenRecord};
+/// use tower_pat::store::{Lookup, StoreError, TokenRecord};
 ///
 /// // In memory: answer now.
 /// fn from_memory(record: Option<Arc<TokenRecord>>) -> Lookup {

@@ -27,7 +27,7 @@ use crate::{store::RevocationReason, token::TokenId};
 /// #     )
 /// # }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use tower_pat::{admin::{NewToken, TokenManager}, MemoryStore, ScopeCatalog, store::TokenStore};
+/// use tower_pat::{admin::{NewToken, TokenManager}, store::TokenStore, MemoryStore, ScopeCatalog};
 ///
 /// let store = MemoryStore::new();
 /// let tokens = TokenManager::new(store.clone(), your_token_config());

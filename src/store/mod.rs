@@ -21,7 +21,7 @@
 //! # }
 //! use std::collections::HashMap;
 //! use std::sync::{Arc, RwLock};
-//! use tower_pat::{store::Lookup, store::StoreError, token::TokenId, store::TokenRecord, store::TokenStore};
+//! use tower_pat::{store::{Lookup, StoreError, TokenRecord, TokenStore}, token::TokenId};
 //!
 //! #[derive(Debug, Default)]
 //! struct MapStore(RwLock<HashMap<TokenId, Arc<TokenRecord>>>);

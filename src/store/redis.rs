@@ -42,7 +42,7 @@ use crate::{store::RevocationReason, token::TokenId};
 /// ```no_run
 /// # async fn run() -> Result<(), tower_pat::store::StoreError> {
 /// use std::time::Duration;
-/// use tower_pat::{store::CachedStore, store::PostgresStore, store::RedisChannel};
+/// use tower_pat::store::{CachedStore, PostgresStore, RedisChannel};
 ///
 /// let channel = RedisChannel::open("redis://127.0.0.1:6379", "tower_pat")?;
 /// // Behind PgBouncer (transaction mode): no LISTEN, Redis instead.

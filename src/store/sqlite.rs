@@ -45,7 +45,7 @@ const KEEP_CHANGES: Duration = Duration::from_secs(24 * 3600);
 /// # }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use tower_pat::admin::{NewToken, TokenManager};
-/// use tower_pat::{AuthLayer, ScopeCatalog, store::SqliteStore};
+/// use tower_pat::{store::SqliteStore, AuthLayer, ScopeCatalog};
 ///
 /// let store = SqliteStore::in_memory().await.unwrap();
 /// let tokens = TokenManager::new(store.clone(), your_token_config());

@@ -13,8 +13,10 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::{
-    auth::AuthLayerBuilder, store::Lookup, store::TokenStore, token::TokenId, AuthLayer,
-    MemoryStore, TokenConfig,
+    auth::AuthLayerBuilder,
+    store::{Lookup, TokenStore},
+    token::TokenId,
+    AuthLayer, MemoryStore, TokenConfig,
 };
 
 /// Wraps a store and counts `find` calls.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tower_pat::{store::PostgresStore, store::TokenStore};
+use tower_pat::store::{PostgresStore, TokenStore};
 
 /// Holds `LOCK TABLE tower_pat_tokens IN ACCESS EXCLUSIVE MODE` in an open
 /// transaction of `pool` (which selects the schema): until it is dropped,

@@ -1,6 +1,6 @@
 // A finished layer has no setters: its responder is fixed before any scope
 // check exists.
-use tower_pat::{AuthLayer, response::EmptyBody, Environment, MemoryStore, ScopeCatalog, TokenConfig, TokenFormat};
+use tower_pat::{response::EmptyBody, AuthLayer, Environment, MemoryStore, ScopeCatalog, TokenConfig, TokenFormat};
 
 fn main() {
     let config = TokenConfig::new(

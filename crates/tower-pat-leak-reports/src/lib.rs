@@ -71,7 +71,7 @@
 //! use p256::pkcs8::{EncodePublicKey, LineEnding};
 //! use tower::ServiceExt;
 //! use tower_pat::admin::{NewToken, TokenManager};
-//! use tower_pat::{Environment, MemoryStore, store::RevocationReason, ScopeCatalog, TokenConfig, TokenFormat, store::TokenStore};
+//! use tower_pat::{store::{RevocationReason, TokenStore}, Environment, MemoryStore, ScopeCatalog, TokenConfig, TokenFormat};
 //! use tower_pat_leak_reports::{leak_reports, ScannerKey};
 //!
 //! // The scanner's key (in production: GitHub's, from its key document).
@@ -135,7 +135,10 @@ use p256::pkcs8::DecodePublicKey;
 use tower_service::Service;
 
 use tower_pat::admin::{AdminError, TokenManager};
-use tower_pat::{store::RevocationReason, store::TokenAdmin, token::TokenDigest};
+use tower_pat::{
+    store::{RevocationReason, TokenAdmin},
+    token::TokenDigest,
+};
 
 /// The header naming the key a report was signed with.
 const KEY_ID_HEADER: &str = "github-public-key-identifier";

@@ -20,7 +20,9 @@ use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::events::Event;
 use tower_pat::test_kit::status_now;
 use tower_pat::{
-    store::RevocationReason, store::TokenAdmin, store::TokenStore, token::TokenDigest, MemoryStore,
+    store::{RevocationReason, TokenAdmin, TokenStore},
+    token::TokenDigest,
+    MemoryStore,
 };
 use tower_pat_leak_reports::{leak_reports, BoxError, KeySource, LeakReports, ScannerKey};
 

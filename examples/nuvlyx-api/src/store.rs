@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tower_pat::admin::TokenManager;
-use tower_pat::{
-    store::Background, store::CacheConfig, store::CacheStats, store::CachedStore,
-    store::PostgresStore, store::SqliteStore, store::TokenAdmin,
+use tower_pat::store::{
+    Background, CacheConfig, CacheStats, CachedStore, PostgresStore, SqliteStore, TokenAdmin,
 };
 
 use crate::cli::StoreArgs;

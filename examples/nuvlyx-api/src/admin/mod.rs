@@ -30,7 +30,10 @@ use axum::{Form, Router};
 use maud::Markup;
 use serde::{Deserialize, Serialize};
 use tower_pat::admin::{AdminError, NewToken, TokenManager};
-use tower_pat::{store::TokenRecord, store::TokenStatus, token::TokenId};
+use tower_pat::{
+    store::{TokenRecord, TokenStatus},
+    token::TokenId,
+};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
 
