@@ -229,21 +229,13 @@ async fn listener_recovers_after_its_connection_is_killed() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     m.revoke(c.record.id).await.unwrap();
-    let started = Instant::now();
-    while cache_b
-        .find(c.record.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .revoked_at
-        .is_none()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "listener did not recover"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    pg::await_revoked(
+        &cache_b,
+        c.record.id,
+        Duration::from_secs(5),
+        "listener did not recover",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,3 +57,18 @@ pub async fn kill_listeners(pool: &sqlx::PgPool, schema: &str) {
     .unwrap();
     assert!(!killed.is_empty(), "no LISTEN connection found");
 }
+
+/// Waits until `store` (another instance's cache) sees `id` revoked,
+/// failing with `what` after `within`.
+pub async fn await_revoked(
+    store: &impl tower_pat::store::TokenStore,
+    id: tower_pat::token::TokenId,
+    within: std::time::Duration,
+    what: &str,
+) {
+    let started = std::time::Instant::now();
+    while store.find(id).await.unwrap().unwrap().revoked_at.is_none() {
+        assert!(started.elapsed() < within, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
