@@ -11,9 +11,7 @@ import sys
 PROMISES = {
     # feature set -> the minimum Rust the README states for it
     "": "1.88",
-    "axum,tracing,grpc,cache,test-kit,redis,metrics": "1.88",
-    "sqlite": "1.94",
-    "postgres": "1.94",
+    "axum,tracing,grpc,cache,test-kit,metrics": "1.88",
 }
 
 
@@ -34,7 +32,7 @@ if ours.get("rust_version") != PROMISES[""]:
 
 # Companion crates: each promises the rust-version its Cargo.toml declares,
 # with all its features.
-COMPANIONS = ["tower-pat-utoipa", "tower-pat-leak-reports"]
+COMPANIONS = ["tower-pat-sqlx-store", "tower-pat-redis", "tower-pat-utoipa", "tower-pat-leak-reports"]
 checks = [("tower-pat", f, p) for f, p in PROMISES.items()]
 for name in COMPANIONS:
     pkg = next(p for p in meta["packages"] if p["name"] == name)

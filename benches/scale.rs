@@ -24,10 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloc::live;
-use tower_pat::{
-    store::{CacheConfig, CachedStore, PostgresStore, TokenStore},
-    token::TokenId,
-};
+use tower_pat::store::{CacheConfig, CachedStore, TokenStore};
+use tower_pat::token::TokenId;
+use tower_pat_sqlx_store::PostgresStore;
 
 /// Counts live heap bytes, for the memory command.
 #[global_allocator]

@@ -42,7 +42,7 @@ if [ -n "${SCALE_SMOKE:-}" ]; then
   build_bench=(cargo build --workspace --all-features --bench scale)
 else
   build_bins=(cargo build -q --release -p nuvlyx-api)
-  build_bench=(cargo build --release --bench scale --features postgres,cache)
+  build_bench=(cargo build --release --bench scale --features cache)
 fi
 "${build_bins[@]}"
 scale=$("${build_bench[@]}" --message-format=json 2>/dev/null \

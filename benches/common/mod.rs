@@ -12,7 +12,8 @@ use tower::{service_fn, Layer, Service, ServiceBuilder, ServiceExt};
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::response::EmptyBody;
 use tower_pat::store::CachedStore;
-use tower_pat::{store::SqliteStore, token::TokenDigest, AuthLayer, MemoryStore};
+use tower_pat::{token::TokenDigest, AuthLayer, MemoryStore};
+use tower_pat_sqlx_store::SqliteStore;
 
 pub type Req = Request<()>;
 pub type Res = Response<()>;

@@ -20,18 +20,30 @@ type Finish = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 /// the server stops), then await [`Background::shutdown`]: for the
 /// last-use writer that writes the pending last-use times.
 ///
-/// ```no_run
-/// # #[cfg(feature = "sqlite")]
-/// # async fn run() -> Result<(), tower_pat::store::StoreError> {
-/// use std::time::Duration;
-/// use tower_pat::store::SqliteStore;
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_pat::store::StoreError> {
+/// use std::sync::{Arc, Mutex};
+/// use tower_pat::store::Background;
 ///
-/// let store = SqliteStore::open("tokens.db").await?;
-/// let last_use = store.write_last_used_every(Duration::from_secs(10));
+/// // A store's writer of pending work, say.
+/// let pending = Arc::new(Mutex::new(vec!["a last-use time"]));
+/// let written = pending.clone();
+/// let work = Background::spawn(async { /* write every 10 s */ })
+///     .finish_with(move || async move {
+///         written.lock().unwrap().clear(); // write what is still pending
+///         Ok(())
+///     });
 /// // … serve until a shutdown signal …
-/// last_use.shutdown().await?; // the times noted since the last write, written
+/// work.shutdown().await?;
+/// assert!(pending.lock().unwrap().is_empty());
 /// # Ok(()) }
 /// ```
+///
+/// Stores return one from the calls that start work, such as
+/// `tower-pat-sqlx-store`'s `write_last_used_every` and `listen`;
+/// [`ChangeFeed::listen`](super::feed::ChangeFeed::listen) returns one, and
+/// a store of your own can too.
 #[must_use = "the work stops when this handle is dropped: keep it while serving"]
 pub struct Background {
     tasks: Vec<AbortHandle>,
@@ -42,28 +54,60 @@ pub struct Background {
 }
 
 impl Background {
-    pub(crate) fn new(tasks: Vec<AbortHandle>) -> Self {
+    /// Spawns `task` on the Tokio runtime, to run until the handle is
+    /// dropped or shut down (or until it ends by itself). Must be called
+    /// within a Tokio runtime.
+    pub fn spawn(task: impl Future<Output = ()> + Send + 'static) -> Self {
         Self {
-            tasks,
+            tasks: vec![tokio::spawn(task).abort_handle()],
             on_stop: None,
             finish: None,
         }
     }
 
-    /// Runs `f` when the tasks stop.
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    pub(crate) fn on_stop(mut self, f: impl FnOnce() + Send + Sync + 'static) -> Self {
-        self.on_stop = Some(Box::new(f));
+    /// One handle for the work of both: stopping it stops both, and
+    /// [`Background::shutdown`] finishes both (this one's first).
+    pub fn join(mut self, mut other: Background) -> Self {
+        self.tasks.append(&mut other.tasks);
+        if let Some(stop) = other.on_stop.take() {
+            self = self.on_stop(stop);
+        }
+        if let Some(finish) = other.finish.take() {
+            self = self.finish_with(finish);
+        }
         self
     }
 
-    /// Awaits `f` at shutdown, after the tasks stopped.
-    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
-    pub(crate) fn finish_with<F>(mut self, f: impl FnOnce() -> F + Send + Sync + 'static) -> Self
+    /// Runs `f` when the tasks are stopped, whether by a drop or by
+    /// [`Background::shutdown`] (for example, to mark state the tasks kept
+    /// current as no longer kept).
+    pub fn on_stop(mut self, f: impl FnOnce() + Send + Sync + 'static) -> Self {
+        let earlier = self.on_stop.take();
+        self.on_stop = Some(Box::new(move || {
+            if let Some(earlier) = earlier {
+                earlier();
+            }
+            f();
+        }));
+        self
+    }
+
+    /// Awaits `f` in [`Background::shutdown`], after the tasks were
+    /// stopped (for example, to write what they had pending).
+    pub fn finish_with<F>(mut self, f: impl FnOnce() -> F + Send + Sync + 'static) -> Self
     where
         F: Future<Output = Result<(), StoreError>> + Send + 'static,
     {
-        self.finish = Some(Box::new(move || Box::pin(f())));
+        let earlier = self.finish.take();
+        self.finish = Some(Box::new(move || {
+            Box::pin(async move {
+                let first = match earlier {
+                    Some(earlier) => earlier().await,
+                    None => Ok(()),
+                };
+                first.and(f().await)
+            })
+        }));
         self
     }
 

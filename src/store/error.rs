@@ -86,9 +86,11 @@ impl StoreError {
         Self::with_source(StoreErrorKind::Corrupt, what.into())
     }
 
-    /// A [`StoreErrorKind::Corrupt`] record whose digest was readable.
-    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
-    pub(crate) fn corrupt_record(digest: TokenDigest, what: impl Into<String>) -> Self {
+    /// A [`StoreErrorKind::Corrupt`] record whose digest was readable
+    /// (the rest of it was not). The layer then answers 503 only to a
+    /// caller who proves the secret against `digest`; anyone else gets the
+    /// ordinary 401, so a broken row tells an attacker nothing.
+    pub fn corrupt_record(digest: TokenDigest, what: impl Into<String>) -> Self {
         Self {
             digest: Some(digest),
             ..Self::corrupt(what)

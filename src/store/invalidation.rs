@@ -1,6 +1,8 @@
 //! [`Change`] and [`Invalidate`]: how caches hear of changes made through
 //! other handles or processes.
 
+use std::fmt;
+
 use crate::{store::OwnerId, token::TokenId};
 
 /// A change that caches must hear about: announced by stores that other
@@ -23,25 +25,14 @@ pub trait Invalidate: Send + Sync + 'static {
     fn invalidate(&self, change: &Change);
 }
 
-/// Encodes `change` as a change-feed entry (`token:<id>`, `owner:<id>`,
-/// `all:`), as [`parse_change`] reads it.
-#[allow(dead_code)] // used by the PostgreSQL and Redis feeds
-pub(crate) fn change_payload(change: &Change) -> String {
-    match change {
-        Change::Token(id) => format!("token:{id}"),
-        Change::Owner(o) => format!("owner:{o}"),
-        Change::All => "all:".to_owned(),
+/// Format 1 of the change feeds (see [`feed::Message`](super::feed::Message)):
+/// `token:<id>`, `owner:<owner>` or `all:`.
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::Token(id) => write!(f, "token:{id}"),
+            Change::Owner(o) => write!(f, "owner:{o}"),
+            Change::All => f.write_str("all:"),
+        }
     }
-}
-
-/// Decodes a change-feed entry (`token:<id>`, `owner:<id>`); anything
-/// unreadable invalidates everything.
-#[allow(dead_code)] // used by the SQLite change table and the PostgreSQL and Redis feeds
-pub(crate) fn parse_change(kind: &str, key: &str) -> Change {
-    let change = match kind {
-        "token" => key.parse::<TokenId>().ok().map(Change::Token),
-        "owner" => OwnerId::new(key).ok().map(Change::Owner),
-        _ => None,
-    };
-    change.unwrap_or(Change::All)
 }

@@ -46,15 +46,14 @@ use async_trait::async_trait;
 
 use crate::token::TokenId;
 
-#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
 mod background;
 mod error;
+pub mod feed;
 mod invalidation;
 mod lookup;
 pub(crate) mod memory;
 mod record;
 
-#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
 pub use self::background::Background;
 pub use self::error::{StoreError, StoreErrorKind};
 pub use self::invalidation::{Change, Invalidate};
@@ -174,34 +173,6 @@ impl<T: TokenAdmin + ?Sized> TokenAdmin for Arc<T> {
         (**self).is_owner_suspended(owner).await
     }
 }
-
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-mod engine;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) mod sql;
-
-#[cfg(feature = "sqlite")]
-mod sqlite;
-#[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
-
-#[cfg(any(feature = "postgres", feature = "redis"))]
-mod feed;
-#[cfg(any(feature = "postgres", feature = "redis"))]
-mod feed_message;
-#[cfg(feature = "redis")]
-mod redis;
-#[cfg(feature = "redis")]
-pub use self::redis::{RedisAnnounced, RedisChannel};
-
-#[cfg(feature = "postgres")]
-mod known_ids;
-#[cfg(feature = "postgres")]
-mod pg_changes;
-#[cfg(feature = "postgres")]
-mod postgres;
-#[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
 
 #[cfg(feature = "cache")]
 mod cached;

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tower_pat::admin::TokenManager;
-use tower_pat::store::{
-    Background, CacheConfig, CacheStats, CachedStore, PostgresStore, SqliteStore, TokenAdmin,
-};
+use tower_pat::store::{Background, CacheConfig, CacheStats, CachedStore, TokenAdmin};
+use tower_pat_sqlx_store::{PostgresStore, SqliteStore};
 
 use crate::cli::StoreArgs;
 use crate::files;

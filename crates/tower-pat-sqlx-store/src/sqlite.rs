@@ -10,13 +10,15 @@ use sqlx::sqlite::{
 
 use async_trait::async_trait;
 
-use super::engine::{Backend, Engine};
-use super::sql::{db_error, spawn_flusher, to_micros, Dialect, Flush, SQLITE};
-use super::{
-    Background, Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord,
-    TokenStore,
+use tower_pat::store::feed::Message;
+use tower_pat::store::{
+    Background, Change, Invalidate, Lookup, OwnerId, RevocationReason, StoreError, TokenAdmin,
+    TokenRecord, TokenStore,
 };
-use crate::{store::RevocationReason, token::TokenId};
+use tower_pat::token::TokenId;
+
+use crate::engine::{Backend, Engine};
+use crate::sql::{db_error, spawn_flusher, to_micros, Dialect, Flush, SQLITE};
 
 /// How often pending last-use times are written.
 /// How long change-feed rows are kept for other processes to read.
@@ -45,7 +47,8 @@ const KEEP_CHANGES: Duration = Duration::from_secs(24 * 3600);
 /// # }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use tower_pat::admin::{NewToken, TokenManager};
-/// use tower_pat::{store::SqliteStore, AuthLayer, ScopeCatalog};
+/// use tower_pat::{AuthLayer, ScopeCatalog};
+/// use tower_pat_sqlx_store::SqliteStore;
 ///
 /// let store = SqliteStore::in_memory().await.unwrap();
 /// let tokens = TokenManager::new(store.clone(), your_token_config());
@@ -96,7 +99,7 @@ impl Backend for Sqlite {
         }
         .await;
         if let Err(_e) = result {
-            crate::trace::store_warning(
+            crate::log::store_warning(
                 "recording a change for other processes failed",
                 &db_error(_e),
             );
@@ -158,7 +161,7 @@ impl SqliteStore {
     /// with a Tokio runtime; 10 s is a good period.
     pub fn write_last_used_every(&self, period: Duration) -> Background {
         let engine = self.engine.clone();
-        Background::new(vec![spawn_flusher(Arc::downgrade(&self.engine), period)])
+        spawn_flusher(Arc::downgrade(&self.engine), period)
             .finish_with(move || async move { engine.flush_uses().await })
     }
 
@@ -183,7 +186,7 @@ impl SqliteStore {
             .await
             .map_err(db_error)?;
         let weak = Arc::downgrade(&self.engine);
-        let task = tokio::spawn(async move {
+        let task = Background::spawn(async move {
             let mut last = start.unwrap_or(0);
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -199,12 +202,18 @@ impl SqliteStore {
                 // On error the rows stay in the table and are read next time.
                 let Ok(rows) = rows else { continue };
                 for (seq, kind, key) in rows {
-                    target.invalidate(&super::invalidation::parse_change(&kind, &key));
+                    // A row this crate did not write: everything may have
+                    // changed.
+                    let change = match Message::parse(&format!("{kind}:{key}")) {
+                        Some(Message::Change(change)) => change,
+                        _ => Change::All,
+                    };
+                    target.invalidate(&change);
                     last = seq;
                 }
             }
         });
-        Ok(Background::new(vec![task.abort_handle()]))
+        Ok(task)
     }
 }
 

@@ -11,16 +11,17 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::engine::{Backend, Engine};
-use super::feed;
-use super::known_ids::KnownIds;
-use super::pg_changes::{self, Follower, Wakes};
-use super::sql::{db_error, spawn_flusher, Dialect, Flush, POSTGRES};
-use super::{
-    Background, Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord,
-    TokenStore,
+use tower_pat::store::feed::{ChangeFeed, Subscription};
+use tower_pat::store::{
+    Background, Change, Invalidate, Lookup, OwnerId, RevocationReason, StoreError, TokenAdmin,
+    TokenRecord, TokenStore,
 };
-use crate::{store::RevocationReason, token::TokenId};
+use tower_pat::token::TokenId;
+
+use crate::engine::{Backend, Engine};
+use crate::known_ids::KnownIds;
+use crate::pg_changes::{self, Follower, Wakes};
+use crate::sql::{db_error, spawn_flusher, Dialect, Flush, POSTGRES};
 
 /// A token store in PostgreSQL (sqlx pool).
 ///
@@ -38,11 +39,11 @@ pub struct PostgresStore {
 /// PostgreSQL's side of the engine: `$1` parameters, the schema's
 /// notification channel, and the listener tasks to stop with the store.
 #[derive(Debug)]
-pub(super) struct Postgres {
+pub(crate) struct Postgres {
     channel: String,
     /// The ids this store holds, while [`PostgresStore::listen`] keeps
     /// them current.
-    pub(super) known: KnownIds,
+    pub(crate) known: KnownIds,
     /// The change table's follower, once listening.
     follower: OnceLock<Arc<Follower>>,
 }
@@ -144,7 +145,7 @@ impl PostgresStore {
     /// with a Tokio runtime; 10 s is a good period.
     pub fn write_last_used_every(&self, period: Duration) -> Background {
         let engine = self.engine.clone();
-        Background::new(vec![spawn_flusher(Arc::downgrade(&self.engine), period)])
+        spawn_flusher(Arc::downgrade(&self.engine), period)
             .finish_with(move || async move { engine.flush_uses().await })
     }
 
@@ -207,69 +208,43 @@ impl PostgresStore {
         target: impl Invalidate,
         heartbeat: Duration,
     ) -> Result<Background, StoreError> {
-        let (follower, mut tasks) = self.follow(target).await?;
-        let mut nonce = [0u8; 8];
-        getrandom::fill(&mut nonce).map_err(StoreError::unavailable)?;
-        let source = PgFeed {
+        let feed = PgFeed {
             changes: self.engine.backend.channel.clone(),
-            // Private to this listener: other instances never see its
-            // heartbeats.
-            own: format!("tower_pat_hb:{:016x}", u64::from_be_bytes(nonce)),
             pool: self.engine.pool.clone(),
         };
-        let listener = match feed::spawn_listener(source, Wakes(follower.clone()), heartbeat).await
-        {
-            Ok(task) => task,
-            Err(e) => {
-                drop(self.following(tasks));
-                return Err(e);
-            }
-        };
-        tasks.push(listener);
-        // What was committed while `LISTEN` was being set up.
-        follower.wake();
-        Ok(self.following(tasks))
+        self.listen_on(feed, target, heartbeat).await
     }
 
-    /// [`PostgresStore::listen`], with the notifications heard over Redis
-    /// pub/sub instead of `LISTEN` (feature `redis`): for deployments
-    /// where `LISTEN` does not work, such as behind PgBouncer in
-    /// transaction mode. The changes are still read from the change table
-    /// (through the pool's connection options): a message on the channel,
-    /// whoever sent it, only asks for a read. Writers should announce on
-    /// the channel, writing through
-    /// [`RedisChannel::announcing`](super::RedisChannel::announcing), so
-    /// that other caches hear of revocations at once; without it they
-    /// hear of them when the connection is renewed. Fresh tokens work
+    /// [`PostgresStore::listen`], with the notifications heard on another
+    /// [`ChangeFeed`] than `LISTEN`, such as `tower-pat-redis`'s
+    /// `RedisChannel`: for deployments where `LISTEN` does not work, such
+    /// as behind PgBouncer in transaction mode. The changes are still read
+    /// from the change table (through the pool's connection options): a
+    /// message on the feed, whoever sent it, only asks for a read. Writers
+    /// should announce on the feed (with `RedisChannel::announcing`), so
+    /// that other caches hear of revocations at once; without it they hear
+    /// of them when the connection is renewed. Fresh tokens work
     /// everywhere either way.
-    #[cfg(feature = "redis")]
     pub async fn listen_on(
         &self,
-        channel: &super::RedisChannel,
+        feed: impl ChangeFeed,
         target: impl Invalidate,
         heartbeat: Duration,
     ) -> Result<Background, StoreError> {
-        let (follower, mut tasks) = self.follow(target).await?;
-        match channel
-            .listen_with(Wakes(follower.clone()), heartbeat)
-            .await
-        {
-            Ok(task) => tasks.push(task),
-            Err(e) => {
-                drop(self.following(tasks));
-                return Err(e);
-            }
-        }
+        let (follower, tasks) = self.follow(target).await?;
+        let following = self.following(tasks);
+        let listener = feed.listen(Wakes(follower.clone()), heartbeat).await?;
+        // What was committed while the feed was being set up.
         follower.wake();
-        Ok(self.following(tasks))
+        Ok(following.join(listener))
     }
 
-    /// The handle of the listener's tasks. When they stop, lookups no
-    /// longer consult the filter of known ids (nothing keeps it current):
-    /// every lookup asks the table.
-    fn following(&self, tasks: Vec<tokio::task::AbortHandle>) -> Background {
+    /// Marks the follower's tasks as stopping with them: then lookups no
+    /// longer consult the filter of known ids (nothing keeps it current),
+    /// and every lookup asks the table.
+    fn following(&self, tasks: Background) -> Background {
         let engine = self.engine.clone();
-        Background::new(tasks).on_stop(move || {
+        tasks.on_stop(move || {
             if let Some(follower) = engine.backend.follower.get() {
                 follower.stop();
             }
@@ -281,7 +256,7 @@ impl PostgresStore {
     async fn follow(
         &self,
         target: impl Invalidate,
-    ) -> Result<(Arc<Follower>, Vec<tokio::task::AbortHandle>), StoreError> {
+    ) -> Result<(Arc<Follower>, Background), StoreError> {
         let backend = &self.engine.backend;
         if backend.follower.get().is_some() {
             return Err(StoreError::unavailable(
@@ -289,12 +264,9 @@ impl PostgresStore {
             ));
         }
         let options = (*self.engine.pool.connect_options()).clone();
-        let (follower, tasks) =
-            pg_changes::follow(&self.engine, options, backend.channel.clone(), target).await?;
+        let (follower, tasks) = pg_changes::follow(&self.engine, options, target).await?;
         if backend.follower.set(follower.clone()).is_err() {
-            for task in tasks {
-                task.abort();
-            }
+            drop(tasks);
             return Err(StoreError::unavailable(
                 "this PostgresStore is already listening",
             ));
@@ -318,21 +290,20 @@ impl PostgresStore {
     }
 }
 
-/// `LISTEN` on the changes channel and this listener's heartbeat channel;
+/// `LISTEN` on the changes channel and the listener's heartbeat channel;
 /// heartbeats are sent with `NOTIFY` through the pool.
 struct PgFeed {
     changes: String,
-    own: String,
     pool: PgPool,
 }
 
-impl feed::Source for PgFeed {
-    type Sub = PgListener;
+impl ChangeFeed for PgFeed {
+    type Subscription = Listening;
     const KIND: &'static str = "postgres";
 
     /// A new connection of its own (not one from the pool, which may have
     /// sat idle on the same dead path) listening on both channels.
-    async fn subscribe(&self) -> Result<PgListener, StoreError> {
+    async fn subscribe(&self, heartbeats: &str) -> Result<Listening, StoreError> {
         let own = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(5))
@@ -343,34 +314,37 @@ impl feed::Source for PgFeed {
             .map_err(db_error)?;
         let mut listener = PgListener::connect_with(&own).await.map_err(db_error)?;
         listener
-            .listen_all([self.changes.as_str(), self.own.as_str()])
+            .listen_all([self.changes.as_str(), heartbeats])
             .await
             .map_err(db_error)?;
-        Ok(listener)
+        Ok(Listening(listener))
     }
 
-    async fn beat(&self, payload: &str) -> Result<(), String> {
+    async fn beat(&self, heartbeats: &str, payload: &str) -> Result<(), StoreError> {
         sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(&self.own)
+            .bind(heartbeats)
             .bind(payload)
             .execute(&self.pool)
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-
-    fn own(&self) -> &str {
-        &self.own
+            .map_err(db_error)
     }
 }
 
-impl feed::Subscription for PgListener {
+/// A `LISTEN`ing connection.
+struct Listening(PgListener);
+
+impl Subscription for Listening {
     /// `try_recv` is cancel-safe.
-    async fn next(&mut self) -> Result<(String, String), String> {
-        match self.try_recv().await {
+    async fn next(&mut self) -> Result<(String, String), StoreError> {
+        match self.0.try_recv().await {
             Ok(Some(n)) => Ok((n.channel().to_owned(), n.payload().to_owned())),
-            Ok(None) => Err("the notification connection closed".into()),
-            Err(e) => Err(format!("the notification connection failed: {e}")),
+            Ok(None) => Err(StoreError::unavailable(
+                "the notification connection closed",
+            )),
+            Err(e) => Err(StoreError::unavailable(format!(
+                "the notification connection failed: {e}"
+            ))),
         }
     }
 }

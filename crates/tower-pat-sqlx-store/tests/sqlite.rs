@@ -1,6 +1,7 @@
 //! `SqliteStore` (on a file) and `CachedStore<SqliteStore>` pass the
 //! conformance suite; plus SQLite-specific behaviour.
 
+#[path = "../../../tests/conformance/mod.rs"]
 mod conformance;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +10,8 @@ use std::time::Duration;
 use tower_pat::admin::{NewToken, TokenManager};
 
 use tower_pat::store::{CacheConfig, CachedStore};
-use tower_pat::store::{SqliteStore, StoreErrorKind, TokenStore};
+use tower_pat::store::{StoreErrorKind, TokenStore};
+use tower_pat_sqlx_store::SqliteStore;
 
 static N: AtomicUsize = AtomicUsize::new(0);
 

@@ -3,83 +3,24 @@
 //! writes what is pending. (PostgreSQL and Redis parts are opt-in, as the
 //! store tests: `DATABASE_URL`, `REDIS_URL`.)
 
-#[cfg(feature = "postgres")]
 #[path = "common/pg.rs"]
 #[allow(dead_code)]
 mod pg;
-#[cfg(feature = "postgres")]
 #[path = "common/pg_witness.rs"]
 #[allow(dead_code)]
 mod pg_witness;
+#[path = "common/tasks.rs"]
+mod tasks;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
+use tasks::{alive, dropped, settles_at, witness};
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::store::{Background, CachedStore, Change, Invalidate, SqliteStore, TokenStore};
+use tower_pat::store::{Background, CachedStore, TokenStore};
 use tower_pat::token::TokenId;
-
-/// Tasks alive on this runtime.
-fn alive() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
-
-/// Waits until the runtime has at most `n` tasks alive (aborted tasks are
-/// reaped asynchronously), failing after 2 s.
-async fn settles_at(n: usize, what: &str) {
-    let started = Instant::now();
-    while alive() > n {
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{what}: {} tasks alive, {n} before",
-            alive()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// A listener's target that says when the task holding it is gone.
-struct Witness {
-    cache: tower_pat::store::CacheInvalidator,
-    gone: Arc<AtomicBool>,
-}
-
-impl Invalidate for Witness {
-    fn invalidate(&self, change: &Change) {
-        self.cache.invalidate(change);
-    }
-}
-
-impl Drop for Witness {
-    fn drop(&mut self) {
-        self.gone.store(true, Ordering::SeqCst);
-    }
-}
-
-fn witness<S: TokenStore>(cache: &CachedStore<S>) -> (Witness, Arc<AtomicBool>) {
-    let gone = Arc::new(AtomicBool::new(false));
-    let w = Witness {
-        cache: cache.invalidator(),
-        gone: gone.clone(),
-    };
-    (w, gone)
-}
-
-/// Waits until the task that held a target dropped it.
-async fn dropped(gone: &AtomicBool, what: &str) {
-    let started = Instant::now();
-    while !gone.load(Ordering::SeqCst) {
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{what}: its task outlived its handle"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+use tower_pat_sqlx_store::SqliteStore;
 
 /// A time the stores keep exactly (whole microseconds).
 fn at(secs: u64) -> SystemTime {
@@ -172,7 +113,6 @@ async fn sqlite_tasks_stop_with_their_handles() {
 /// with the handle, its connection leaves the server, and lookups stop
 /// trusting the filter nothing keeps current; the writer's shutdown
 /// writes the pending times.
-#[cfg(all(feature = "postgres", feature = "cache"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_tasks_stop_with_their_handles_and_the_filter_with_them() {
     let Some(url) = pg::database_url() else {
@@ -243,37 +183,4 @@ async fn postgres_tasks_stop_with_their_handles_and_the_filter_with_them() {
         .execute(admin.pool())
         .await
         .unwrap();
-}
-
-/// Redis: the listener's task stops with its handle.
-#[cfg(all(feature = "redis", feature = "cache"))]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_redis_listener_stops_with_its_handle() {
-    use tower_pat::store::RedisChannel;
-    use tower_pat::MemoryStore;
-    let Some(url) = std::env::var("REDIS_URL").ok() else {
-        assert!(
-            std::env::var_os("TOWER_PAT_REQUIRE_DB").is_none(),
-            "REDIS_URL is required"
-        );
-        eprintln!("skipped: REDIS_URL not set");
-        return;
-    };
-    let channel =
-        RedisChannel::open(&url, &format!("tower_pat_bg_{}", std::process::id())).unwrap();
-    let cache = CachedStore::new(MemoryStore::new());
-    let (target, gone) = witness(&cache);
-    let before = alive();
-    let listening = channel
-        .listen(target, Duration::from_millis(200))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !gone.load(Ordering::SeqCst),
-        "listening while the handle lives"
-    );
-    drop(listening);
-    dropped(&gone, "RedisChannel::listen").await;
-    settles_at(before, "RedisChannel::listen").await;
 }

@@ -1,6 +1,7 @@
-//! [`RedisChannel`]: cache invalidations over Redis pub/sub (feature
-//! `redis`), for deployments that cannot hold a PostgreSQL `LISTEN`
-//! connection (PgBouncer in transaction mode) or already run Redis.
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -9,14 +10,12 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 
-use super::feed;
-use super::feed_message::{parse_message, Message};
-use super::invalidation::change_payload;
-use super::{
-    Background, Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord,
-    TokenStore,
+use tower_pat::store::feed::{ChangeFeed, Message, Receiver, Subscription};
+use tower_pat::store::{
+    Background, Change, Invalidate, Lookup, OwnerId, RevocationReason, StoreError, TokenAdmin,
+    TokenRecord, TokenStore,
 };
-use crate::{store::RevocationReason, token::TokenId};
+use tower_pat::token::TokenId;
 
 /// A Redis pub/sub channel carrying token changes between instances, with
 /// the guarantees of `PostgresStore::listen`:
@@ -42,19 +41,22 @@ use crate::{store::RevocationReason, token::TokenId};
 /// ```no_run
 /// # async fn run() -> Result<(), tower_pat::store::StoreError> {
 /// use std::time::Duration;
-/// use tower_pat::store::{CachedStore, PostgresStore, RedisChannel};
+/// use tower_pat::{store::CachedStore, MemoryStore};
+/// use tower_pat_redis::RedisChannel;
 ///
 /// let channel = RedisChannel::open("redis://127.0.0.1:6379", "tower_pat")?;
-/// // Behind PgBouncer (transaction mode): no LISTEN, Redis instead.
-/// let store = PostgresStore::connect("postgres://app@pgbouncer/tokens").await?;
+/// let store = MemoryStore::new(); // your shared store
 /// let cached = CachedStore::new(store.clone());
-/// // The cache, and the store's filter of known ids, follow the channel
-/// // (`channel.listen(cached.invalidator(), …)` for a store of your own).
-/// store.listen_on(&channel, cached.invalidator(), Duration::from_secs(5)).await?;
+/// let listening = channel.listen(cached.invalidator(), Duration::from_secs(5)).await?;
 /// // Writers (TokenManager, admin tools) use the announcing store.
 /// let for_writers = channel.announcing(store);
-/// # let _ = for_writers; Ok(()) }
+/// # let _ = (for_writers, listening); Ok(()) }
 /// ```
+///
+/// For `tower-pat-sqlx-store`'s `PostgresStore` behind PgBouncer, give
+/// [`RedisChannel::feed`] to `PostgresStore::listen_on` instead of calling
+/// `listen`: the store then reads each change from its change table, and
+/// a message only asks for a read.
 #[derive(Clone)]
 pub struct RedisChannel {
     inner: Arc<Inner>,
@@ -99,8 +101,7 @@ impl RedisChannel {
     /// returned (and the connection opened again on the next call); the
     /// caches catch up by their TTL or at their next reconnect.
     pub async fn announce(&self, change: &Change) -> Result<(), StoreError> {
-        let payload = change_payload(change);
-        self.publish(&self.inner.channel, &payload).await
+        self.publish(&self.inner.channel, &change.to_string()).await
     }
 
     async fn publish(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
@@ -126,113 +127,101 @@ impl RedisChannel {
         target: impl Invalidate,
         heartbeat: Duration,
     ) -> Result<Background, StoreError> {
-        let changes = Changes {
-            target,
-            channel: self.inner.channel.clone(),
-            garbled: crate::trace::WarnThrottle::new(),
-        };
-        let task = self.listen_with(changes, heartbeat).await?;
-        Ok(Background::new(vec![task]))
+        self.feed().listen(Changes(target), heartbeat).await
     }
 
-    /// Hands what the channel carries to `receiver`, with a heartbeat, in a
-    /// task the caller stops.
-    pub(crate) async fn listen_with(
-        &self,
-        receiver: impl feed::Receiver,
-        heartbeat: Duration,
-    ) -> Result<tokio::task::AbortHandle, StoreError> {
-        let mut nonce = [0u8; 8];
-        getrandom::fill(&mut nonce).map_err(StoreError::unavailable)?;
-        let source = RedisFeed {
+    /// This channel as a [`ChangeFeed`] of tower-pat's, for a store that
+    /// follows a feed of its own accord, such as `tower-pat-sqlx-store`'s
+    /// `PostgresStore::listen_on`. Its listener keeps a connection of its
+    /// own for heartbeats.
+    pub fn feed(&self) -> RedisFeed {
+        RedisFeed {
             client: self.inner.client.clone(),
             changes: self.inner.channel.clone(),
-            own: format!(
-                "{}:hb:{:016x}",
-                self.inner.channel,
-                u64::from_be_bytes(nonce)
-            ),
-            // Heartbeats go out on a connection of the listener's own.
             publisher: tokio::sync::Mutex::new(None),
-        };
-        feed::spawn_listener(source, receiver, heartbeat).await
+        }
     }
 }
 
 /// What [`RedisChannel::listen`] does with a message: a change of feed
 /// format 1 is passed on (anyone who may publish on the channel is
-/// believed: see SECURITY.md), anything else is ignored.
-struct Changes<T> {
-    target: T,
-    channel: String,
-    garbled: crate::trace::WarnThrottle,
-}
+/// believed: see SECURITY.md); format 2 points at a PostgreSQL change
+/// table, which only `PostgresStore::listen_on` reads.
+struct Changes<T>(T);
 
-impl<T: Invalidate> feed::Receiver for Changes<T> {
-    fn message(&self, payload: &str) {
-        match parse_message(payload) {
-            Message::Change(change) => self.target.invalidate(&change),
-            // Feed format 2 points at a PostgreSQL change table, which
-            // only `PostgresStore::listen_on` reads.
-            Message::Wake => {}
-            Message::Garbled => {
-                crate::trace::feed_garbled(&self.garbled, &self.channel, payload.len());
-            }
+impl<T: Invalidate> Receiver for Changes<T> {
+    fn message(&self, message: Message) {
+        if let Message::Change(change) = message {
+            self.0.invalidate(&change);
         }
     }
 
-    fn back(&self) {
-        self.target.invalidate(&Change::All);
+    fn reconnected(&self) {
+        self.0.invalidate(&Change::All);
     }
 }
 
-/// Subscribed to the changes channel and this listener's heartbeat
+/// A [`RedisChannel`] as a [`ChangeFeed`] (see [`RedisChannel::feed`]):
+/// subscribed to the changes channel and to the listener's heartbeat
 /// channel.
-struct RedisFeed {
+pub struct RedisFeed {
     client: redis::Client,
     changes: String,
-    own: String,
     publisher: tokio::sync::Mutex<Option<MultiplexedConnection>>,
 }
 
-impl feed::Source for RedisFeed {
-    type Sub = redis::aio::PubSubStream;
+impl std::fmt::Debug for RedisFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisFeed")
+            .field("channel", &self.changes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChangeFeed for RedisFeed {
+    type Subscription = Subscribed;
     const KIND: &'static str = "redis";
 
-    async fn subscribe(&self) -> Result<redis::aio::PubSubStream, StoreError> {
+    async fn subscribe(&self, heartbeats: &str) -> Result<Subscribed, StoreError> {
         let subscribe = async {
             let mut pubsub = self.client.get_async_pubsub().await?;
             pubsub.subscribe(&self.changes).await?;
-            pubsub.subscribe(&self.own).await?;
+            pubsub.subscribe(heartbeats).await?;
             Ok::<_, redis::RedisError>(pubsub.into_on_message())
         };
         tokio::time::timeout(Duration::from_secs(5), subscribe)
             .await
             .map_err(|_| StoreError::unavailable("subscribing to Redis timed out"))?
+            .map(Subscribed)
             .map_err(redis_error)
     }
 
-    async fn beat(&self, payload: &str) -> Result<(), String> {
+    async fn beat(&self, heartbeats: &str, payload: &str) -> Result<(), StoreError> {
         let mut slot = self.publisher.lock().await;
-        publish_on(&self.client, &mut slot, &self.own, payload)
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    fn own(&self) -> &str {
-        &self.own
+        publish_on(&self.client, &mut slot, heartbeats, payload).await
     }
 }
 
-impl feed::Subscription for redis::aio::PubSubStream {
+/// A live Redis subscription of a [`RedisFeed`].
+pub struct Subscribed(redis::aio::PubSubStream);
+
+impl std::fmt::Debug for Subscribed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscribed").finish_non_exhaustive()
+    }
+}
+
+impl Subscription for Subscribed {
     /// A stream's `next` is cancel-safe.
-    async fn next(&mut self) -> Result<(String, String), String> {
-        match StreamExt::next(self).await {
+    async fn next(&mut self) -> Result<(String, String), StoreError> {
+        match StreamExt::next(&mut self.0).await {
             Some(msg) => Ok((
                 msg.get_channel_name().to_owned(),
                 msg.get_payload().unwrap_or_default(),
             )),
-            None => Err("the subscription connection closed".into()),
+            None => Err(StoreError::unavailable(
+                "the subscription connection closed",
+            )),
         }
     }
 }
@@ -301,10 +290,8 @@ impl<S> RedisAnnounced<S> {
     ) -> Result<T, StoreError> {
         if result.is_ok() {
             if let Err(_e) = self.channel.announce(&change).await {
-                crate::trace::store_warning(
-                    "Redis PUBLISH failed; other caches catch up by TTL",
-                    &_e,
-                );
+                #[cfg(feature = "tracing")]
+                tracing::warn!(target: "tower_pat", error = %_e, "Redis PUBLISH failed; other caches catch up by TTL");
             }
         }
         result

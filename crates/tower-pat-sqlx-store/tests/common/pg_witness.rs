@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use tower_pat::store::{PostgresStore, TokenStore};
+use tower_pat::store::TokenStore;
+use tower_pat_sqlx_store::PostgresStore;
 
 /// Holds `LOCK TABLE tower_pat_tokens IN ACCESS EXCLUSIVE MODE` in an open
 /// transaction of `pool` (which selects the schema): until it is dropped,

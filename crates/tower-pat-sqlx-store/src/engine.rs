@@ -10,11 +10,13 @@ use std::time::SystemTime;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
-use super::sql::{
+use crate::sql::{
     db_error, id_to_db, scopes_to_db, to_micros, Dialect, RawRecord, Shared, UseTracker,
 };
-use super::{Change, Lookup, OwnerId, StoreError, StoreErrorKind, TokenRecord};
-use crate::{store::RevocationReason, token::TokenId};
+use tower_pat::store::{
+    Change, Lookup, OwnerId, RevocationReason, StoreError, StoreErrorKind, TokenRecord,
+};
+use tower_pat::token::TokenId;
 
 /// What differs between two SQL databases, beyond the SQL itself.
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -259,7 +261,7 @@ where
     /// logged, and the times are lost (last use is a hint).
     pub(crate) async fn flush_or_warn(&self) {
         if let Err(_e) = self.flush_uses().await {
-            crate::trace::store_warning("writing last-used times failed", &_e);
+            crate::log::store_warning("writing last-used times failed", &_e);
         }
     }
 }

@@ -5,8 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{OwnerId, StoreError, TokenRecord};
-use crate::{scope::ScopeSet, store::RevocationReason, token::TokenDigest, token::TokenId};
+use tower_pat::scope::{ScopeError, ScopeSet};
+use tower_pat::store::{
+    Background, OwnerId, RevocationReason, StoreError, StoreErrorKind, TokenRecord,
+};
+use tower_pat::token::{TokenDigest, TokenId};
 
 /// A row as stored, before validation.
 #[derive(Debug, sqlx::FromRow)]
@@ -83,7 +86,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn scopes(&self, text: &str) -> Result<ScopeSet, crate::scope::ScopeError> {
+    fn scopes(&self, text: &str) -> Result<ScopeSet, ScopeError> {
         self.scopes
             .get_or(text, |t| ScopeSet::parse(t.split_ascii_whitespace()))
     }
@@ -148,7 +151,6 @@ pub(crate) fn scopes_to_db(s: &ScopeSet) -> String {
 }
 
 pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
-    use super::StoreErrorKind;
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             StoreError::with_source(StoreErrorKind::Conflict, e)
@@ -191,8 +193,8 @@ pub(crate) trait Flush: Send + Sync + 'static {
 
 /// Spawns the background task flushing last-use times every `every`. It
 /// stops when aborted, or when the store is dropped.
-pub(crate) fn spawn_flusher<T: Flush>(store: Weak<T>, every: Duration) -> tokio::task::AbortHandle {
-    tokio::spawn(async move {
+pub(crate) fn spawn_flusher<T: Flush>(store: Weak<T>, every: Duration) -> Background {
+    Background::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
@@ -202,7 +204,6 @@ pub(crate) fn spawn_flusher<T: Flush>(store: Weak<T>, every: Duration) -> tokio:
             s.flush().await;
         }
     })
-    .abort_handle()
 }
 
 #[cfg(test)]
@@ -212,7 +213,7 @@ mod tests {
     #[test]
     fn ids_and_times_round_trip() {
         for v in [0u64, 1, u64::MAX, 1 << 63] {
-            let id = TokenId::from_u64(v);
+            let id = TokenId::from_bytes(u64::to_be_bytes(v));
             assert_eq!(db_to_id(id_to_db(id)), id);
         }
         let t = UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
@@ -224,7 +225,10 @@ mod tests {
     #[test]
     fn uses_between_two_flushes_collapse_into_the_latest() {
         let t = UseTracker::default();
-        let (a, b) = (TokenId::from_u64(7), TokenId::from_u64(8));
+        let (a, b) = (
+            TokenId::from_bytes(u64::to_be_bytes(7)),
+            TokenId::from_bytes(u64::to_be_bytes(8)),
+        );
         let now = SystemTime::now();
         t.note(a, now + Duration::from_secs(10));
         t.note(a, now);
@@ -255,7 +259,7 @@ mod tests {
             owner_suspended: false,
             rotated_from: None,
         };
-        use super::super::StoreErrorKind::Corrupt;
+        use tower_pat::store::StoreErrorKind::Corrupt;
         assert_eq!(
             raw(vec![0; 31], "a:b")
                 .into_record(&Shared::default())

@@ -6,20 +6,21 @@
 //! without it the tests say `skipped`, unless `TOWER_PAT_REQUIRE_DB` is set
 //! (as in `.ci/run`), where they fail.
 
+#[path = "../../../tests/conformance/mod.rs"]
 mod conformance;
-#[cfg(feature = "postgres")]
-#[path = "common/pg_witness.rs"]
+#[path = "../../tower-pat-sqlx-store/tests/common/pg_witness.rs"]
 mod pg_witness;
+#[path = "../../tower-pat-sqlx-store/tests/common/tasks.rs"]
+mod tasks;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use tasks::{alive, dropped, settles_at, witness};
 use tower_pat::admin::{NewToken, TokenManager};
-use tower_pat::{
-    store::{CachedStore, RedisAnnounced, RedisChannel, RevocationReason, TokenAdmin, TokenStore},
-    token::TokenId,
-    MemoryStore,
-};
+use tower_pat::store::{CachedStore, RevocationReason, TokenAdmin, TokenStore};
+use tower_pat::{token::TokenId, MemoryStore};
+use tower_pat_redis::{RedisAnnounced, RedisChannel};
 
 static N: AtomicUsize = AtomicUsize::new(0);
 /// The tests kill and pause Redis clients: one at a time.
@@ -327,11 +328,10 @@ async fn garbled_messages_are_ignored() {
 
 /// PostgreSQL behind a pooler that breaks `LISTEN`: the changes travel over
 /// Redis, and the store's filter of known ids is kept current by them.
-#[cfg(feature = "postgres")]
 mod postgres_over_redis {
     use super::*;
     use crate::pg_witness::{answered_without_the_table, lock_tokens, made_up_ids};
-    use tower_pat::store::PostgresStore;
+    use tower_pat_sqlx_store::PostgresStore;
 
     fn pg_url() -> String {
         std::env::var("DATABASE_URL")
@@ -369,7 +369,11 @@ mod postgres_over_redis {
         let channel = RedisChannel::open(&url().unwrap(), &name).unwrap();
         let cache = CachedStore::new(reader_store.clone());
         let _listening = reader_store
-            .listen_on(&channel, cache.invalidator(), Duration::from_millis(200))
+            .listen_on(
+                channel.feed(),
+                cache.invalidator(),
+                Duration::from_millis(200),
+            )
             .await
             .unwrap();
         let writer = TokenManager::new(channel.announcing(writer_store.clone()), nuvlyx::live());
@@ -444,4 +448,34 @@ mod postgres_over_redis {
             .await
             .unwrap();
     }
+}
+
+/// Redis: the listener's task stops with its handle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_listener_stops_with_its_handle() {
+    let Some(url) = std::env::var("REDIS_URL").ok() else {
+        assert!(
+            std::env::var_os("TOWER_PAT_REQUIRE_DB").is_none(),
+            "REDIS_URL is required"
+        );
+        eprintln!("skipped: REDIS_URL not set");
+        return;
+    };
+    let channel =
+        RedisChannel::open(&url, &format!("tower_pat_bg_{}", std::process::id())).unwrap();
+    let cache = CachedStore::new(MemoryStore::new());
+    let (target, gone) = witness(&cache);
+    let before = alive();
+    let listening = channel
+        .listen(target, Duration::from_millis(200))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !gone.load(Ordering::SeqCst),
+        "listening while the handle lives"
+    );
+    drop(listening);
+    dropped(&gone, "RedisChannel::listen").await;
+    settles_at(before, "RedisChannel::listen").await;
 }

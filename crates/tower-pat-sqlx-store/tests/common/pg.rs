@@ -2,7 +2,7 @@
 //! `DATABASE_URL`; with `TOWER_PAT_REQUIRE_DB` set, a missing URL fails
 //! instead of skipping).
 
-use tower_pat::store::PostgresStore;
+use tower_pat_sqlx_store::PostgresStore;
 
 /// The database URL, or `None` (after saying the test is skipped).
 pub fn database_url() -> Option<String> {

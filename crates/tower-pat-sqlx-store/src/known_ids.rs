@@ -16,7 +16,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use fastbloom::AtomicBloomFilter;
 
-use crate::token::TokenId;
+use tower_pat::token::TokenId;
 
 /// Target false-positive rate: the share of made-up ids that still reach
 /// the store.
@@ -167,7 +167,7 @@ mod tests {
     use super::*;
 
     fn id(v: u64) -> TokenId {
-        TokenId::from_u64(v)
+        TokenId::from_bytes(u64::to_be_bytes(v))
     }
 
     #[test]

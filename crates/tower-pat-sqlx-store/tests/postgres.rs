@@ -5,8 +5,9 @@
 //! `postgres://root@127.0.0.1:5432/test`). Each test works in its own schema.
 
 #[cfg(feature = "tracing")]
-#[path = "common/capture.rs"]
+#[path = "../../../tests/common/capture.rs"]
 mod capture;
+#[path = "../../../tests/conformance/mod.rs"]
 mod conformance;
 #[allow(dead_code)]
 #[path = "common/pg.rs"]
@@ -21,7 +22,8 @@ use std::time::{Duration, Instant};
 use pg_witness::{answered_without_the_table, lock_tokens, made_up_ids};
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::store::CachedStore;
-use tower_pat::store::{PostgresStore, StoreErrorKind, TokenStore};
+use tower_pat::store::{StoreErrorKind, TokenStore};
+use tower_pat_sqlx_store::PostgresStore;
 
 static N: AtomicUsize = AtomicUsize::new(0);
 

@@ -33,13 +33,10 @@ use std::time::{Duration, Instant};
 use http::{Request, Response, StatusCode};
 use tower::{service_fn, Layer, ServiceExt};
 use tower_pat::admin::{NewToken, TokenManager};
+use tower_pat::store::{Background, CachedStore};
 use tower_pat::transport::TlsConnection;
-use tower_pat::{
-    response::EmptyBody,
-    store::{Background, CachedStore, SqliteStore},
-    token::TokenId,
-    AuthLayer,
-};
+use tower_pat::{response::EmptyBody, token::TokenId, AuthLayer};
+use tower_pat_sqlx_store::SqliteStore;
 
 /// How often the server reads the change table: the staleness bound for
 /// changes made by other processes.

@@ -35,13 +35,13 @@ use sqlx::Connection;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use super::engine::Engine;
-use super::feed;
-use super::feed_message::{parse_message, Message};
-use super::postgres::Postgres;
-use super::sql::{db_error, db_to_id};
-use super::{Change, Invalidate, OwnerId, StoreError};
-use crate::trace::WarnThrottle;
+use tower_pat::store::feed::{Message, Receiver};
+use tower_pat::store::{Background, Change, Invalidate, OwnerId, StoreError};
+
+use crate::engine::Engine;
+use crate::log::WarnThrottle;
+use crate::postgres::Postgres;
+use crate::sql::{db_error, db_to_id};
 
 /// The shortest time between the starts of two reads: however many
 /// lookups and notifications ask, an instance reads at most 100 times a
@@ -83,8 +83,6 @@ pub(crate) struct Follower {
     scan_wanted: Notify,
     scans: AtomicU64,
     reads: AtomicU64,
-    channel: String,
-    garbled: WarnThrottle,
     failures: WarnThrottle,
     /// The listener's handle stopped the tasks: nothing reads any more.
     stopped: AtomicBool,
@@ -141,20 +139,15 @@ impl Follower {
 /// asks for a read.
 pub(crate) struct Wakes(pub(crate) Arc<Follower>);
 
-impl feed::Receiver for Wakes {
-    fn message(&self, payload: &str) {
-        match parse_message(payload) {
-            // Format 1 comes from instances of before format 2 (during a
-            // rolling upgrade) and from `RedisAnnounced`; their writes
-            // went through the triggers too.
-            Message::Wake | Message::Change(_) => self.0.wake(),
-            Message::Garbled => {
-                crate::trace::feed_garbled(&self.0.garbled, &self.0.channel, payload.len());
-            }
-        }
+impl Receiver for Wakes {
+    /// Format 1 comes from instances of before format 2 (during a rolling
+    /// upgrade) and from `RedisAnnounced`; their writes went through the
+    /// triggers too. Garbled messages never get here.
+    fn message(&self, _: Message) {
+        self.0.wake();
     }
 
-    fn back(&self) {
+    fn reconnected(&self) {
         self.0.check_gap.store(true, Ordering::SeqCst);
         self.0.wake();
     }
@@ -166,9 +159,8 @@ impl feed::Receiver for Wakes {
 pub(crate) async fn follow(
     engine: &Arc<Engine<Postgres>>,
     options: PgConnectOptions,
-    channel: String,
     target: impl Invalidate,
-) -> Result<(Arc<Follower>, Vec<tokio::task::AbortHandle>), StoreError> {
+) -> Result<(Arc<Follower>, Background), StoreError> {
     let follower = Arc::new(Follower {
         asked: AtomicU64::new(0),
         wake: Notify::new(),
@@ -177,8 +169,6 @@ pub(crate) async fn follow(
         scan_wanted: Notify::new(),
         scans: AtomicU64::new(0),
         reads: AtomicU64::new(0),
-        channel,
-        garbled: WarnThrottle::new(),
         failures: WarnThrottle::new(),
         stopped: AtomicBool::new(false),
     });
@@ -202,15 +192,11 @@ pub(crate) async fn follow(
         cursor,
         target,
     };
-    let tasks = vec![
-        tokio::spawn(reader.run()).abort_handle(),
-        tokio::spawn(run_scanner(
-            follower.clone(),
-            Arc::downgrade(engine),
-            options,
-        ))
-        .abort_handle(),
-    ];
+    let tasks = Background::spawn(reader.run()).join(Background::spawn(run_scanner(
+        follower.clone(),
+        Arc::downgrade(engine),
+        options,
+    )));
     Ok((follower, tasks))
 }
 
@@ -259,7 +245,7 @@ impl<T: Invalidate> Reader<T> {
                 Ok(()) => true,
                 Err(e) => {
                     self.conn = None;
-                    crate::trace::store_warning_throttled(
+                    crate::log::store_warning_throttled(
                         &self.follower.failures,
                         "reading the change table failed; lookups of ids the filter does not hold ask the database",
                         &e,
@@ -391,7 +377,7 @@ async fn run_scanner(
                 None => {}
                 Some(Err(err)) => {
                     crate::meter::filter_scan(false);
-                    crate::trace::store_warning_throttled(
+                    crate::log::store_warning_throttled(
                         &follower.failures,
                         "scanning token ids failed; retrying with backoff (lookups ask the database until it works)",
                         &err,
