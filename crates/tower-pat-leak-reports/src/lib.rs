@@ -119,19 +119,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tokio::time::Instant;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
-use p256::pkcs8::DecodePublicKey;
 use tower_service::Service;
 
 use tower_pat::admin::{AdminError, TokenManager};
@@ -140,128 +137,21 @@ use tower_pat::{
     token::TokenDigest,
 };
 
+mod keys;
+mod refusal;
+
+use self::keys::KeyCache;
+pub use self::keys::{BoxError, KeyError, KeySource, ScannerKey};
+use self::refusal::{json_response, Refusal};
+
 /// The header naming the key a report was signed with.
 const KEY_ID_HEADER: &str = "github-public-key-identifier";
 /// The header holding the report's signature.
 const SIGNATURE_HEADER: &str = "github-public-key-signature";
 /// Reports larger than this are refused unless `max_body` says otherwise.
 const DEFAULT_MAX_BODY: usize = 1024 * 1024;
-/// An unknown key id fetches the keys again at most this often; after a
-/// failed fetch, the wait doubles with each failure up to
-/// [`MAX_REFETCH_BACKOFF`].
-const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
-/// The longest wait after failed fetches.
-const MAX_REFETCH_BACKOFF: Duration = Duration::from_secs(16 * 60);
 /// The longest `url` kept on a revoked record.
 const MAX_URL_LEN: usize = 2048;
-
-/// Any error, as a [`KeySource`] reports it.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A scanner's public key: its identifier and the P-256 key.
-#[derive(Clone)]
-pub struct ScannerKey {
-    id: String,
-    key: VerifyingKey,
-}
-
-impl fmt::Debug for ScannerKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ScannerKey").field("id", &self.id).finish()
-    }
-}
-
-/// A key that could not be read.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyError {
-    /// Not a PEM-encoded P-256 public key (`-----BEGIN PUBLIC KEY-----`).
-    #[error("key {0:?} is not a PEM-encoded P-256 public key")]
-    NotP256(String),
-    /// The key document is not the JSON the scanner publishes.
-    #[error("not a secret-scanning public key document: {0}")]
-    Document(String),
-}
-
-impl ScannerKey {
-    /// A key from its identifier and its PEM text (SubjectPublicKeyInfo,
-    /// `-----BEGIN PUBLIC KEY-----`), as scanners publish them.
-    pub fn from_pem(id: &str, pem: &str) -> Result<Self, KeyError> {
-        let key =
-            VerifyingKey::from_public_key_pem(pem).map_err(|_| KeyError::NotP256(id.to_owned()))?;
-        Ok(Self {
-            id: id.to_owned(),
-            key,
-        })
-    }
-
-    /// The keys of GitHub's key document
-    /// (`{"public_keys": [{"key_identifier", "key", "is_current"}]}`), all
-    /// of them: a report may be signed with a key that is no longer
-    /// current.
-    pub fn from_github_document(json: &str) -> Result<Vec<Self>, KeyError> {
-        #[derive(serde::Deserialize)]
-        struct Document {
-            public_keys: Vec<Entry>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Entry {
-            key_identifier: String,
-            key: String,
-        }
-        let doc: Document =
-            serde_json::from_str(json).map_err(|e| KeyError::Document(e.to_string()))?;
-        doc.public_keys
-            .iter()
-            .map(|e| Self::from_pem(&e.key_identifier, &e.key))
-            .collect()
-    }
-
-    /// The key's identifier.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-}
-
-/// Where the endpoint gets the scanner's public keys. The host implements
-/// it (fetching GitHub's key document with its own HTTP client, say); the
-/// endpoint keeps what `fetch` returned and calls it again only when a
-/// report names an unknown key, at most once per minute.
-///
-/// A `Vec<ScannerKey>` is a source that never changes (for tests, or
-/// keys pinned in configuration).
-#[async_trait::async_trait]
-pub trait KeySource: Send + Sync + 'static {
-    /// The scanner's current public keys.
-    async fn fetch(&self) -> Result<Vec<ScannerKey>, BoxError>;
-}
-
-#[async_trait::async_trait]
-impl KeySource for Vec<ScannerKey> {
-    async fn fetch(&self) -> Result<Vec<ScannerKey>, BoxError> {
-        Ok(self.clone())
-    }
-}
-
-/// The keys last fetched, and when a fetch was last tried.
-#[derive(Default)]
-struct KeyCache {
-    keys: Vec<ScannerKey>,
-    tried_at: Option<Instant>,
-    /// Failed fetches in a row.
-    failures: u32,
-}
-
-impl KeyCache {
-    /// Whether a fetch may be tried now: once per [`REFETCH_INTERVAL`],
-    /// doubling with each failure in a row.
-    fn fetch_due(&self) -> bool {
-        let wait = REFETCH_INTERVAL
-            .saturating_mul(1 << self.failures.saturating_sub(1).min(8))
-            .min(MAX_REFETCH_BACKOFF);
-        self.tried_at.is_none_or(|at| at.elapsed() >= wait)
-    }
-}
 
 struct Shared<S> {
     tokens: TokenManager<S>,
@@ -346,66 +236,6 @@ where
             })
         })
     }
-}
-
-/// Why a report was not acted on.
-#[derive(Debug)]
-enum Refusal {
-    Method,
-    TooLarge,
-    Unreadable,
-    Unsigned,
-    UnknownKey,
-    BadSignature,
-    Malformed,
-    KeysUnavailable,
-    StoreFailed,
-}
-
-impl Refusal {
-    fn into_response(self) -> Response<String> {
-        let (status, detail) = match self {
-            Refusal::Method => (StatusCode::METHOD_NOT_ALLOWED, "leak reports are POSTed"),
-            Refusal::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "the report is too large"),
-            Refusal::Unreadable => (StatusCode::BAD_REQUEST, "the report could not be read"),
-            Refusal::Unsigned => (
-                StatusCode::UNAUTHORIZED,
-                "the key identifier or signature header is missing or not valid",
-            ),
-            Refusal::UnknownKey => (StatusCode::UNAUTHORIZED, "unknown signing key"),
-            Refusal::BadSignature => (StatusCode::UNAUTHORIZED, "the signature does not verify"),
-            Refusal::Malformed => (
-                StatusCode::BAD_REQUEST,
-                "the report is not a JSON array of {token, type, url, source}",
-            ),
-            Refusal::KeysUnavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the scanner's keys could not be fetched; send the report again",
-            ),
-            Refusal::StoreFailed => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the token store failed; send the report again",
-            ),
-        };
-        let mut res = json_response(status, serde_json::json!({ "error": detail }));
-        if status == StatusCode::METHOD_NOT_ALLOWED {
-            res.headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("POST"));
-        }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            res.headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("60"));
-        }
-        res
-    }
-}
-
-fn json_response(status: StatusCode, body: impl serde::Serialize) -> Response<String> {
-    let mut res = Response::new(serde_json::to_string(&body).unwrap_or_default());
-    *res.status_mut() = status;
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    res
 }
 
 /// One reported match, as the scanner sends it.
@@ -585,28 +415,4 @@ fn keepable_url(url: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_plain_web_addresses_are_kept() {
-        assert!(keepable_url("https://github.com/o/r/blob/abc/f.txt"));
-        assert!(!keepable_url("javascript:alert(1)"));
-        assert!(!keepable_url("https://x/\u{1b}[2J"));
-        assert!(!keepable_url(&format!("https://x/{}", "a".repeat(3000))));
-    }
-
-    #[test]
-    fn a_key_document_that_is_not_p256_is_refused() {
-        assert!(matches!(
-            ScannerKey::from_github_document("[]"),
-            Err(KeyError::Document(_))
-        ));
-        assert!(matches!(
-            ScannerKey::from_github_document(
-                r#"{"public_keys":[{"key_identifier":"k","key":"nope","is_current":true}]}"#
-            ),
-            Err(KeyError::NotP256(id)) if id == "k"
-        ));
-    }
-}
+mod tests;

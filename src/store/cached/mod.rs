@@ -1,78 +1,24 @@
 //! [`CachedStore`]: a bounded, single-flight, revocation-safe cache in front
 //! of any [`TokenStore`] (feature `cache`).
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use quick_cache::sync::Cache;
 use tokio::sync::OnceCell;
 
+use self::config::capacity;
+pub use self::config::CacheConfig;
+use self::floors::Floors;
 use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
 use crate::{store::RevocationReason, token::TokenId};
 
-/// Item capacity for the cache (at least 1).
-fn capacity(n: u64) -> usize {
-    usize::try_from(n).unwrap_or(usize::MAX).max(1)
-}
-
-/// Sizes and lifetimes of a [`CachedStore`]: start from
-/// `CacheConfig::default()` and change what you need.
-#[derive(Debug, Clone, Copy)]
-pub struct CacheConfig {
-    max_entries: u64,
-    ttl: Duration,
-    max_negative_entries: u64,
-    negative_ttl: Duration,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            max_entries: 100_000,
-            ttl: Duration::from_secs(10),
-            max_negative_entries: 10_000,
-            negative_ttl: Duration::from_secs(5),
-        }
-    }
-}
-
-impl CacheConfig {
-    /// Most records kept (default 100 000).
-    #[must_use]
-    pub fn max_entries(mut self, n: u64) -> Self {
-        self.max_entries = n;
-        self
-    }
-
-    /// How long a record is served from the cache (default 10 s). This is
-    /// the staleness bound for changes made by another process when no
-    /// change feed reaches this cache.
-    #[must_use]
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    /// Most "unknown id" answers kept (default 10 000): a flood of random
-    /// ids cannot grow memory past this.
-    #[must_use]
-    pub fn max_negative_entries(mut self, n: u64) -> Self {
-        self.max_negative_entries = n;
-        self
-    }
-
-    /// How long an "unknown id" answer is kept (default 5 s).
-    #[must_use]
-    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
-        self.negative_ttl = ttl;
-        self
-    }
-}
+mod config;
+mod floors;
 
 /// A cached record and the change epoch at which its fetch started. Cheap
 /// to clone: a hit hands out the shared record.
@@ -91,79 +37,6 @@ type Fill = Arc<OnceCell<Result<Entry, Arc<Miss>>>>;
 enum Miss {
     Absent(u64),
     Failed(StoreError),
-}
-
-/// Epochs of recent invalidations per key, forgotten after `keep`.
-///
-/// Each raise costs O(1) amortised, whatever the history: floors are also
-/// queued in the order they were raised, and a raise forgets only the
-/// expired ones at the front of that queue (each floor is queued once and
-/// forgotten once), so a bulk revocation of many tokens never rescans the
-/// floors it raised before.
-#[derive(Debug)]
-struct Floors<K> {
-    inner: RwLock<FloorMap<K>>,
-    /// Entries in the map; lets lookups skip the lock in the common case of
-    /// no recent invalidation.
-    len: AtomicUsize,
-    keep: Duration,
-}
-
-#[derive(Debug)]
-struct FloorMap<K> {
-    /// The latest floor of each key.
-    map: HashMap<K, u64>,
-    /// (key, epoch, when) in the order raised: when a floor is forgotten.
-    order: VecDeque<(K, u64, Instant)>,
-}
-
-impl<K: Hash + Eq + Clone> Floors<K> {
-    fn new(keep: Duration) -> Self {
-        Self {
-            inner: RwLock::new(FloorMap {
-                map: HashMap::new(),
-                order: VecDeque::new(),
-            }),
-            len: AtomicUsize::new(0),
-            keep,
-        }
-    }
-
-    fn get(&self, k: &K) -> u64 {
-        // `raise` stores the length after inserting, and callers read the
-        // epoch counter (SeqCst) after raising, so a zero here means no
-        // floor concerns an entry fetched before the latest change.
-        if self.len.load(Ordering::SeqCst) == 0 {
-            return 0;
-        }
-        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
-        inner.map.get(k).copied().unwrap_or(0)
-    }
-
-    fn raise(&self, k: K, epoch: u64) {
-        let now = Instant::now();
-        let mut guard = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-        let inner = &mut *guard;
-        while let Some((key, e, at)) = inner.order.front() {
-            if now.duration_since(*at) < self.keep {
-                break;
-            }
-            // Forget the key only if no later raise replaced this floor.
-            if inner.map.get(key) == Some(e) {
-                inner.map.remove(key);
-            }
-            inner.order.pop_front();
-        }
-        inner.map.insert(k.clone(), epoch);
-        inner.order.push_back((k, epoch, now));
-        self.len.store(inner.map.len(), Ordering::SeqCst);
-    }
-
-    #[cfg(test)]
-    fn sizes(&self) -> (usize, usize) {
-        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
-        (inner.map.len(), inner.order.len())
-    }
 }
 
 /// A view of a [`CachedStore`] ([`CachedStore::stats`]).
@@ -532,88 +405,4 @@ impl<S: TokenAdmin> TokenAdmin for CachedStore<S> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::future::Future;
-    use std::pin::pin;
-    use std::task::{Context, Waker};
-
-    use super::*;
-
-    /// A store whose lookups never finish (a hung database).
-    #[derive(Debug)]
-    struct Hung;
-
-    impl TokenStore for Hung {
-        fn find(&self, _: TokenId) -> Lookup {
-            Lookup::pending(std::future::pending())
-        }
-    }
-
-    fn in_flight<S>(cache: &CachedStore<S>) -> usize {
-        cache.state.fills.lock().unwrap().len()
-    }
-
-    #[test]
-    fn cancelled_fills_leave_the_in_flight_map() {
-        let cache = CachedStore::new(Hung);
-        let mut cx = Context::from_waker(Waker::noop());
-        for i in 0..100_000u64 {
-            let id = TokenId::from_u64(i);
-            let mut lookup = pin!(cache.find(id));
-            assert!(lookup.as_mut().poll(&mut cx).is_pending());
-            assert_eq!(in_flight(&cache), 1, "the fill is registered while it runs");
-            // Dropped here, as a store timeout or a closed connection does.
-        }
-        assert_eq!(in_flight(&cache), 0);
-    }
-
-    #[test]
-    fn a_cancelled_caller_does_not_strand_the_callers_sharing_its_fill() {
-        let cache = CachedStore::new(Hung);
-        let mut cx = Context::from_waker(Waker::noop());
-        let id = TokenId::from_u64(7);
-        let mut first = Box::pin(cache.find(id));
-        let mut second = Box::pin(cache.find(id));
-        assert!(first.as_mut().poll(&mut cx).is_pending());
-        assert!(second.as_mut().poll(&mut cx).is_pending());
-        drop(first);
-        drop(second);
-        assert_eq!(in_flight(&cache), 0);
-    }
-
-    #[test]
-    fn floors_forget_expired_raises_in_order_and_keep_the_newest_epoch() {
-        let floors = Floors::new(Duration::ZERO);
-        for i in 0..100_000u64 {
-            floors.raise(TokenId::from_u64(i), i + 1);
-        }
-        // With nothing kept, each raise forgets all earlier ones: the
-        // structure never grows with history.
-        assert_eq!(floors.sizes(), (1, 1));
-
-        let floors = Floors::new(Duration::from_secs(3600));
-        let k = TokenId::from_u64(1);
-        floors.raise(k, 5);
-        floors.raise(TokenId::from_u64(2), 6);
-        floors.raise(k, 9);
-        assert_eq!(floors.get(&k), 9);
-        assert_eq!(floors.get(&TokenId::from_u64(2)), 6);
-        assert_eq!(floors.get(&TokenId::from_u64(3)), 0);
-        assert_eq!(floors.sizes(), (2, 3));
-    }
-
-    #[test]
-    fn an_expired_older_raise_does_not_forget_a_newer_one() {
-        let keep = Duration::from_millis(40);
-        let floors = Floors::new(keep);
-        let k = TokenId::from_u64(1);
-        floors.raise(k, 1);
-        std::thread::sleep(keep / 2);
-        floors.raise(k, 2);
-        std::thread::sleep(keep / 2 + Duration::from_millis(5));
-        // The first raise of `k` has expired; the second has not.
-        floors.raise(TokenId::from_u64(2), 3);
-        assert_eq!(floors.get(&k), 2);
-        assert_eq!(floors.sizes(), (2, 2));
-    }
-}
+mod tests;
