@@ -11,7 +11,7 @@ from pathlib import Path
 DOC = Path("target/doc")
 # crate -> most items allowed in all.html
 BOUNDS = {
-    "tower_pat": 70,  # target 50 (the companions took 4 items out; the feed contract added 4)
+    "tower_pat": 67,  # target 50: see the closing note of #23 for what the remaining items are
     "tower_pat_sqlx_store": 12,
     "tower_pat_redis": 12,
     "tower_pat_utoipa": 12,

@@ -12,7 +12,7 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 
 /// The system clock (the default).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> SystemTime {

@@ -57,19 +57,25 @@ pub(crate) const PERMISSION_DENIED: u16 = 7;
 /// gRPC `UNAVAILABLE`.
 pub(crate) const UNAVAILABLE: u16 = 14;
 
-/// The gRPC status code for a rejection.
-pub fn grpc_code(rejection: &Rejection) -> u16 {
-    match rejection.kind() {
-        RejectionKind::InsufficientScope | RejectionKind::InsecureTransport => PERMISSION_DENIED,
-        RejectionKind::StoreUnavailable(_) => UNAVAILABLE,
-        _ => UNAUTHENTICATED,
-    }
-}
-
 /// Responder for gRPC services: HTTP 200, `content-type: application/grpc`,
 /// `grpc-status` and a percent-encoded `grpc-message`, empty body.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GrpcStatus;
+
+impl GrpcStatus {
+    /// The gRPC status code this responder answers `rejection` with: 16
+    /// `UNAUTHENTICATED`, 7 `PERMISSION_DENIED` (a missing scope, or plain
+    /// HTTP) or 14 `UNAVAILABLE` (the store failed).
+    pub fn code(rejection: &Rejection) -> u16 {
+        match rejection.kind() {
+            RejectionKind::InsufficientScope | RejectionKind::InsecureTransport => {
+                PERMISSION_DENIED
+            }
+            RejectionKind::StoreUnavailable(_) => UNAVAILABLE,
+            _ => UNAUTHENTICATED,
+        }
+    }
+}
 
 impl<B: Default> Responder<B> for GrpcStatus {
     fn respond(&self, rejection: &Rejection) -> Response<B> {
@@ -77,7 +83,10 @@ impl<B: Default> Responder<B> for GrpcStatus {
         *res.status_mut() = StatusCode::OK;
         let h = res.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        h.insert("grpc-status", HeaderValue::from(grpc_code(rejection)));
+        h.insert(
+            "grpc-status",
+            HeaderValue::from(GrpcStatus::code(rejection)),
+        );
         let message = percent_encode(&rejection.problem().detail);
         if let Ok(v) = HeaderValue::from_str(&message) {
             h.insert("grpc-message", v);

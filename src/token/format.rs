@@ -194,7 +194,6 @@ impl TokenFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::ParseTokenIdError;
 
     fn live() -> TokenFormat {
         crate::testing::live().format().clone()
@@ -275,12 +274,15 @@ mod tests {
         }
         assert_eq!(
             "0123456789ABCDEF".parse::<TokenId>(),
-            Err(ParseTokenIdError)
+            Err(FormatError::NotHex)
         );
-        assert_eq!("0123456789abcde".parse::<TokenId>(), Err(ParseTokenIdError));
+        assert_eq!(
+            "0123456789abcde".parse::<TokenId>(),
+            Err(FormatError::WrongLength)
+        );
         assert_eq!(
             "0123456789abcdef0".parse::<TokenId>(),
-            Err(ParseTokenIdError)
+            Err(FormatError::WrongLength)
         );
     }
 

@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::hex::{decode_hex, encode_hex};
-use super::ID_LEN;
+use super::{FormatError, ID_LEN};
 
 /// The non-secret id embedded in every token (8 bytes, shown as 16 hex
 /// characters). Stores are keyed by it.
@@ -44,18 +44,19 @@ impl fmt::Debug for TokenId {
     }
 }
 
-/// Error parsing a [`TokenId`] from its 16-character hex form.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a token id is 16 lowercase hex characters")]
-pub struct ParseTokenIdError;
-
+/// A token id from its 16-character lowercase hex form (as `Display`
+/// writes it): [`FormatError::WrongLength`] or [`FormatError::NotHex`]
+/// otherwise.
 impl FromStr for TokenId {
-    type Err = ParseTokenIdError;
+    type Err = FormatError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut out = [0u8; ID_LEN];
-        if s.len() != ID_LEN * 2 || !decode_hex(s.as_bytes(), &mut out) {
-            return Err(ParseTokenIdError);
+        if s.len() != ID_LEN * 2 {
+            return Err(FormatError::WrongLength);
+        }
+        if !decode_hex(s.as_bytes(), &mut out) {
+            return Err(FormatError::NotHex);
         }
         Ok(Self(out))
     }

@@ -51,7 +51,7 @@ pub use self::digest::TokenDigest;
 #[allow(unused_imports)] // for the test kit and unit tests
 pub(crate) use self::format::{Environment, TokenFormat};
 pub use self::format::{FormatError, InvalidPrefix};
-pub use self::id::{ParseTokenIdError, TokenId};
+pub use self::id::TokenId;
 pub use self::plaintext::{MintedToken, PlaintextToken};
 
 pub(crate) const ID_LEN: usize = 8;
