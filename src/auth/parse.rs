@@ -19,6 +19,7 @@ use crate::{token::FormatError, token::TokenFormat, token::TokenId};
 /// Anything else goes through [`bearer_token`], which names the failure,
 /// and is parsed once (the parse already made is reused when
 /// [`bearer_token`] yields the same bytes).
+#[inline]
 pub(crate) fn token_and_id<'h>(
     headers: &'h HeaderMap,
     format: &TokenFormat,

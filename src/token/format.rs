@@ -137,6 +137,7 @@ impl TokenFormat {
     }
 
     /// [`TokenFormat::parse`] over raw bytes (for example a header value).
+    #[inline]
     pub fn parse_bytes(&self, token: &[u8]) -> Result<TokenId, FormatError> {
         let rest = token
             .strip_prefix(self.prefix.as_bytes())
