@@ -199,6 +199,9 @@ impl Browser {
 /// real HTTP client, is revoked in the UI, and never shows again.
 #[tokio::test]
 async fn the_seeds_five_steps_in_a_real_browser_then_revoke() {
+    if !have(&[Tool::Chromedriver]) {
+        return;
+    }
     let demo = Demo::start(&data_dir());
     let browser = Browser::start().await;
     let b = browser.c();
@@ -394,6 +397,9 @@ fn attacker_site(target: &str) -> u16 {
 
 #[tokio::test]
 async fn a_cross_site_form_post_is_refused() {
+    if !have(&[Tool::Chromedriver]) {
+        return;
+    }
     let demo = Demo::start(&data_dir());
     let browser = Browser::start().await;
     browser

@@ -257,3 +257,50 @@ pub fn run_seed_clients(demo: &Demo, token: &str) -> [u16; 3] {
         status(python, "python"),
     ]
 }
+
+/// Programs and modules some tests need beyond Rust: the seed's client
+/// snippets (Node, Python `requests`), the OpenAPI validator, and a
+/// headless Chromium under chromedriver.
+#[derive(Debug, Clone, Copy)]
+pub enum Tool {
+    Node,
+    PythonRequests,
+    OpenApiValidator,
+    Chromedriver,
+}
+
+impl Tool {
+    fn present(self) -> bool {
+        let ok = |program: &str, args: &[&str]| {
+            Command::new(program)
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        match self {
+            Tool::Node => ok("node", &["--version"]),
+            Tool::PythonRequests => ok("python3", &["-c", "import requests"]),
+            Tool::OpenApiValidator => ok("python3", &["-c", "import openapi_spec_validator"]),
+            Tool::Chromedriver => ok("chromedriver", &["--version"]),
+        }
+    }
+}
+
+/// Whether every tool in `needed` is here. Without one, the test says
+/// `skipped` in one line and passes, unless `TOWER_PAT_REQUIRE_TOOLS` is
+/// set (as `cargo xtask test` and CI set it), where it fails: `cargo xtask
+/// test` installs them.
+pub fn have(needed: &[Tool]) -> bool {
+    let missing: Vec<Tool> = needed.iter().copied().filter(|t| !t.present()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("TOWER_PAT_REQUIRE_TOOLS").is_none(),
+        "missing {missing:?}: `cargo xtask test` installs them"
+    );
+    eprintln!("skipped: needs {missing:?} (`cargo xtask test` installs them)");
+    false
+}

@@ -1,0 +1,214 @@
+//! `cargo xtask test`: the whole test suite on a fresh machine.
+//!
+//! 1. Installs what the demo's tests need beyond Rust (Debian's `chromium`,
+//!    `chromium-driver`, `nodejs`, `curl`; Python's `requests` and
+//!    `openapi-spec-validator`) when it may: as root with `apt-get`, and
+//!    with `pip`. Otherwise it prints the one command to run, and fails.
+//! 2. Finds PostgreSQL and Redis: `DATABASE_URL` and `REDIS_URL`, or the
+//!    local defaults (`postgres://root@127.0.0.1:5432/test`,
+//!    `redis://127.0.0.1:6379`) when they answer, starting a local
+//!    PostgreSQL cluster first if one is installed but stopped. Otherwise it
+//!    says what to start, and fails.
+//! 3. Runs `cargo test --workspace --all-features` with
+//!    `TOWER_PAT_REQUIRE_DB` and `TOWER_PAT_REQUIRE_TOOLS` set, so that no
+//!    test skips.
+//!
+//! Extra arguments go to `cargo test` (`cargo xtask test -p tower-pat`).
+
+use std::env;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::process::{exit, Command, Stdio};
+use std::time::Duration;
+
+const DEFAULT_DATABASE_URL: &str = "postgres://root@127.0.0.1:5432/test";
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+fn main() {
+    let args: Vec<String> = env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask test [cargo test arguments]");
+            exit(2);
+        }
+    }
+}
+
+fn test(extra: &[String]) {
+    provision_tools();
+    let database_url = database_url();
+    let redis_url = redis_url();
+    println!("xtask: DATABASE_URL={database_url} REDIS_URL={redis_url}");
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["test", "--workspace", "--all-features"])
+        .args(extra)
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", redis_url)
+        .env("TOWER_PAT_REQUIRE_DB", "1")
+        .env("TOWER_PAT_REQUIRE_TOOLS", "1")
+        .status()
+        .unwrap_or_else(|e| fail(&format!("running cargo test: {e}")));
+    exit(status.code().unwrap_or(1));
+}
+
+fn fail(why: &str) -> ! {
+    eprintln!("xtask: {why}");
+    exit(1);
+}
+
+/// Whether `program args` runs and succeeds (quietly).
+fn runs(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs `program args`, showing its output; fails with `why` if it fails.
+fn run(program: &str, args: &[&str], why: &str) {
+    let ok = Command::new(program)
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        fail(why);
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn provision_tools() {
+    // (what is checked, the Debian package that provides it)
+    let debian: Vec<&str> = [
+        (
+            runs("chromedriver", &["--version"]),
+            "chromium chromium-driver",
+        ),
+        (runs("node", &["--version"]), "nodejs"),
+        (runs("curl", &["--version"]), "curl"),
+        (runs("python3", &["-m", "pip", "--version"]), "python3-pip"),
+    ]
+    .into_iter()
+    .filter(|(present, _)| !present)
+    .map(|(_, package)| package)
+    .collect();
+    if !debian.is_empty() {
+        let packages = debian.join(" ");
+        if is_root() && runs("apt-get", &["--version"]) {
+            println!("xtask: installing {packages}");
+            run("apt-get", &["update", "-qq"], "apt-get update failed");
+            let mut args = vec!["install", "-y", "-qq"];
+            args.extend(debian.iter().flat_map(|p| p.split(' ')));
+            run("apt-get", &args, "apt-get install failed");
+        } else {
+            fail(&format!(
+                "the demo's tests need Debian packages that are missing; run:\n    sudo apt-get install -y {packages}"
+            ));
+        }
+    }
+    let python: Vec<&str> = [
+        ("requests", "requests"),
+        ("openapi_spec_validator", "openapi-spec-validator"),
+    ]
+    .into_iter()
+    .filter(|(module, _)| !runs("python3", &["-c", &format!("import {module}")]))
+    .map(|(_, package)| package)
+    .collect();
+    if !python.is_empty() {
+        let mut args = vec!["-m", "pip", "install", "--quiet"];
+        args.extend(&python);
+        let installed = runs("python3", &args) || {
+            // Debian's Python refuses a system-wide pip install (PEP 668).
+            args.push("--break-system-packages");
+            is_root() && runs("python3", &args)
+        };
+        if !installed {
+            fail(&format!(
+                "the demo's tests need Python modules that are missing; run:\n    python3 -m pip install {}",
+                python.join(" ")
+            ));
+        }
+    }
+}
+
+/// Whether something accepts TCP connections at `host:port` of `url`.
+fn answers(url: &str, default_port: u16) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host_port = host_port.split(['/', '?']).next().unwrap_or("");
+    let addr = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:{default_port}")
+    };
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
+}
+
+fn database_url() -> String {
+    let url = env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
+    if answers(&url, 5432) {
+        return url;
+    }
+    // A local cluster that is installed but stopped (Debian's layout).
+    if let Ok(versions) = std::fs::read_dir("/etc/postgresql") {
+        for version in versions.flatten() {
+            let version = version.file_name().to_string_lossy().into_owned();
+            println!("xtask: starting PostgreSQL {version}");
+            runs(
+                "pg_ctlcluster",
+                &["--skip-systemctl-redirect", &version, "main", "start"],
+            );
+        }
+        for _ in 0..30 {
+            if answers(&url, 5432) {
+                return url;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    fail(&format!(
+        "PostgreSQL does not answer at {url}; start it, or set DATABASE_URL=postgres://user@host:port/db"
+    ))
+}
+
+fn redis_url() -> String {
+    let url = env::var("REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.into());
+    if answers(&url, 6379) {
+        return url;
+    }
+    if !runs("redis-server", &["--version"]) && is_root() && runs("apt-get", &["--version"]) {
+        println!("xtask: installing redis-server");
+        run(
+            "apt-get",
+            &["install", "-y", "-qq", "redis-server"],
+            "apt-get install failed",
+        );
+    }
+    if runs("redis-server", &["--version"]) {
+        println!("xtask: starting redis-server");
+        runs(
+            "redis-server",
+            &["--daemonize", "yes", "--save", "", "--appendonly", "no"],
+        );
+        for _ in 0..30 {
+            if answers(&url, 6379) {
+                return url;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    fail(&format!(
+        "Redis does not answer at {url}; start it (`redis-server --daemonize yes`), or set REDIS_URL=redis://host:port"
+    ))
+}
