@@ -12,6 +12,8 @@ mod config;
 pub mod events;
 #[cfg(feature = "grpc")]
 pub mod grpc;
+#[cfg(any(doc, doctest))]
+pub mod guide;
 mod meter;
 pub mod response;
 pub mod scope;
