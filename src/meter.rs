@@ -20,40 +20,11 @@ mod imp {
 
     /// A change feed (`channel`: `"postgres"` or `"redis"`) was declared
     /// lost (`up == false`) or is subscribed again.
-    #[allow(dead_code)] // used by the change feeds
     pub(crate) fn feed(channel: &'static str, up: bool) {
         metrics::gauge!("tower_pat_feed_up", "channel" => channel).set(if up { 1.0 } else { 0.0 });
         if !up {
             metrics::counter!("tower_pat_feed_losses_total", "channel" => channel).increment(1);
         }
-    }
-
-    /// A scan of the token ids for the filter of known ids finished
-    /// (`ok`) or failed.
-    #[allow(dead_code)]
-    pub(crate) fn filter_scan(ok: bool) {
-        let outcome = if ok { "ok" } else { "failed" };
-        metrics::counter!("tower_pat_filter_scans_total", "outcome" => outcome).increment(1);
-    }
-
-    /// An id the filter of known ids did not hold: answered without the
-    /// token table (`reached_store == false`), or asked after all because
-    /// it may have been created since the last read.
-    #[allow(dead_code)]
-    pub(crate) fn filter_refused(reached_store: bool) {
-        let answer = if reached_store {
-            "asked_store"
-        } else {
-            "refused"
-        };
-        metrics::counter!("tower_pat_filter_unknown_ids_total", "answer" => answer).increment(1);
-    }
-
-    /// An id the filter let through that the token table does not hold:
-    /// the filter's false positives, each a query a forged token cost.
-    #[allow(dead_code)]
-    pub(crate) fn filter_false_positive() {
-        metrics::counter!("tower_pat_filter_false_positives_total").increment(1);
     }
 }
 
@@ -68,12 +39,6 @@ mod imp {
     pub(crate) fn store_lookup(_: Duration) {}
     #[inline(always)]
     pub(crate) fn feed(_: &'static str, _: bool) {}
-    #[inline(always)]
-    pub(crate) fn filter_scan(_: bool) {}
-    #[inline(always)]
-    pub(crate) fn filter_refused(_: bool) {}
-    #[inline(always)]
-    pub(crate) fn filter_false_positive() {}
 }
 
 pub(crate) use imp::*;

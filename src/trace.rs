@@ -232,7 +232,6 @@ mod imp {
     #[derive(Debug)]
     pub(crate) struct WarnThrottle(Budget);
 
-    #[allow(dead_code)] // used by the change feeds
     impl WarnThrottle {
         pub(crate) fn new() -> Self {
             Self(Budget::new())
@@ -241,7 +240,6 @@ mod imp {
 
     /// A change-feed message that is neither format was ignored. Its
     /// content is not logged (anyone may have sent anything).
-    #[allow(dead_code)]
     pub(crate) fn feed_garbled(throttle: &WarnThrottle, channel: &str, len: usize) {
         match throttle.0.take() {
             Some(held_back) => {
@@ -253,16 +251,6 @@ mod imp {
         }
     }
 
-    /// [`store_warning`] at most once per window; the rest at DEBUG.
-    #[allow(dead_code)]
-    pub(crate) fn store_warning_throttled(throttle: &WarnThrottle, what: &str, e: &dyn Error) {
-        match throttle.0.take() {
-            Some(held_back) => tracing::warn!(target: "tower_pat", error = %e, held_back, "{what}"),
-            None => tracing::debug!(target: "tower_pat", error = %e, "{what}"),
-        }
-    }
-
-    #[allow(dead_code)]
     pub(crate) fn store_warning(what: &str, e: &dyn Error) {
         tracing::warn!(target: "tower_pat", error = %e, source = ?e.source().map(ToString::to_string), "{what}");
     }
@@ -316,26 +304,20 @@ mod imp {
     pub(crate) fn store_error(_: TokenId, _: &(dyn Error + 'static), _: &LogBudgets) {}
     #[inline(always)]
     pub(crate) fn authenticated(_: TokenId) {}
-    #[allow(dead_code)]
     #[inline(always)]
     pub(crate) fn store_warning(_: &str, _: &dyn Error) {}
 
     #[derive(Debug)]
     pub(crate) struct WarnThrottle;
 
-    #[allow(dead_code)] // used by the change feeds
     impl WarnThrottle {
         pub(crate) fn new() -> Self {
             Self
         }
     }
 
-    #[allow(dead_code)]
     #[inline(always)]
     pub(crate) fn feed_garbled(_: &WarnThrottle, _: &str, _: usize) {}
-    #[allow(dead_code)]
-    #[inline(always)]
-    pub(crate) fn store_warning_throttled(_: &WarnThrottle, _: &str, _: &dyn Error) {}
 }
 
 pub(crate) use imp::*;

@@ -221,8 +221,10 @@ pub async fn a_corrupt_record_answers_503_only_to_the_holder_of_the_secret<H: Ha
 }
 
 /// `token` with the same id, another secret and a valid checksum: what a
-/// caller who knows the id (ids are not secret) can send.
-fn wrong_secret(token: &str) -> String {
+/// caller who knows the id (ids are not secret) can send. For tests of a
+/// store's own failure modes, not part of the API.
+#[doc(hidden)]
+pub fn wrong_secret(token: &str) -> String {
     // The last 72 characters are the hex of id (8 bytes), secret (24) and
     // CRC-32 (4) of the two.
     let (head, body) = token.split_at(token.len() - 72);

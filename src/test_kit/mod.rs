@@ -213,7 +213,7 @@ mod lifecycle;
 #[doc(hidden)]
 pub use self::contract::{
     a_corrupt_record_answers_503_only_to_the_holder_of_the_secret, admin_contract,
-    concurrent_minting_and_revoking, nothing_in_clear_at_rest,
+    concurrent_minting_and_revoking, nothing_in_clear_at_rest, wrong_secret,
 };
 #[doc(hidden)]
 pub use self::lifecycle::{
