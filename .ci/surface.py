@@ -4,11 +4,12 @@ wrote (target/doc): items per crate in `all.html`, and item names at the
 core's root (modules not counted). Fails when a bound is exceeded; the
 bounds are issue #23's targets, or, where a target is not met yet, today's
 figure as a ratchet that may only go down."""
+import os
 import re
 import sys
 from pathlib import Path
 
-DOC = Path("target/doc")
+DOC = Path(os.environ.get("CARGO_TARGET_DIR", "target")) / "doc"
 # crate -> most items allowed in all.html
 BOUNDS = {
     "tower_pat": 67,  # target 50: see the closing note of #23 for what the remaining items are
