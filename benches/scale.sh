@@ -52,7 +52,7 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "scale" and m.get("executable"):
         print(m["executable"])')
 [ -x "$scale" ] || { echo "FAIL: the scale bench did not build"; exit 1; }
-bin=target/$profile_dir/nuvlyx-api
+bin=${CARGO_TARGET_DIR:-target}/$profile_dir/nuvlyx-api
 schema="scale_$$"
 dir=$(mktemp -d)
 pids=()
