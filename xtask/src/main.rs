@@ -1,4 +1,9 @@
-//! `cargo xtask test`: the whole test suite on a fresh machine.
+//! `cargo xtask provision`: what the whole test suite needs, on a fresh
+//! machine. The README's test command is
+//!
+//! ```text
+//! cargo xtask provision && cargo test --workspace --all-features --config target/provisioned.toml
+//! ```
 //!
 //! 1. Installs what the demo's tests need beyond Rust (Debian's `chromium`,
 //!    `chromium-driver`, `nodejs`, `curl`; Python's `requests` and
@@ -7,13 +12,12 @@
 //! 2. Finds PostgreSQL and Redis: `DATABASE_URL` and `REDIS_URL`, or the
 //!    local defaults (`postgres://root@127.0.0.1:5432/test`,
 //!    `redis://127.0.0.1:6379`) when they answer, starting a local
-//!    PostgreSQL cluster first if one is installed but stopped. Otherwise it
-//!    says what to start, and fails.
-//! 3. Runs `cargo test --workspace --all-features` with
-//!    `TOWER_PAT_REQUIRE_DB` and `TOWER_PAT_REQUIRE_TOOLS` set, so that no
-//!    test skips.
-//!
-//! Extra arguments go to `cargo test` (`cargo xtask test -p tower-pat`).
+//!    PostgreSQL cluster first if one is installed but stopped, and Redis
+//!    (installing it as root if needed). Otherwise it says what to start,
+//!    and fails.
+//! 3. Writes `target/provisioned.toml`, a cargo configuration whose `[env]`
+//!    gives the tests the two URLs and sets `TOWER_PAT_REQUIRE_DB` and
+//!    `TOWER_PAT_REQUIRE_TOOLS`, so that with it no test skips.
 
 use std::env;
 use std::net::{TcpStream, ToSocketAddrs};
@@ -23,33 +27,45 @@ use std::time::Duration;
 const DEFAULT_DATABASE_URL: &str = "postgres://root@127.0.0.1:5432/test";
 const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
+/// Where the test configuration is written, relative to the workspace root
+/// (the README's command names it).
+const PROVISIONED: &str = "target/provisioned.toml";
+
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("test") => test(&args[1..]),
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["provision"] => provision(),
         _ => {
-            eprintln!("usage: cargo xtask test [cargo test arguments]");
+            eprintln!("usage: cargo xtask provision");
             exit(2);
         }
     }
 }
 
-fn test(extra: &[String]) {
+fn provision() {
     provision_tools();
     let database_url = database_url();
     let redis_url = redis_url();
-    println!("xtask: DATABASE_URL={database_url} REDIS_URL={redis_url}");
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["test", "--workspace", "--all-features"])
-        .args(extra)
-        .env("DATABASE_URL", database_url)
-        .env("REDIS_URL", redis_url)
-        .env("TOWER_PAT_REQUIRE_DB", "1")
-        .env("TOWER_PAT_REQUIRE_TOOLS", "1")
-        .status()
-        .unwrap_or_else(|e| fail(&format!("running cargo test: {e}")));
-    exit(status.code().unwrap_or(1));
+    // The workspace root: xtask's manifest directory's parent.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace");
+    let path = root.join(PROVISIONED);
+    let config = format!(
+        "# Written by `cargo xtask provision`: the test suite's environment, with\n\
+         # nothing allowed to skip.\n\
+         [env]\n\
+         DATABASE_URL = {database_url:?}\n\
+         REDIS_URL = {redis_url:?}\n\
+         TOWER_PAT_REQUIRE_DB = \"1\"\n\
+         TOWER_PAT_REQUIRE_TOOLS = \"1\"\n"
+    );
+    let written = std::fs::create_dir_all(path.parent().expect("a file in target/"))
+        .and_then(|()| std::fs::write(&path, config));
+    if let Err(e) = written {
+        fail(&format!("writing {}: {e}", path.display()));
+    }
+    println!("xtask: DATABASE_URL={database_url} REDIS_URL={redis_url}; wrote {PROVISIONED}");
 }
 
 fn fail(why: &str) -> ! {

@@ -10,8 +10,8 @@
 //! silent, subscribes again with backoff (up to 5 s), and then tells the
 //! receiver that what was sent meanwhile is lost.
 //!
-//! The companion crates meet here: `tower-pat-redis`'s `RedisChannel` is a
-//! feed, and `tower-pat-sqlx-store`'s `PostgresStore::listen_on` follows
+//! The companion crates meet here: `tower-pat-redis`'s `RedisChannel::feed()`
+//! is a feed, and `tower-pat-sqlx-store`'s `PostgresStore::listen_on` follows
 //! any feed.
 
 use std::future::Future;

@@ -290,8 +290,8 @@ impl Tool {
 
 /// Whether every tool in `needed` is here. Without one, the test says
 /// `skipped` in one line and passes, unless `TOWER_PAT_REQUIRE_TOOLS` is
-/// set (as `cargo xtask test` and CI set it), where it fails: `cargo xtask
-/// test` installs them.
+/// set (as the README's test command and CI set it), where it fails:
+/// `cargo xtask provision` installs them.
 pub fn have(needed: &[Tool]) -> bool {
     let missing: Vec<Tool> = needed.iter().copied().filter(|t| !t.present()).collect();
     if missing.is_empty() {
@@ -299,8 +299,8 @@ pub fn have(needed: &[Tool]) -> bool {
     }
     assert!(
         std::env::var_os("TOWER_PAT_REQUIRE_TOOLS").is_none(),
-        "missing {missing:?}: `cargo xtask test` installs them"
+        "missing {missing:?}: `cargo xtask provision` installs them"
     );
-    eprintln!("skipped: needs {missing:?} (`cargo xtask test` installs them)");
+    eprintln!("skipped: needs {missing:?} (`cargo xtask provision` installs them)");
     false
 }
