@@ -146,3 +146,59 @@ impl fmt::Debug for Background {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A handle whose stop and finish append `name` to `log`.
+    fn noted(name: &'static str, log: &Arc<Mutex<Vec<String>>>, fails: bool) -> Background {
+        let (stop, finish) = (log.clone(), log.clone());
+        Background::spawn(std::future::pending())
+            .on_stop(move || stop.lock().unwrap().push(format!("stop {name}")))
+            .finish_with(move || async move {
+                finish.lock().unwrap().push(format!("finish {name}"));
+                if fails {
+                    Err(StoreError::unavailable(name))
+                } else {
+                    Ok(())
+                }
+            })
+    }
+
+    #[tokio::test]
+    async fn a_joined_handle_stops_and_finishes_both_in_order() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let joined = noted("a", &log, false).join(noted("b", &log, true));
+        // Both finishes run even though the second fails; the error is kept.
+        assert!(joined.shutdown().await.is_err());
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["stop a", "stop b", "finish a", "finish b"]
+        );
+    }
+
+    #[tokio::test]
+    async fn dropping_a_joined_handle_stops_both_tasks_and_finishes_nothing() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let polled = Arc::new(AtomicUsize::new(0));
+        let counter = polled.clone();
+        let ticking = Background::spawn(async move {
+            loop {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+            }
+        });
+        drop(ticking.join(noted("a", &log, false)));
+        tokio::task::yield_now().await;
+        let after_drop = polled.load(Ordering::SeqCst);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(polled.load(Ordering::SeqCst), after_drop, "still running");
+        assert_eq!(*log.lock().unwrap(), ["stop a"]);
+    }
+}
