@@ -136,6 +136,8 @@ fn to_json(r: &TokenRecord) -> Value {
         "revoked_url": r.revoked_reason.as_ref().and_then(|why| why.url()),
         "last_used_at": r.last_used_at.map(micros),
         "rotated_from": r.rotated_from.map(|id| id.to_string()),
+        "rate_limit": r.rate_limit.map(|l| l.to_string()),
+        "allowed_ips": r.allowed_ips.as_ref().map(|l| l.to_string()),
     })
 }
 
@@ -159,6 +161,8 @@ fn from_json(row: &Value) -> Result<TokenRecord, Box<dyn std::error::Error>> {
     }
     record.last_used_at = time(&row["last_used_at"]);
     record.rotated_from = row["rotated_from"].as_str().map(str::parse).transpose()?;
+    record.rate_limit = row["rate_limit"].as_str().map(str::parse).transpose()?;
+    record.allowed_ips = row["allowed_ips"].as_str().map(str::parse).transpose()?;
     Ok(record)
 }
 
@@ -181,7 +185,7 @@ impl TokenStore for JsonFileStore {
 
     /// A hint on the request path: keep it in memory; `save` writes it
     /// with the next change (a real store would batch it on a timer).
-    fn record_use(&self, id: TokenId, at: SystemTime) {
+    fn record_use(&self, id: TokenId, at: SystemTime, _from: Option<std::net::IpAddr>) {
         let mut state = self.state();
         if let Some(r) = state.records.iter_mut().find(|r| r.id == id) {
             if r.last_used_at.is_none_or(|t| t < at) {
@@ -264,6 +268,18 @@ impl TokenAdmin for JsonFileStore {
         // Never extends: keep the earlier of the two.
         self.update(id, |r| {
             r.expires_at = Some(r.expires_at.map_or(at, |e| e.min(at)));
+        })
+    }
+
+    async fn set_limits(
+        &self,
+        id: TokenId,
+        rate_limit: Option<tower_pat::limit::RateLimit>,
+        allowed_ips: Option<tower_pat::limit::IpAllowlist>,
+    ) -> Result<(), StoreError> {
+        self.update(id, |r| {
+            r.rate_limit = rate_limit;
+            r.allowed_ips = allowed_ips;
         })
     }
 

@@ -44,6 +44,7 @@
 //! "Expiring soon" events come from a scan the host schedules:
 //! `TokenManager::report_expiring`.
 
+use crate::limit::{IpAllowlist, RateLimit};
 use std::time::{Duration, SystemTime};
 
 use crate::{scope::ScopeSet, store::OwnerId, store::RevocationReason, token::TokenId};
@@ -76,6 +77,18 @@ pub enum Event {
         owner: OwnerId,
         /// When the old token stops working, if it ever does.
         old_ends_at: Option<SystemTime>,
+    },
+    /// A token's limits were changed (its allowlist can only have been
+    /// narrowed).
+    TokenLimitsChanged {
+        /// The token.
+        id: TokenId,
+        /// Its owner.
+        owner: OwnerId,
+        /// Its budget now.
+        rate_limit: Option<RateLimit>,
+        /// Its allowlist now.
+        allowed_ips: Option<IpAllowlist>,
     },
     /// A token was revoked, for good.
     TokenRevoked {
@@ -122,6 +135,7 @@ impl Event {
         match self {
             Event::TokenCreated { .. } => "token.created",
             Event::TokenRotated { .. } => "token.rotated",
+            Event::TokenLimitsChanged { .. } => "token.limits_changed",
             Event::TokenRevoked { .. } => "token.revoked",
             Event::OwnerSuspended { .. } => "owner.suspended",
             Event::OwnerReinstated { .. } => "owner.reinstated",

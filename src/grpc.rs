@@ -8,7 +8,8 @@
 //! | rejection | `grpc-status` |
 //! |---|---|
 //! | missing / invalid / revoked / expired token, suspended owner | 16 `UNAUTHENTICATED` |
-//! | missing scope, plain HTTP | 7 `PERMISSION_DENIED` |
+//! | missing scope, plain HTTP, address not allowed | 7 `PERMISSION_DENIED` |
+//! | request budget spent, too many failed attempts | 8 `RESOURCE_EXHAUSTED` |
 //! | store unavailable | 14 `UNAVAILABLE` |
 //!
 //! ```
@@ -54,6 +55,8 @@ use crate::response::{Rejection, RejectionKind, Responder};
 pub(crate) const UNAUTHENTICATED: u16 = 16;
 /// gRPC `PERMISSION_DENIED`.
 pub(crate) const PERMISSION_DENIED: u16 = 7;
+/// gRPC `RESOURCE_EXHAUSTED`.
+pub(crate) const RESOURCE_EXHAUSTED: u16 = 8;
 /// gRPC `UNAVAILABLE`.
 pub(crate) const UNAVAILABLE: u16 = 14;
 
@@ -68,9 +71,11 @@ impl GrpcStatus {
     /// HTTP) or 14 `UNAVAILABLE` (the store failed).
     pub fn code(rejection: &Rejection) -> u16 {
         match rejection.kind() {
-            RejectionKind::InsufficientScope | RejectionKind::InsecureTransport => {
-                PERMISSION_DENIED
-            }
+            RejectionKind::InsufficientScope
+            | RejectionKind::InsecureTransport
+            | RejectionKind::AddressNotAllowed
+            | RejectionKind::AddressUnknown => PERMISSION_DENIED,
+            RejectionKind::RateLimited | RejectionKind::TooManyFailures => RESOURCE_EXHAUSTED,
             RejectionKind::StoreUnavailable(_) => UNAVAILABLE,
             _ => UNAUTHENTICATED,
         }
@@ -94,6 +99,7 @@ impl<B: Default> Responder<B> for GrpcStatus {
         if let Some(v) = rejection.www_authenticate() {
             h.insert(WWW_AUTHENTICATE, v);
         }
+        rejection.add_limit_headers(h);
         res
     }
 }

@@ -14,6 +14,7 @@ pub mod events;
 pub mod grpc;
 #[cfg(any(doc, doctest))]
 pub mod guide;
+pub mod limit;
 mod meter;
 pub mod response;
 pub mod scope;

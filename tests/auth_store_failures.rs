@@ -157,7 +157,7 @@ impl TokenStore for PanicsOnUse {
     fn find(&self, _: TokenId) -> Lookup {
         Lookup::ready(Ok(Some(self.0.clone())))
     }
-    fn record_use(&self, _: TokenId, _: SystemTime) {
+    fn record_use(&self, _: TokenId, _: SystemTime, _: Option<std::net::IpAddr>) {
         panic!("last-use tracker bug");
     }
 }

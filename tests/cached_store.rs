@@ -61,9 +61,9 @@ impl TokenStore for Probe {
         })
     }
 
-    fn record_use(&self, id: TokenId, at: SystemTime) {
+    fn record_use(&self, id: TokenId, at: SystemTime, from: Option<std::net::IpAddr>) {
         self.uses.fetch_add(1, Ordering::SeqCst);
-        self.inner.record_use(id, at);
+        self.inner.record_use(id, at, from);
     }
 }
 
@@ -88,6 +88,14 @@ impl TokenAdmin for Probe {
     }
     async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError> {
         self.inner.cap_expiry(id, at).await
+    }
+    async fn set_limits(
+        &self,
+        id: TokenId,
+        rate: Option<tower_pat::limit::RateLimit>,
+        ips: Option<tower_pat::limit::IpAllowlist>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_limits(id, rate, ips).await
     }
     async fn set_owner_suspended(
         &self,
@@ -325,7 +333,7 @@ async fn noting_a_use_after_an_outside_revocation_cannot_serve_the_old_record() 
         .await
         .unwrap();
     cache.invalidator().invalidate(&Change::Token(id));
-    cache.record_use(id, SystemTime::now());
+    cache.record_use(id, SystemTime::now(), None);
     let finds = probe.finds.load(Ordering::SeqCst);
     let found = cache.find(id).await.unwrap().unwrap();
     assert!(

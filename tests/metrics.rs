@@ -73,8 +73,8 @@ impl TokenStore for Remote {
         })
     }
 
-    fn record_use(&self, id: TokenId, at: SystemTime) {
-        self.0.record_use(id, at)
+    fn record_use(&self, id: TokenId, at: SystemTime, from: Option<std::net::IpAddr>) {
+        self.0.record_use(id, at, from)
     }
 }
 

@@ -46,6 +46,7 @@ use std::time::Duration;
 
 use crate::events::{default_sink, Event, EventSink, Sink};
 
+use crate::limit::{IpAllowlist, RateLimit};
 use crate::store::{OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord};
 use crate::{config::TokenConfig, store::RevocationReason, token::TokenId};
 
@@ -145,6 +146,8 @@ impl<S: TokenAdmin> TokenManager<S> {
             record.preview = minted.token.preview().into();
             record.expires_at = expires_at;
             record.rotated_from = replaces;
+            record.rate_limit = req.rate_limit;
+            record.allowed_ips = req.allowed_ips.clone();
             match self.store.insert(record.clone()).await {
                 Ok(()) => {
                     self.events.event(&Event::TokenCreated {
@@ -245,6 +248,9 @@ impl<S: TokenAdmin> TokenManager<S> {
             old.scopes.iter().map(|s| s.as_str().to_owned()),
         );
         req.expires_in = lifetime;
+        // The limits go with the token to its successor.
+        req.rate_limit = old.rate_limit;
+        req.allowed_ips = old.allowed_ips.clone();
         let created = self.create_replacing(req, Some(id)).await?;
         // The old token ends at `now + grace`, or at its own expiry if that
         // comes first. A grace too long for the clock to represent leaves
@@ -271,6 +277,49 @@ impl<S: TokenAdmin> TokenManager<S> {
             old_ends_at,
         });
         Ok(created)
+    }
+
+    /// Changes a live token's limits: its budget, freely, and its
+    /// allowlist, only narrower. [`AdminError::AllowlistWidened`] if
+    /// `allowed_ips` lets in an address the current list refuses, or lifts
+    /// the list: a token restricted to networks was handed out on that
+    /// understanding, so widening it takes a new token (and a new secret).
+    ///
+    /// Who may call it is the host's decision; the demo lets the owner
+    /// (signed in, in sudo mode) narrow an allowlist and change a budget.
+    pub async fn set_limits(
+        &self,
+        id: TokenId,
+        rate_limit: Option<RateLimit>,
+        allowed_ips: Option<IpAllowlist>,
+    ) -> Result<(), AdminError> {
+        let current = self
+            .store
+            .find(id)
+            .await?
+            .ok_or(AdminError::UnknownToken(id))?;
+        if current.revoked_at.is_some() || current.is_expired_at(self.config.now()) {
+            return Err(AdminError::UnknownToken(id));
+        }
+        if let Some(current) = &current.allowed_ips {
+            if !allowed_ips
+                .as_ref()
+                .is_some_and(|new| new.is_within(current))
+            {
+                return Err(AdminError::AllowlistWidened);
+            }
+        }
+        self.store
+            .set_limits(id, rate_limit, allowed_ips.clone())
+            .await
+            .map_err(|e| not_found_as(e, id))?;
+        self.events.event(&Event::TokenLimitsChanged {
+            id,
+            owner: current.owner.clone(),
+            rate_limit,
+            allowed_ips,
+        });
+        Ok(())
     }
 
     /// Suspends an owner: every token it owns answers 401 until reinstated.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::limit::{IpAllowlist, RateLimit};
 use crate::scope::ScopeError;
 use crate::store::{InvalidOwnerId, StoreError, TokenRecord};
 use crate::token::{PlaintextToken, TokenId};
@@ -14,6 +15,8 @@ pub struct NewToken {
     pub(super) owner: String,
     pub(super) scopes: Vec<String>,
     pub(super) expires_in: Option<Duration>,
+    pub(super) rate_limit: Option<RateLimit>,
+    pub(super) allowed_ips: Option<IpAllowlist>,
 }
 
 impl NewToken {
@@ -37,7 +40,24 @@ impl NewToken {
             owner: owner.to_owned(),
             scopes: scopes.into_iter().map(|s| s.as_ref().to_owned()).collect(),
             expires_in: None,
+            rate_limit: None,
+            allowed_ips: None,
         }
+    }
+
+    /// Gives the token a request budget of its own (see [`crate::limit`]).
+    #[must_use]
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+
+    /// Restricts the token to these networks (see [`crate::limit`]). It can
+    /// be narrowed later, never widened.
+    #[must_use]
+    pub fn allowed_ips(mut self, allowed: IpAllowlist) -> Self {
+        self.allowed_ips = Some(allowed);
+        self
     }
 
     /// Makes the token expire `lifetime` from its creation.
@@ -91,6 +111,11 @@ pub enum AdminError {
         /// The name.
         name: String,
     },
+    /// The new allowlist would let the token be used from an address the
+    /// current one refuses (or lift it): allowlists are only narrowed.
+    /// Mint a new token instead.
+    #[error("an allowlist can only be narrowed; mint a new token to allow other networks")]
+    AllowlistWidened,
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),

@@ -11,13 +11,13 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::verify::Config;
-use super::Authenticated;
+use super::verify::{Admitted, Config};
+use crate::limit::RateHeaders;
 use crate::response::{Rejection, RejectionKind, Responder};
 use crate::store::StoreErrorKind;
 use crate::trace::RejectionClass;
 
-type Lookup = Pin<Box<dyn Future<Output = Result<Authenticated, Rejection>> + Send>>;
+type Lookup = Pin<Box<dyn Future<Output = Result<Admitted, Rejection>> + Send>>;
 
 pin_project! {
     /// Response future of [`super::Auth`].
@@ -50,9 +50,12 @@ pin_project! {
         Verifying {
             pending: Box<Pending<S, ReqBody, R>>,
         },
+        // Let through; the `RateLimit` fields go on the answer of a token
+        // with a budget.
         Calling {
             #[pin]
             future: S::Future,
+            rate: Option<Box<RateHeaders>>,
         },
         // Let through without credentials by an optional layer: a handler
         // that required them answers as the layer would have.
@@ -129,9 +132,9 @@ where
         }
     }
 
-    pub(super) fn calling(future: S::Future) -> Self {
+    pub(super) fn calling(future: S::Future, rate: Option<Box<RateHeaders>>) -> Self {
         Self {
-            state: State::Calling { future },
+            state: State::Calling { future, rate },
         }
     }
 
@@ -195,7 +198,7 @@ where
                             .rejection(RejectionKind::StoreUnavailable(StoreErrorKind::Panicked))),
                     };
                     match verdict {
-                        Ok(auth) => {
+                        Ok(Admitted { auth, rate }) => {
                             crate::trace::authenticated(auth.token_id());
                             let (Some(mut req), Some(mut svc)) = (request.take(), inner.take())
                             else {
@@ -203,7 +206,7 @@ where
                             };
                             req.extensions_mut().insert(auth);
                             let future = svc.call(req);
-                            this.state.set(State::Calling { future });
+                            this.state.set(State::Calling { future, rate });
                         }
                         Err(rejection) => {
                             let res = respond(rejection, responder);
@@ -212,8 +215,11 @@ where
                         }
                     }
                 }
-                StateProj::Calling { future } => {
-                    let out = ready!(future.poll(cx));
+                StateProj::Calling { future, rate } => {
+                    let mut out = ready!(future.poll(cx));
+                    if let (Some(rate), Ok(res)) = (rate.take(), &mut out) {
+                        rate.apply(res.headers_mut());
+                    }
                     this.state.set(State::Rejected { response: None });
                     return Poll::Ready(out);
                 }

@@ -10,8 +10,9 @@ use ipnet::IpNet;
 use tower_layer::Layer;
 
 use super::require::RequireScopesLayer;
-use super::verify::Config;
+use super::verify::{Config, Limits};
 use super::Auth;
+use crate::limit::{FailureLimiter, IpAllowlist, MemoryRateLimiter, RateLimit, RateLimiter};
 use crate::response::{ProblemDetails, Realm, DEFAULT_REALM};
 use crate::scope::ScopeMatch;
 use crate::transport::TransportPolicy;
@@ -22,11 +23,18 @@ pub(crate) const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default `Retry-After` on 503.
 pub(crate) const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// The default failed-attempt limit per client address: 20 at once, then
+/// one every 3 seconds (20 a minute).
+fn default_failed_auth_limit() -> RateLimit {
+    RateLimit::new(20, Duration::from_secs(60)).expect("a valid budget")
+}
+
 /// Applies PAT authentication to a service. Cheap to clone.
 ///
 /// [`AuthLayer::new`] has the defaults: realm `"api"`, HTTPS required, no
 /// trusted proxies, 2-second store timeout, `Retry-After: 1`, problem+json
-/// bodies. [`AuthLayer::builder`] changes them. A finished layer has no
+/// bodies, at most 20 failed attempts a minute per client address, token
+/// budgets kept in this process's memory. [`AuthLayer::builder`] changes them. A finished layer has no
 /// setters, so the scope checks built from it
 /// ([`AuthLayer::require_scopes`]) always answer as it does.
 #[derive(Clone)]
@@ -85,6 +93,14 @@ impl AuthLayer<ProblemDetails> {
                 optional: false,
                 events: None,
                 exposures: Default::default(),
+                limits: Limits {
+                    memory: MemoryRateLimiter::new(),
+                    shared: None,
+                    default_rate: None,
+                    default_ips: None,
+                    failures: Some(FailureLimiter::new(default_failed_auth_limit())),
+                    record_addresses: false,
+                },
             },
             responder: ProblemDetails,
         }
@@ -241,6 +257,59 @@ impl<R> AuthLayerBuilder<R> {
         I: IntoIterator<Item = IpNet>,
     {
         self.config.transport.proxies = Some((header, proxies.into_iter().collect()));
+        self
+    }
+
+    /// Keeps token budgets ([`TokenRecord::rate_limit`](crate::store::TokenRecord::rate_limit))
+    /// in `limiter` instead of this process's memory: a limiter shared by
+    /// all instances, such as `tower-pat-redis`'s. Its calls run under the
+    /// store timeout; a failure is answered 503, unless the limiter falls
+    /// back on something itself.
+    pub fn rate_limiter(mut self, limiter: impl RateLimiter) -> Self {
+        self.config.limits.shared = Some(Arc::new(limiter));
+        self
+    }
+
+    /// The budget of tokens whose record carries none (by default they
+    /// have none).
+    pub fn default_rate_limit(mut self, limit: RateLimit) -> Self {
+        self.config.limits.default_rate = Some(limit);
+        self
+    }
+
+    /// The networks tokens whose record carries no allowlist may be used
+    /// from (by default, any).
+    pub fn default_allowed_ips(mut self, allowed: IpAllowlist) -> Self {
+        self.config.limits.default_ips = Some(allowed);
+        self
+    }
+
+    /// How many failed authentications (401 answers to requests that sent
+    /// credentials) each client address may have: past the burst, the
+    /// client gets 429 with `Retry-After`, before the store is asked, for
+    /// every request carrying credentials, until its budget refills. This
+    /// is what bounds a flood of forged, well-formed tokens, each of which
+    /// costs a lookup.
+    ///
+    /// The default is `20/min` (20 at once, then one every 3 seconds).
+    /// `None` turns it off (when a limiter in front of the service does
+    /// this). A client is an IPv4 address or an IPv6 /64, found as for
+    /// allowlists (the peer, or behind trusted proxies their forwarding
+    /// header); requests whose client address is not known are not
+    /// counted. A valid token sent from a blocked address is refused too:
+    /// the layer cannot know it is valid without asking the store.
+    pub fn failed_auth_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.config.limits.failures = limit.map(FailureLimiter::new);
+        self
+    }
+
+    /// Records the client address of each token's last use
+    /// ([`TokenRecord::last_used_from`](crate::store::TokenRecord::last_used_from)),
+    /// as GitLab shows it in token listings. Off by default: an IP address
+    /// is personal data, so tell your users, and keep it no longer than
+    /// needed (the shipped stores forget it after 30 days).
+    pub fn record_client_addresses(mut self) -> Self {
+        self.config.limits.record_addresses = true;
         self
     }
 

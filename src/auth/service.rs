@@ -71,10 +71,10 @@ where
                     self.config.clone(),
                 )
             }
-            Begun::Verified(auth) => {
-                crate::trace::authenticated(auth.token_id());
-                req.extensions_mut().insert(auth);
-                ResponseFuture::calling(self.inner.call(req))
+            Begun::Verified(admitted) => {
+                crate::trace::authenticated(admitted.auth.token_id());
+                req.extensions_mut().insert(admitted.auth);
+                ResponseFuture::calling(self.inner.call(req), admitted.rate)
             }
             Begun::Pending(verdict) => {
                 // The inner service that was ready goes with the request.

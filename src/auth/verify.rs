@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +15,9 @@ use subtle::ConstantTimeEq;
 
 use super::{parse, Authenticated};
 use crate::events::Sink;
+use crate::limit::{
+    Budget, FailureLimiter, IpAllowlist, MemoryRateLimiter, RateHeaders, RateLimit, RateLimiter,
+};
 use crate::response::{Realm, Rejection, RejectionKind};
 use crate::store::{used_recently, Found, Lookup, StoreError, StoreErrorKind, TokenStatus};
 use crate::transport::TransportPolicy;
@@ -40,7 +44,50 @@ pub(crate) struct Config {
     pub(super) events: Option<Sink>,
     /// The checks of tokens seen over plain HTTP.
     pub(super) exposures: super::exposure::Exposures,
+    /// Per-token limits and the failed-attempt limit.
+    pub(super) limits: Limits,
 }
+
+/// How the layer enforces limits.
+pub(crate) struct Limits {
+    /// Budgets of this process (the default, and what a shared limiter
+    /// is not used for).
+    pub(super) memory: MemoryRateLimiter,
+    /// A limiter shared by instances, if one was given.
+    pub(super) shared: Option<Arc<dyn RateLimiter>>,
+    /// The budget of tokens that carry none.
+    pub(super) default_rate: Option<RateLimit>,
+    /// The allowlist of tokens that carry none.
+    pub(super) default_ips: Option<IpAllowlist>,
+    /// Failed attempts per client address.
+    pub(super) failures: Option<FailureLimiter>,
+    /// Whether last uses record the client address.
+    pub(super) record_addresses: bool,
+}
+
+impl fmt::Debug for Limits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Limits")
+            .field("shared", &self.shared.is_some())
+            .field("default_rate", &self.default_rate)
+            .field("default_ips", &self.default_ips)
+            .field("failures", &self.failures)
+            .field("record_addresses", &self.record_addresses)
+            .finish()
+    }
+}
+
+/// A request let through: who, and the `RateLimit` fields for its answer
+/// when the token has a budget.
+pub(crate) struct Admitted {
+    pub(crate) auth: Authenticated,
+    pub(crate) rate: Option<Box<RateHeaders>>,
+}
+
+/// The policy name in the `RateLimit` fields of token budgets.
+const TOKEN_POLICY: &str = "token";
+/// The policy name in the `RateLimit` fields of the failed-attempt limit.
+const FAILURE_POLICY: &str = "failed-auth";
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -51,6 +98,7 @@ impl fmt::Debug for Config {
             .field("store_timeout", &self.store_timeout)
             .field("retry_after", &self.retry_after)
             .field("optional", &self.optional)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -63,13 +111,20 @@ pub(crate) enum Begun {
     /// No credentials, and the layer is optional.
     Anonymous,
     /// Verified without waiting (a store that answered from memory).
-    Verified(Authenticated),
+    Verified(Admitted),
     /// Waiting for the store.
     Pending(Verdict),
 }
 
+/// What [`Config::admit`] decided: done, or a spend from a shared limiter
+/// to wait for.
+enum Admission {
+    Done(Result<Admitted, Rejection>),
+    Spend(Arc<dyn RateLimiter>, Arc<TokenRecord>, RateLimit),
+}
+
 /// The rest of a verification that waits for the store.
-pub(crate) type Verdict = Pin<Box<dyn Future<Output = Result<Authenticated, Rejection>> + Send>>;
+pub(crate) type Verdict = Pin<Box<dyn Future<Output = Result<Admitted, Rejection>> + Send>>;
 
 impl Config {
     /// The verification path of one request, top to bottom: transport,
@@ -94,11 +149,39 @@ impl Config {
         }
 
         // 2. and 3. The `Authorization` header, and the token's format and
-        //    checksum: no store call for junk.
-        let (token, id) = match parse::token_and_id(req.headers(), self.tokens.format()) {
+        //    checksum: no store call for junk. A client that failed too
+        //    often is refused here, before the store is asked.
+        let parsed = parse::token_and_id(req.headers(), self.tokens.format());
+        let client = match (&parsed, &self.limits) {
+            (Err(RejectionKind::MissingCredentials), _) => None,
+            (
+                _,
+                Limits {
+                    failures: None,
+                    default_ips: None,
+                    record_addresses: false,
+                    ..
+                },
+            ) => {
+                // Needed only for a token's own allowlist: read when one is found.
+                None
+            }
+            _ => self.transport.client_ip(req),
+        };
+        if let (Some(failures), Some(ip)) = (&self.limits.failures, client) {
+            if let Some(budget) = failures.blocked(ip, self.now()) {
+                let headers = RateHeaders::new(FAILURE_POLICY, failures.limit(), &budget);
+                let r = self.rejection(RejectionKind::TooManyFailures);
+                let id = parsed.as_ref().ok().map(|(_, id)| *id);
+                return Begun::Refused(
+                    r.with_rate(headers, budget.retry_after()).with_token_id(id),
+                );
+            }
+        }
+        let (token, id) = match parsed {
             Ok(found) => found,
             Err(RejectionKind::MissingCredentials) if self.optional => return Begun::Anonymous,
-            Err(kind) => return refuse(kind, None),
+            Err(kind) => return Begun::Refused(self.failed(kind, None, client)),
         };
         let digest = TokenDigest::of(token);
 
@@ -109,13 +192,154 @@ impl Config {
         let lookup = catch_unwind(AssertUnwindSafe(|| self.store.find(id)))
             .unwrap_or_else(|_| Lookup::ready(Err(StoreError::new(StoreErrorKind::Panicked))));
         match lookup.now() {
-            // 5. to 7., in `judge`.
+            // 5. and 6., in `judge`; 7. to 9., in `admit`.
             Ok(found) => match self.judge(id, digest, found) {
-                Ok(auth) => Begun::Verified(auth),
-                Err(kind) => refuse(kind, Some(id)),
+                Ok(record) => {
+                    let client = client.or_else(|| self.client_if_restricted(&record, req));
+                    match self.admit(record, client) {
+                        Admission::Done(Ok(admitted)) => Begun::Verified(admitted),
+                        Admission::Done(Err(rejection)) => Begun::Refused(rejection),
+                        Admission::Spend(shared, record, limit) => Begun::Pending(Box::pin(
+                            self.clone().spend_shared(shared, record, limit, client),
+                        )),
+                    }
+                }
+                Err(kind) => Begun::Refused(self.failed(kind, Some(id), client)),
             },
-            Err(pending) => Begun::Pending(Box::pin(self.clone().wait(id, digest, pending))),
+            Err(pending) => {
+                let client = client.or_else(|| self.client_if_any_allowlist(req));
+                Begun::Pending(Box::pin(self.clone().wait(id, digest, pending, client)))
+            }
         }
+    }
+
+    /// The client address, read only now that a token with an allowlist
+    /// was found (when nothing else needed it before).
+    fn client_if_restricted<B>(&self, record: &TokenRecord, req: &Request<B>) -> Option<IpAddr> {
+        record
+            .allowed_ips
+            .as_ref()
+            .and_then(|_| self.transport.client_ip(req))
+    }
+
+    /// The client address for a lookup that waits: the request is gone by
+    /// the time the record is known, so it is read now.
+    fn client_if_any_allowlist<B>(&self, req: &Request<B>) -> Option<IpAddr> {
+        self.transport.client_ip(req)
+    }
+
+    /// A refusal, counted against the client when it is a failed attempt.
+    fn failed(
+        &self,
+        kind: RejectionKind,
+        id: Option<TokenId>,
+        client: Option<IpAddr>,
+    ) -> Rejection {
+        if let (Some(failures), Some(ip), true) =
+            (&self.limits.failures, client, kind.is_failed_attempt())
+        {
+            failures.failed(ip, self.now());
+        }
+        self.rejection(kind).with_token_id(id)
+    }
+
+    /// Steps 7 to 9, for a token whose secret and status were checked: its
+    /// allowlist, its budget, and the last-use hint.
+    fn admit(&self, record: Arc<TokenRecord>, client: Option<IpAddr>) -> Admission {
+        let id = record.id;
+        // 7. The allowlist. The address is unknown without a peer address,
+        //    or behind a trusted proxy whose header could not be read.
+        if let Some(allowed) = record
+            .allowed_ips
+            .as_ref()
+            .or(self.limits.default_ips.as_ref())
+        {
+            let kind = match client {
+                None => Some(RejectionKind::AddressUnknown),
+                Some(ip) if !allowed.allows(ip) => Some(RejectionKind::AddressNotAllowed),
+                Some(_) => None,
+            };
+            if let Some(kind) = kind {
+                return Admission::Done(Err(self.rejection(kind).with_token_id(Some(id))));
+            }
+        }
+        // 8. The budget: spent only now that the secret is proven.
+        match record.rate_limit.or(self.limits.default_rate) {
+            None => Admission::Done(self.finish(record, client, None)),
+            Some(limit) => match &self.limits.shared {
+                Some(shared) => Admission::Spend(shared.clone(), record, limit),
+                None => {
+                    let budget = self.limits.memory.spend_now(id, limit, self.now());
+                    Admission::Done(self.finish(record, client, Some((limit, budget))))
+                }
+            },
+        }
+    }
+
+    /// Spends from a shared limiter (under the store timeout), then
+    /// finishes.
+    async fn spend_shared(
+        self: Arc<Self>,
+        shared: Arc<dyn RateLimiter>,
+        record: Arc<TokenRecord>,
+        limit: RateLimit,
+        client: Option<IpAddr>,
+    ) -> Result<Admitted, Rejection> {
+        let id = record.id;
+        let spend = shared.spend(id, limit, self.now());
+        let budget = match self.store_timeout {
+            Some(t) => tokio::time::timeout(t, spend)
+                .await
+                .unwrap_or_else(|_| Err(StoreError::new(StoreErrorKind::Timeout))),
+            None => spend.await,
+        };
+        match budget {
+            Ok(budget) => self.finish(record, client, Some((limit, budget))),
+            Err(e) => {
+                let kind = self.store_failure(id, e);
+                Err(self.rejection(kind).with_token_id(Some(id)))
+            }
+        }
+    }
+
+    /// 8. and 9.: answers a spent budget 429, and notes the use.
+    fn finish(
+        &self,
+        record: Arc<TokenRecord>,
+        client: Option<IpAddr>,
+        spent: Option<(RateLimit, Budget)>,
+    ) -> Result<Admitted, Rejection> {
+        let id = record.id;
+        let rate = match spent {
+            None => None,
+            Some((limit, budget)) => {
+                let headers = RateHeaders::new(TOKEN_POLICY, limit, &budget);
+                if !budget.is_allowed() {
+                    let r = self
+                        .rejection(RejectionKind::RateLimited)
+                        .with_token_id(Some(id));
+                    return Err(r.with_rate(headers, budget.retry_after()));
+                }
+                Some(Box::new(headers))
+            }
+        };
+        // 9. Last use, kept to the minute: no hint when the record already
+        //    says the token was used within the last minute (the one place
+        //    last use is throttled). A store that panics here fails this
+        //    request closed, like one that panics in its lookup.
+        let now = self.now();
+        if !record.last_used_at.is_some_and(|t| used_recently(t, now)) {
+            let from = client.filter(|_| self.limits.record_addresses);
+            let noted = catch_unwind(AssertUnwindSafe(|| self.store.record_use(id, now, from)));
+            if noted.is_err() {
+                let kind = self.store_failure(id, StoreError::new(StoreErrorKind::Panicked));
+                return Err(self.rejection(kind).with_token_id(Some(id)));
+            }
+        }
+        Ok(Admitted {
+            auth: Authenticated { record },
+            rate,
+        })
     }
 
     pub(crate) fn rejection(&self, kind: RejectionKind) -> Rejection {
@@ -144,13 +368,15 @@ impl Config {
         now
     }
 
-    /// Waits for a pending lookup (under the store timeout), then judges.
+    /// Waits for a pending lookup (under the store timeout), then judges
+    /// and admits.
     async fn wait(
         self: Arc<Self>,
         id: TokenId,
         digest: TokenDigest,
         lookup: Lookup,
-    ) -> Result<Authenticated, Rejection> {
+        client: Option<IpAddr>,
+    ) -> Result<Admitted, Rejection> {
         let started = crate::meter::ON.then(std::time::Instant::now);
         let found = match self.store_timeout {
             Some(t) => tokio::time::timeout(t, lookup)
@@ -161,8 +387,17 @@ impl Config {
         if let Some(started) = started {
             crate::meter::store_lookup(started.elapsed());
         }
-        self.judge(id, digest, found)
-            .map_err(|kind| self.rejection(kind).with_token_id(Some(id)))
+        let record = self
+            .judge(id, digest, found)
+            .map_err(|kind| self.failed(kind, Some(id), client))?;
+        match self.admit(record, client) {
+            Admission::Done(done) => done,
+            Admission::Spend(shared, record, limit) => {
+                self.clone()
+                    .spend_shared(shared, record, limit, client)
+                    .await
+            }
+        }
     }
 
     /// Everything after the lookup: digest comparison and record checks.
@@ -171,7 +406,7 @@ impl Config {
         id: TokenId,
         digest: TokenDigest,
         found: Found,
-    ) -> Result<Authenticated, RejectionKind> {
+    ) -> Result<Arc<TokenRecord>, RejectionKind> {
         self.judge_with(id, digest, found, |a, b| a.ct_eq(b).into())
     }
 
@@ -183,23 +418,12 @@ impl Config {
         digest: TokenDigest,
         found: Found,
         equal: impl FnOnce(&TokenDigest, &TokenDigest) -> bool,
-    ) -> Result<Authenticated, RejectionKind> {
+    ) -> Result<Arc<TokenRecord>, RejectionKind> {
         // 5. The secret: one constant-time comparison whatever was found.
         let record = self.compare(id, digest, found, equal)?;
         // 6. The record itself: sound, and active now.
-        let now = self.now();
-        self.check_record(id, &record, now)?;
-        // 7. Last use, kept to the minute: no hint when the record already
-        //    says the token was used within the last minute (the one place
-        //    last use is throttled). A store that panics here fails this
-        //    request closed, like one that panics in its lookup.
-        if !record.last_used_at.is_some_and(|t| used_recently(t, now)) {
-            let noted = catch_unwind(AssertUnwindSafe(|| self.store.record_use(id, now)));
-            if noted.is_err() {
-                return Err(self.store_failure(id, StoreError::new(StoreErrorKind::Panicked)));
-            }
-        }
-        Ok(Authenticated { record })
+        self.check_record(id, &record, self.now())?;
+        Ok(record)
     }
 
     /// Compares the presented token's digest with the stored one: against

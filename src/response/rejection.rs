@@ -9,6 +9,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use super::responder::Problem;
 use super::Realm;
+use crate::limit::{ceil_secs, RateHeaders};
 use crate::scope::ScopeMatch;
 use crate::store::StoreErrorKind;
 use crate::{scope::ScopeSet, token::FormatError, token::TokenId};
@@ -59,6 +60,18 @@ pub enum RejectionKind {
     /// A scope check ran on a request that no auth layer had
     /// authenticated: a wiring mistake, refused to fail closed.
     NotAuthenticated,
+    /// The token is valid but restricted to networks the client address
+    /// is not in (403).
+    AddressNotAllowed,
+    /// The token is valid and restricted to networks, but the client
+    /// address is not known: no peer address, or a trusted proxy's
+    /// forwarding header that could not be read (403).
+    AddressUnknown,
+    /// The token is valid and its request budget is spent (429).
+    RateLimited,
+    /// This client address failed to authenticate too often; refused
+    /// before the store is asked (429).
+    TooManyFailures,
 }
 
 impl RejectionKind {
@@ -77,7 +90,28 @@ impl RejectionKind {
             RejectionKind::InsecureTransport => "insecure_transport",
             RejectionKind::StoreUnavailable(_) => "store_unavailable",
             RejectionKind::NotAuthenticated => "not_authenticated",
+            RejectionKind::AddressNotAllowed => "address_not_allowed",
+            RejectionKind::AddressUnknown => "address_unknown",
+            RejectionKind::RateLimited => "rate_limited",
+            RejectionKind::TooManyFailures => "too_many_failures",
         }
+    }
+
+    /// Whether this is a failed authentication that the failed-attempt
+    /// limit counts: a 401 for credentials that were sent.
+    pub(crate) fn is_failed_attempt(&self) -> bool {
+        !matches!(
+            self,
+            RejectionKind::MissingCredentials
+                | RejectionKind::NotAuthenticated
+                | RejectionKind::InsufficientScope
+                | RejectionKind::InsecureTransport
+                | RejectionKind::StoreUnavailable(_)
+                | RejectionKind::AddressNotAllowed
+                | RejectionKind::AddressUnknown
+                | RejectionKind::RateLimited
+                | RejectionKind::TooManyFailures
+        )
     }
 }
 
@@ -92,6 +126,7 @@ pub struct Rejection {
     token_id: Option<TokenId>,
     required: Option<(ScopeSet, ScopeMatch)>,
     retry_after: Option<Duration>,
+    rate: Option<Box<RateHeaders>>,
 }
 
 impl fmt::Debug for Rejection {
@@ -112,7 +147,18 @@ impl Rejection {
             token_id: None,
             required: None,
             retry_after: None,
+            rate: None,
         }
+    }
+
+    /// A refusal for a spent budget: `Retry-After` and the `RateLimit`
+    /// fields.
+    pub(crate) fn with_rate(mut self, headers: RateHeaders, retry_after: Option<Duration>) -> Self {
+        self.rate = Some(Box::new(headers));
+        if let Some(d) = retry_after {
+            self.retry_after = Some(d);
+        }
+        self
     }
 
     pub(crate) fn with_token_id(mut self, id: Option<TokenId>) -> Self {
@@ -170,7 +216,11 @@ impl Rejection {
             }
             RejectionKind::InsufficientScope
             | RejectionKind::InsecureTransport
-            | RejectionKind::StoreUnavailable(_) => None,
+            | RejectionKind::StoreUnavailable(_)
+            | RejectionKind::AddressNotAllowed
+            | RejectionKind::AddressUnknown
+            | RejectionKind::RateLimited
+            | RejectionKind::TooManyFailures => None,
             _ => Some(&self.realm.invalid),
         }
     }
@@ -178,8 +228,12 @@ impl Rejection {
     /// The status code to answer with.
     pub fn status(&self) -> StatusCode {
         match self.kind {
-            RejectionKind::InsufficientScope | RejectionKind::InsecureTransport => {
-                StatusCode::FORBIDDEN
+            RejectionKind::InsufficientScope
+            | RejectionKind::InsecureTransport
+            | RejectionKind::AddressNotAllowed
+            | RejectionKind::AddressUnknown => StatusCode::FORBIDDEN,
+            RejectionKind::RateLimited | RejectionKind::TooManyFailures => {
+                StatusCode::TOO_MANY_REQUESTS
             }
             RejectionKind::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
@@ -194,6 +248,11 @@ impl Rejection {
             RejectionKind::InsufficientScope => Some("insufficient_scope"),
             RejectionKind::InsecureTransport => Some("https_required"),
             RejectionKind::StoreUnavailable(_) => Some("temporarily_unavailable"),
+            RejectionKind::AddressNotAllowed | RejectionKind::AddressUnknown => {
+                Some("address_not_allowed")
+            }
+            RejectionKind::RateLimited => Some("rate_limited"),
+            RejectionKind::TooManyFailures => Some("too_many_failed_attempts"),
             _ => Some("invalid_token"),
         }
     }
@@ -217,6 +276,17 @@ impl Rejection {
         // The realm is validated when the layer is built and scopes are
         // visible ASCII by construction.
         HeaderValue::from_str(&text).ok()
+    }
+
+    /// `Retry-After` and the `RateLimit` fields, for the answers that have
+    /// them, for responders that build their own headers.
+    pub(crate) fn add_limit_headers(&self, h: &mut HeaderMap) {
+        if let Some(d) = self.retry_after {
+            h.insert(RETRY_AFTER, HeaderValue::from(ceil_secs(d).max(1)));
+        }
+        if let Some(rate) = &self.rate {
+            rate.apply(h);
+        }
     }
 
     /// The problem details (RFC 9457) for this rejection.
@@ -250,6 +320,28 @@ impl Rejection {
                 "about:blank",
                 "Service Unavailable",
                 "Authentication is temporarily unavailable; retry later.".into(),
+            ),
+            RejectionKind::AddressNotAllowed | RejectionKind::AddressUnknown => (
+                "about:blank",
+                "Forbidden",
+                "This token may be used only from the networks its owner allowed, and this request came from another address (or one the server could not determine)."
+                    .into(),
+            ),
+            RejectionKind::RateLimited => (
+                "about:blank",
+                "Too Many Requests",
+                format!(
+                    "This token's request budget is spent; retry in {} s. The RateLimit and RateLimit-Policy headers tell how to pace requests.",
+                    self.retry_after.map_or(1, |d| ceil_secs(d).max(1))
+                ),
+            ),
+            RejectionKind::TooManyFailures => (
+                "about:blank",
+                "Too Many Requests",
+                format!(
+                    "Too many failed authentications from this address; retry in {} s.",
+                    self.retry_after.map_or(1, |d| ceil_secs(d).max(1))
+                ),
             ),
             _ => (
                 "https://www.rfc-editor.org/rfc/rfc6750#section-3.1",
@@ -285,9 +377,7 @@ impl Rejection {
         if let Some(v) = self.www_authenticate() {
             h.insert(WWW_AUTHENTICATE, v);
         }
-        if let Some(d) = self.retry_after {
-            h.insert(RETRY_AFTER, HeaderValue::from(d.as_secs().max(1)));
-        }
+        self.add_limit_headers(h);
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         res
     }
@@ -304,7 +394,7 @@ mod tests {
             h.insert(WWW_AUTHENTICATE, v);
         }
         if let Some(d) = r.retry_after {
-            h.insert(RETRY_AFTER, HeaderValue::from(d.as_secs().max(1)));
+            h.insert(RETRY_AFTER, HeaderValue::from(ceil_secs(d).max(1)));
         }
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h
@@ -326,6 +416,10 @@ mod tests {
             RejectionKind::InsecureTransport,
             RejectionKind::StoreUnavailable(S::Timeout),
             RejectionKind::NotAuthenticated,
+            RejectionKind::AddressNotAllowed,
+            RejectionKind::AddressUnknown,
+            RejectionKind::RateLimited,
+            RejectionKind::TooManyFailures,
         ];
         let realm = Arc::new(Realm::new("templates", false));
         for kind in kinds {

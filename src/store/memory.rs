@@ -2,12 +2,17 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 
 use super::{Lookup, OwnerId, StoreError, StoreErrorKind, TokenAdmin, TokenRecord, TokenStore};
+use crate::limit::{IpAllowlist, RateLimit};
+
+/// How long the client address of a last use is kept.
+const ADDRESS_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 use crate::{store::RevocationReason, token::TokenId};
 
 /// An in-process store: a hash map behind a read-write lock. Lookups take
@@ -154,13 +159,15 @@ impl TokenStore for MemoryStore {
         Lookup::ready(Ok(self.lookup(id)))
     }
 
-    fn record_use(&self, id: TokenId, at: SystemTime) {
+    fn record_use(&self, id: TokenId, at: SystemTime, from: Option<IpAddr>) {
         // The layer sends this at most about once a minute per token; the
-        // store only keeps the latest time.
+        // store only keeps the latest time, and the address of that use.
         if let Some(r) = self.write().tokens.get_mut(&id) {
             if r.last_used_at.is_none_or(|t| t < at) {
                 // Requests in flight keep the record they were given.
-                Arc::make_mut(r).last_used_at = Some(at);
+                let r = Arc::make_mut(r);
+                r.last_used_at = Some(at);
+                r.last_used_from = from;
             }
         }
     }
@@ -188,7 +195,14 @@ impl TokenAdmin for MemoryStore {
     }
 
     async fn list(&self, owner: Option<&OwnerId>) -> Result<Vec<TokenRecord>, StoreError> {
-        let inner = self.read();
+        let mut inner = self.write();
+        // Client addresses of last uses are kept for a bounded time.
+        let cutoff = SystemTime::now().checked_sub(ADDRESS_RETENTION);
+        for r in inner.tokens.values_mut() {
+            if r.last_used_from.is_some() && r.last_used_at.is_some_and(|t| Some(t) < cutoff) {
+                Arc::make_mut(r).last_used_from = None;
+            }
+        }
         let mut out: Vec<TokenRecord> = inner
             .tokens
             .values()
@@ -231,6 +245,23 @@ impl TokenAdmin for MemoryStore {
             .ok_or_else(|| StoreError::new(StoreErrorKind::NotFound))?;
         let capped = r.expires_at.map_or(at, |e| e.min(at));
         Arc::make_mut(r).expires_at = Some(capped);
+        Ok(())
+    }
+
+    async fn set_limits(
+        &self,
+        id: TokenId,
+        rate_limit: Option<RateLimit>,
+        allowed_ips: Option<IpAllowlist>,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        let r = inner
+            .tokens
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::new(StoreErrorKind::NotFound))?;
+        let r = Arc::make_mut(r);
+        r.rate_limit = rate_limit;
+        r.allowed_ips = allowed_ips;
         Ok(())
     }
 

@@ -39,11 +39,13 @@
 //!
 //! See `examples/custom_store.rs` for one that loads a JSON file.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 
+use crate::limit::{IpAllowlist, RateLimit};
 use crate::token::TokenId;
 
 mod background;
@@ -81,12 +83,16 @@ pub trait TokenStore: Send + Sync + 'static {
     fn find(&self, id: TokenId) -> Lookup;
 
     /// Hint that `id` was used successfully at `at`, for the "last used"
-    /// time of admin listings. The layer calls it at most about once a
-    /// minute per token (when the record it found says the last use is
-    /// older than that), on the request path: it must not block or do I/O
-    /// inline. The default does nothing.
-    fn record_use(&self, id: TokenId, at: SystemTime) {
-        let _ = (id, at);
+    /// time of admin listings, and `from` which client address when the
+    /// layer records addresses (opt-in:
+    /// [`AuthLayerBuilder::record_client_addresses`](crate::auth::AuthLayerBuilder::record_client_addresses)).
+    /// The layer calls it at most about once a minute per token (when the
+    /// record it found says the last use is older than that), on the
+    /// request path: it must not block or do I/O inline. A store that keeps
+    /// the address keeps it for a bounded time
+    /// ([`TokenRecord::last_used_from`]). The default does nothing.
+    fn record_use(&self, id: TokenId, at: SystemTime, from: Option<IpAddr>) {
+        let _ = (id, at, from);
     }
 }
 
@@ -95,8 +101,8 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
         (**self).find(id)
     }
 
-    fn record_use(&self, id: TokenId, at: SystemTime) {
-        (**self).record_use(id, at)
+    fn record_use(&self, id: TokenId, at: SystemTime, from: Option<IpAddr>) {
+        (**self).record_use(id, at, from)
     }
 }
 
@@ -134,6 +140,19 @@ pub trait TokenAdmin: TokenStore {
     /// never extends it. [`StoreErrorKind::NotFound`] for an unknown id.
     async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError>;
 
+    /// Replaces a token's limits ([`TokenRecord::rate_limit`],
+    /// [`TokenRecord::allowed_ips`]), and tells caches as for any change of
+    /// the token. The store writes what it is given:
+    /// [`TokenManager::set_limits`](crate::admin::TokenManager::set_limits)
+    /// is where an allowlist is kept from widening.
+    /// [`StoreErrorKind::NotFound`] for an unknown id.
+    async fn set_limits(
+        &self,
+        id: TokenId,
+        rate_limit: Option<RateLimit>,
+        allowed_ips: Option<IpAllowlist>,
+    ) -> Result<(), StoreError>;
+
     /// Suspends or reinstates an owner; all its tokens are refused while
     /// suspended.
     async fn set_owner_suspended(&self, owner: &OwnerId, suspended: bool)
@@ -161,6 +180,14 @@ impl<T: TokenAdmin + ?Sized> TokenAdmin for Arc<T> {
     }
     async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError> {
         (**self).cap_expiry(id, at).await
+    }
+    async fn set_limits(
+        &self,
+        id: TokenId,
+        rate_limit: Option<RateLimit>,
+        allowed_ips: Option<IpAllowlist>,
+    ) -> Result<(), StoreError> {
+        (**self).set_limits(id, rate_limit, allowed_ips).await
     }
     async fn set_owner_suspended(
         &self,

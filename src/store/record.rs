@@ -4,6 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use std::net::IpAddr;
+
+use crate::limit::{IpAllowlist, RateLimit};
 use crate::{scope::ScopeSet, token::TokenDigest, token::TokenId};
 
 /// Who a token belongs to: the store (tenant) that created it. Suspending
@@ -89,6 +92,17 @@ pub struct TokenRecord {
     /// link the stores keep, so listings can tell a rotation's grace from
     /// two tokens that merely share a name.
     pub rotated_from: Option<TokenId>,
+    /// The token's request budget, if it has one of its own (see
+    /// [`crate::limit`]). A rotation keeps it.
+    pub rate_limit: Option<RateLimit>,
+    /// The networks the token may be used from, if it is restricted. A
+    /// rotation keeps it; it may be narrowed, never widened.
+    pub allowed_ips: Option<IpAllowlist>,
+    /// The client address of the last recorded use, when the layer was
+    /// told to record addresses
+    /// ([`AuthLayerBuilder::record_client_addresses`](crate::auth::AuthLayerBuilder::record_client_addresses)).
+    /// Personal data: stores forget it after a bounded time.
+    pub last_used_from: Option<IpAddr>,
 }
 
 impl TokenRecord {
@@ -115,6 +129,9 @@ impl TokenRecord {
             last_used_at: None,
             owner_suspended: false,
             rotated_from: None,
+            rate_limit: None,
+            allowed_ips: None,
+            last_used_from: None,
         }
     }
 

@@ -209,6 +209,7 @@ fn now() -> SystemTime {
 
 mod contract;
 mod lifecycle;
+mod limits;
 
 #[doc(hidden)]
 pub use self::contract::{
@@ -221,6 +222,10 @@ pub use self::lifecycle::{
     one_live_token_per_name_and_rotations_keep_their_link, revocation_is_permanent,
     rotation_keeps_the_old_token_for_the_grace_only, rotation_never_extends_the_original_expiry,
     suspension_disables_all_owner_tokens_until_reinstated,
+};
+#[doc(hidden)]
+pub use self::limits::{
+    client_addresses_are_forgotten_after_30_days, limits_are_kept_enforced_and_only_narrowed,
 };
 
 /// Generates the conformance suite's tests (one `#[tokio::test]` each) for
@@ -282,6 +287,14 @@ macro_rules! conformance_tests {
                     $harness,
                 >()
                 .await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn limits_are_kept_enforced_and_only_narrowed() {
+                $crate::test_kit::limits_are_kept_enforced_and_only_narrowed::<$harness>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn client_addresses_are_forgotten_after_30_days() {
+                $crate::test_kit::client_addresses_are_forgotten_after_30_days::<$harness>().await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn nothing_in_clear_at_rest() {

@@ -144,6 +144,100 @@ impl TransportPolicy {
     }
 }
 
+impl TransportPolicy {
+    /// The client's address: the peer's, or, when the peer is a trusted
+    /// proxy, the nearest untrusted hop of the forwarding header that
+    /// proxy sets ([`client_address`]). `None` when it is not known.
+    pub(crate) fn client_ip<B>(&self, req: &Request<B>) -> Option<IpAddr> {
+        let peer = peer_ip(req)?;
+        match &self.proxies {
+            Some((header, trusted)) => client_address(*header, trusted, peer, req.headers()),
+            None => Some(peer),
+        }
+    }
+}
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The client address of a request that came from `peer`, behind proxies
+/// at `trusted` addresses that set `header`'s companion: `X-Forwarded-For`
+/// for [`ProxyHeader::XForwardedProto`], `Forwarded: for=` for
+/// [`ProxyHeader::Forwarded`]. IPv4-mapped IPv6 addresses count as IPv4.
+///
+/// - A peer that is not a trusted proxy is the client; its headers are
+///   not read.
+/// - Otherwise the hops are walked from the right (the nearest proxy's
+///   entry) past every trusted address; the first untrusted one is the
+///   client. If every hop is trusted, the leftmost is. Without the header,
+///   the trusted peer itself is the client.
+/// - A hop that is not an address (`unknown`, an obfuscated `_node`,
+///   junk) or a header that does not parse ends the walk: the address is
+///   not known (`None`), never guessed from hops further left, which the
+///   client wrote.
+#[doc(hidden)] // public for the fuzz target only
+pub fn client_address(
+    header: ProxyHeader,
+    trusted: &[IpNet],
+    peer: IpAddr,
+    headers: &HeaderMap,
+) -> Option<IpAddr> {
+    let peer = canonical(peer);
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let hops: Vec<Option<IpAddr>> = match header {
+        ProxyHeader::XForwardedProto => {
+            let mut hops = Vec::new();
+            for line in headers.get_all(&X_FORWARDED_FOR) {
+                let text = line.to_str().ok()?;
+                hops.extend(
+                    text.split(',')
+                        .map(|h| h.trim_matches([' ', '\t']))
+                        .filter(|h| !h.is_empty())
+                        .map(node_address),
+                );
+            }
+            hops
+        }
+        ProxyHeader::Forwarded => forwarded_elements(headers)?
+            .into_iter()
+            .map(|e| e.for_node.as_deref().and_then(node_address))
+            .collect(),
+    };
+    let mut client = peer;
+    for hop in hops.into_iter().rev() {
+        client = canonical(hop?);
+        if !is_trusted(&client) {
+            break;
+        }
+    }
+    Some(client)
+}
+
+/// An address as a forwarding header writes it: `192.0.2.7`,
+/// `192.0.2.7:443`, `2001:db8::1`, `[2001:db8::1]` or `[2001:db8::1]:443`.
+fn node_address(node: &str) -> Option<IpAddr> {
+    if let Ok(ip) = node.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(rest) = node.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']')?;
+        if !(after.is_empty() || valid_port(after.strip_prefix(':')?)) {
+            return None;
+        }
+        return v6.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6);
+    }
+    let (v4, port) = node.split_once(':')?;
+    valid_port(port)
+        .then(|| v4.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4))
+        .flatten()
+}
+
+fn valid_port(p: &str) -> bool {
+    (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn peer_ip<B>(req: &Request<B>) -> Option<IpAddr> {
     if let Some(PeerAddr(a)) = req.extensions().get::<PeerAddr>() {
         return Some(canonical(a.ip()));
@@ -159,7 +253,7 @@ fn peer_ip<B>(req: &Request<B>) -> Option<IpAddr> {
 }
 
 /// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) count as IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
@@ -185,35 +279,45 @@ fn x_forwarded_proto_says_https(headers: &HeaderMap) -> bool {
 /// The last element of the joined `Forwarded` list has exactly one `proto`,
 /// and it is `https`. Any syntax error anywhere refuses.
 fn forwarded_says_https(headers: &HeaderMap) -> bool {
-    let mut last = None;
-    for line in headers.get_all(http::header::FORWARDED) {
-        let Some(elements) = parse_forwarded(line.as_bytes()) else {
-            return false;
-        };
-        if let Some(proto) = elements.into_iter().next_back() {
-            last = Some(proto);
-        }
-    }
-    matches!(last, Some(Some(p)) if p.eq_ignore_ascii_case("https"))
+    let Some(elements) = forwarded_elements(headers) else {
+        return false;
+    };
+    matches!(elements.last(), Some(Element { proto: Some(p), .. }) if p.eq_ignore_ascii_case("https"))
 }
 
-/// Parses one `Forwarded` line into the `proto` of each of its elements
-/// (`None` for an element without one). `None` for a syntax error or a
-/// parameter repeated within an element.
-fn parse_forwarded(line: &[u8]) -> Option<Vec<Option<String>>> {
+/// The elements of all `Forwarded` lines, joined in order. `None` for a
+/// syntax error anywhere, or a parameter repeated within an element.
+fn forwarded_elements(headers: &HeaderMap) -> Option<Vec<Element>> {
+    let mut all = Vec::new();
+    for line in headers.get_all(http::header::FORWARDED) {
+        all.extend(parse_forwarded(line.as_bytes())?);
+    }
+    Some(all)
+}
+
+/// What one `Forwarded` element says, of what the layer reads.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Element {
+    proto: Option<String>,
+    for_node: Option<String>,
+}
+
+/// Parses one `Forwarded` line into its elements. `None` for a syntax
+/// error or a parameter repeated within an element.
+fn parse_forwarded(line: &[u8]) -> Option<Vec<Element>> {
     let mut p = ForwardedParser { s: line, i: 0 };
-    let mut protos = Vec::new();
+    let mut elements = Vec::new();
     loop {
         p.skip_ows();
         match p.peek() {
-            None => return Some(protos),
+            None => return Some(elements),
             // An empty list member (RFC 9110 list rules).
             Some(b',') => p.i += 1,
             Some(_) => {
-                protos.push(p.element()?);
+                elements.push(p.element()?);
                 p.skip_ows();
                 match p.peek() {
-                    None => return Some(protos),
+                    None => return Some(elements),
                     Some(b',') => p.i += 1,
                     Some(_) => return None,
                 }
@@ -238,10 +342,10 @@ impl ForwardedParser<'_> {
         }
     }
 
-    /// `forwarded-element`: pairs separated by `;`. Returns its `proto`.
-    fn element(&mut self) -> Option<Option<String>> {
+    /// `forwarded-element`: pairs separated by `;`.
+    fn element(&mut self) -> Option<Element> {
         let mut seen: Vec<Vec<u8>> = Vec::new();
-        let mut proto = None;
+        let mut element = Element::default();
         loop {
             self.skip_ows();
             if matches!(self.peek(), Some(b';')) {
@@ -249,7 +353,7 @@ impl ForwardedParser<'_> {
                 continue;
             }
             if matches!(self.peek(), None | Some(b',')) {
-                return Some(proto);
+                return Some(element);
             }
             let name = self.token()?.to_ascii_lowercase();
             if self.peek() != Some(b'=') {
@@ -264,14 +368,16 @@ impl ForwardedParser<'_> {
             if seen.contains(&name) {
                 return None;
             }
-            if name == b"proto" {
-                proto = Some(value);
+            match name.as_slice() {
+                b"proto" => element.proto = Some(value),
+                b"for" => element.for_node = Some(value),
+                _ => {}
             }
             seen.push(name);
             self.skip_ows();
             match self.peek() {
                 Some(b';') => self.i += 1,
-                None | Some(b',') => return Some(proto),
+                None | Some(b',') => return Some(element),
                 Some(_) => return None,
             }
         }

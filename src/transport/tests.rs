@@ -223,3 +223,124 @@ fn plain_http_switch_allows_everything() {
     };
     assert!(p.is_secure(&req(&[], None)));
 }
+
+fn client(
+    header: ProxyHeader,
+    trusted: &[&str],
+    peer: &str,
+    headers: &[(&str, &str)],
+) -> Option<String> {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        map.append(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let trusted: Vec<IpNet> = trusted.iter().map(|t| t.parse().unwrap()).collect();
+    client_address(header, &trusted, peer.parse().unwrap(), &map).map(|ip| ip.to_string())
+}
+
+#[test]
+fn client_is_the_peer_unless_the_peer_is_a_trusted_proxy() {
+    use ProxyHeader::*;
+    let spoof = [
+        ("x-forwarded-for", "198.51.100.1"),
+        ("forwarded", "for=198.51.100.1"),
+    ];
+    // Not behind a trusted proxy: the headers are the client's words.
+    assert_eq!(
+        client(XForwardedProto, &["10.0.0.0/8"], "203.0.113.5", &spoof).as_deref(),
+        Some("203.0.113.5")
+    );
+    assert_eq!(
+        client(Forwarded, &["10.0.0.0/8"], "203.0.113.5", &spoof).as_deref(),
+        Some("203.0.113.5")
+    );
+    // A trusted proxy without the header is the client itself.
+    assert_eq!(
+        client(XForwardedProto, &["10.0.0.0/8"], "10.0.0.2", &[]).as_deref(),
+        Some("10.0.0.2")
+    );
+    // IPv4-mapped peers count as IPv4.
+    assert_eq!(
+        client(XForwardedProto, &["10.0.0.0/8"], "::ffff:203.0.113.5", &[]).as_deref(),
+        Some("203.0.113.5")
+    );
+}
+
+#[test]
+fn x_forwarded_for_is_walked_from_the_right_past_trusted_hops() {
+    use ProxyHeader::XForwardedProto as X;
+    let t = &["10.0.0.0/8", "2001:db8:ffff::/48"];
+    // The client wrote "1.1.1.1" itself; the proxy appended the real peer.
+    let h = [("x-forwarded-for", "1.1.1.1, 203.0.113.7")];
+    assert_eq!(client(X, t, "10.0.0.2", &h).as_deref(), Some("203.0.113.7"));
+    // Two trusted hops, over two lines.
+    let h = [
+        ("x-forwarded-for", "1.1.1.1, 203.0.113.7"),
+        ("x-forwarded-for", "10.1.1.1"),
+    ];
+    assert_eq!(client(X, t, "10.0.0.2", &h).as_deref(), Some("203.0.113.7"));
+    // IPv6 forms, mapped addresses, ports.
+    let h = [("x-forwarded-for", "[2001:db8::5]:4711, 2001:db8:ffff::1")];
+    assert_eq!(client(X, t, "10.0.0.2", &h).as_deref(), Some("2001:db8::5"));
+    let h = [("x-forwarded-for", "::ffff:198.51.100.9")];
+    assert_eq!(
+        client(X, t, "10.0.0.2", &h).as_deref(),
+        Some("198.51.100.9")
+    );
+    let h = [("x-forwarded-for", "198.51.100.9:5555")];
+    assert_eq!(
+        client(X, t, "10.0.0.2", &h).as_deref(),
+        Some("198.51.100.9")
+    );
+    // Every hop trusted: the leftmost.
+    let h = [("x-forwarded-for", "10.9.9.9, 10.1.1.1")];
+    assert_eq!(client(X, t, "10.0.0.2", &h).as_deref(), Some("10.9.9.9"));
+    // Junk at the nearest untrusted position: unknown, not the hop beyond.
+    for junk in [
+        "1.1.1.1, unknown",
+        "1.1.1.1, 203.0.113.300",
+        "1.1.1.1, [2001:db8::1",
+        "1.1.1.1, 1.2.3.4:port",
+    ] {
+        let h = [("x-forwarded-for", junk)];
+        assert_eq!(client(X, t, "10.0.0.2", &h), None, "{junk}");
+    }
+    // Junk beyond the client does not matter.
+    let h = [("x-forwarded-for", "garbage, 203.0.113.7")];
+    assert_eq!(client(X, t, "10.0.0.2", &h).as_deref(), Some("203.0.113.7"));
+}
+
+#[test]
+fn forwarded_for_is_walked_from_the_right_past_trusted_hops() {
+    use ProxyHeader::Forwarded as F;
+    let t = &["10.0.0.0/8"];
+    let h = [("forwarded", "for=1.1.1.1, for=203.0.113.7;proto=https")];
+    assert_eq!(client(F, t, "10.0.0.2", &h).as_deref(), Some("203.0.113.7"));
+    let h = [
+        ("forwarded", "for=\"[2001:db8:cafe::17]:4711\""),
+        ("forwarded", "for=10.3.3.3;proto=https"),
+    ];
+    assert_eq!(
+        client(F, t, "10.0.0.2", &h).as_deref(),
+        Some("2001:db8:cafe::17")
+    );
+    for unknown in [
+        "for=unknown",
+        "for=_hidden",
+        "proto=https",
+        "for=1.1.1.1;for=2.2.2.2",
+        "for=\"unterminated",
+    ] {
+        let h = [("forwarded", unknown)];
+        assert_eq!(client(F, t, "10.0.0.2", &h), None, "{unknown}");
+    }
+    // X-Forwarded-For is not read when the proxy sets Forwarded.
+    let h = [
+        ("forwarded", "for=203.0.113.7"),
+        ("x-forwarded-for", "198.51.100.1"),
+    ];
+    assert_eq!(client(F, t, "10.0.0.2", &h).as_deref(), Some("203.0.113.7"));
+}

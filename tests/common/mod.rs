@@ -37,8 +37,8 @@ impl TokenStore for CountingStore {
         self.finds.fetch_add(1, Ordering::SeqCst);
         self.inner.find(id)
     }
-    fn record_use(&self, id: TokenId, at: SystemTime) {
-        self.inner.record_use(id, at)
+    fn record_use(&self, id: TokenId, at: SystemTime, from: Option<std::net::IpAddr>) {
+        self.inner.record_use(id, at, from)
     }
 }
 

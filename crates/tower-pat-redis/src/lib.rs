@@ -17,6 +17,9 @@ use tower_pat::store::{
 };
 use tower_pat::token::TokenId;
 
+mod limiter;
+pub use limiter::RedisRateLimiter;
+
 /// A Redis pub/sub channel carrying token changes between instances, with
 /// the guarantees of `PostgresStore::listen`:
 ///
@@ -303,8 +306,8 @@ impl<S: TokenStore> TokenStore for RedisAnnounced<S> {
         self.store.find(id)
     }
 
-    fn record_use(&self, id: TokenId, at: SystemTime) {
-        self.store.record_use(id, at);
+    fn record_use(&self, id: TokenId, at: SystemTime, from: Option<std::net::IpAddr>) {
+        self.store.record_use(id, at, from);
     }
 }
 
@@ -332,6 +335,16 @@ impl<S: TokenAdmin> TokenAdmin for RedisAnnounced<S> {
 
     async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError> {
         let result = self.store.cap_expiry(id, at).await;
+        self.announce(result, Change::Token(id)).await
+    }
+
+    async fn set_limits(
+        &self,
+        id: TokenId,
+        rate_limit: Option<tower_pat::limit::RateLimit>,
+        allowed_ips: Option<tower_pat::limit::IpAllowlist>,
+    ) -> Result<(), StoreError> {
+        let result = self.store.set_limits(id, rate_limit, allowed_ips).await;
         self.announce(result, Change::Token(id)).await
     }
 

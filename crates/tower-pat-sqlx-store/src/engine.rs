@@ -5,6 +5,7 @@
 //! `Arc<Engine<_>>` and delegate to it.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -13,10 +14,14 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArgumen
 use crate::sql::{
     db_error, id_to_db, scopes_to_db, to_micros, Dialect, RawRecord, Shared, UseTracker,
 };
+use tower_pat::limit::{IpAllowlist, RateLimit};
 use tower_pat::store::{
     Change, Lookup, OwnerId, RevocationReason, StoreError, StoreErrorKind, TokenRecord,
 };
 use tower_pat::token::TokenId;
+
+/// How long the client address of a last use is kept.
+const ADDRESS_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 
 /// What differs between two SQL databases, beyond the SQL itself.
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -55,8 +60,8 @@ impl<B: Backend> Engine<B> {
     }
 
     /// Notes a successful use, written with the next flush.
-    pub(crate) fn note_use(&self, id: TokenId, at: SystemTime) {
-        self.uses.note(id, at);
+    pub(crate) fn note_use(&self, id: TokenId, at: SystemTime, from: Option<IpAddr>) {
+        self.uses.note(id, at, from);
     }
 }
 
@@ -130,6 +135,9 @@ where
             .bind(r.expires_at.map(to_micros))
             .bind(r.last_used_at.map(to_micros))
             .bind(r.rotated_from.map(id_to_db))
+            .bind(r.rate_limit.map(|l| l.to_string()))
+            .bind(r.allowed_ips.as_ref().map(|l| l.to_string()))
+            .bind(r.last_used_from.map(|ip| ip.to_string()))
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
@@ -246,15 +254,48 @@ where
             return Ok(());
         }
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        for (id, at) in batch {
+        let mut newest = SystemTime::UNIX_EPOCH;
+        for (id, (at, from)) in batch {
+            newest = newest.max(at);
             sqlx::query(B::SQL.touch)
                 .bind(id_to_db(id))
                 .bind(to_micros(at))
+                .bind(from.map(|ip| ip.to_string()))
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
         }
+        // Client addresses are kept for a bounded time.
+        let cutoff = newest
+            .checked_sub(ADDRESS_RETENTION)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        sqlx::query(B::SQL.forget_addresses)
+            .bind(to_micros(cutoff))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)
+    }
+
+    /// Sets a token's limits, and tells every cache.
+    pub(crate) async fn set_limits(
+        &self,
+        id: TokenId,
+        rate_limit: Option<RateLimit>,
+        allowed_ips: Option<&IpAllowlist>,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(B::SQL.set_limits)
+            .bind(id_to_db(id))
+            .bind(rate_limit.map(|l| l.to_string()))
+            .bind(allowed_ips.map(|l| l.to_string()))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        if B::rows_affected(&done) == 0 {
+            return Err(StoreError::new(StoreErrorKind::NotFound));
+        }
+        self.backend.announce(&self.pool, Change::Token(id)).await;
+        Ok(())
     }
 
     /// [`Engine::flush_uses`] for the background flusher: failures are

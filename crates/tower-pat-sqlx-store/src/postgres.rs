@@ -1,6 +1,7 @@
 //! [`PostgresStore`]: tokens in PostgreSQL, shared by many instances
 //! (feature `postgres`).
 
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -11,6 +12,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
+use tower_pat::limit::{IpAllowlist, RateLimit};
 use tower_pat::store::feed::{ChangeFeed, Subscription};
 use tower_pat::store::{
     Background, Change, Invalidate, Lookup, OwnerId, RevocationReason, StoreError, TokenAdmin,
@@ -387,8 +389,8 @@ impl TokenStore for PostgresStore {
 
     /// Kept in memory, and written by [`PostgresStore::write_last_used_every`]
     /// or [`PostgresStore::flush_last_used`].
-    fn record_use(&self, id: TokenId, at: SystemTime) {
-        self.engine.note_use(id, at);
+    fn record_use(&self, id: TokenId, at: SystemTime, from: Option<IpAddr>) {
+        self.engine.note_use(id, at, from);
     }
 }
 
@@ -413,6 +415,17 @@ impl TokenAdmin for PostgresStore {
 
     async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError> {
         self.engine.cap_expiry(id, at).await
+    }
+
+    async fn set_limits(
+        &self,
+        id: TokenId,
+        rate_limit: Option<RateLimit>,
+        allowed_ips: Option<IpAllowlist>,
+    ) -> Result<(), StoreError> {
+        self.engine
+            .set_limits(id, rate_limit, allowed_ips.as_ref())
+            .await
     }
 
     async fn set_owner_suspended(

@@ -2,6 +2,7 @@
 //! throttled, batched last-used tracker.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +29,9 @@ pub(crate) struct RawRecord {
     last_used_at: Option<i64>,
     owner_suspended: bool,
     rotated_from: Option<i64>,
+    rate_limit: Option<String>,
+    allowed_ips: Option<String>,
+    last_used_ip: Option<String>,
 }
 
 impl RawRecord {
@@ -67,6 +71,24 @@ impl RawRecord {
         record.last_used_at = self.last_used_at.map(from_micros);
         record.owner_suspended = self.owner_suspended;
         record.rotated_from = self.rotated_from.map(db_to_id);
+        // A limit that does not read back fails closed (503 to the holder
+        // of the secret), never as "no limit".
+        record.rate_limit = match &self.rate_limit {
+            None => None,
+            Some(t) => Some(
+                t.parse()
+                    .map_err(|e| corrupt(format!("token {id}: rate limit: {e}")))?,
+            ),
+        };
+        record.allowed_ips = match &self.allowed_ips {
+            None => None,
+            Some(t) => Some(
+                t.parse()
+                    .map_err(|e| corrupt(format!("token {id}: allowlist: {e}")))?,
+            ),
+        };
+        // A hint: an unreadable address is dropped, not an error.
+        record.last_used_from = self.last_used_ip.as_deref().and_then(|t| t.parse().ok());
         Ok(record)
     }
 }
@@ -170,17 +192,19 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
 /// collapse into the latest.
 #[derive(Debug, Default)]
 pub(crate) struct UseTracker {
-    pending: Mutex<HashMap<TokenId, SystemTime>>,
+    pending: Mutex<HashMap<TokenId, (SystemTime, Option<IpAddr>)>>,
 }
 
 impl UseTracker {
-    pub(crate) fn note(&self, id: TokenId, at: SystemTime) {
+    pub(crate) fn note(&self, id: TokenId, at: SystemTime, from: Option<IpAddr>) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        let slot = pending.entry(id).or_insert(at);
-        *slot = (*slot).max(at);
+        let slot = pending.entry(id).or_insert((at, from));
+        if at >= slot.0 {
+            *slot = (at, from);
+        }
     }
 
-    pub(crate) fn take(&self) -> Vec<(TokenId, SystemTime)> {
+    pub(crate) fn take(&self) -> Vec<(TokenId, (SystemTime, Option<IpAddr>))> {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         p.drain().collect()
     }
@@ -230,15 +254,22 @@ mod tests {
             TokenId::from_bytes(u64::to_be_bytes(8)),
         );
         let now = SystemTime::now();
-        t.note(a, now + Duration::from_secs(10));
-        t.note(a, now);
-        t.note(b, now);
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        t.note(a, now + Duration::from_secs(10), ip("203.0.113.1"));
+        t.note(a, now, ip("203.0.113.2"));
+        t.note(b, now, None);
         let mut batch = t.take();
         batch.sort();
-        assert_eq!(batch, vec![(a, now + Duration::from_secs(10)), (b, now)]);
+        assert_eq!(
+            batch,
+            vec![
+                (a, (now + Duration::from_secs(10), ip("203.0.113.1"))),
+                (b, (now, None))
+            ]
+        );
         assert!(t.take().is_empty());
-        t.note(a, now + Duration::from_secs(61));
-        assert_eq!(t.take(), vec![(a, now + Duration::from_secs(61))]);
+        t.note(a, now + Duration::from_secs(61), None);
+        assert_eq!(t.take(), vec![(a, (now + Duration::from_secs(61), None))]);
     }
 
     #[test]
@@ -258,6 +289,9 @@ mod tests {
             last_used_at: None,
             owner_suspended: false,
             rotated_from: None,
+            rate_limit: None,
+            allowed_ips: None,
+            last_used_ip: None,
         };
         use tower_pat::store::StoreErrorKind::Corrupt;
         assert_eq!(
@@ -287,7 +321,8 @@ macro_rules! select_records {
     () => {
         "SELECT t.id, t.digest, t.owner, t.name, t.scopes, t.preview, t.created_at, \
          t.expires_at, r.revoked_at, r.reason AS revoked_reason, r.url AS revoked_url, t.last_used_at, \
-         COALESCE(o.suspended, FALSE) AS owner_suspended, t.rotated_from \
+         COALESCE(o.suspended, FALSE) AS owner_suspended, t.rotated_from, \
+         t.rate_limit, t.allowed_ips, t.last_used_ip \
          FROM tower_pat_tokens t \
          LEFT JOIN tower_pat_owners o ON o.owner = t.owner \
          LEFT JOIN tower_pat_revocations r ON r.id = t.id"
@@ -326,6 +361,10 @@ pub(crate) struct Dialect {
     pub(crate) set_suspended: &'static str,
     pub(crate) is_suspended: &'static str,
     pub(crate) touch: &'static str,
+    /// Forgets the client addresses of uses older than a cutoff.
+    pub(crate) forget_addresses: &'static str,
+    /// Sets a token's limits.
+    pub(crate) set_limits: &'static str,
 }
 
 /// Writes one [`Dialect`] from a parameter marker (`"$"` or `"?"`).
@@ -359,7 +398,8 @@ macro_rules! dialect {
             ),
             insert: concat!(
                 "INSERT INTO tower_pat_tokens (id, digest, owner, name, scopes, preview, \
-                 created_at, expires_at, last_used_at, rotated_from) VALUES (",
+                 created_at, expires_at, last_used_at, rotated_from, rate_limit, allowed_ips, \
+                 last_used_ip) VALUES (",
                 $p,
                 "1, ",
                 $p,
@@ -379,7 +419,13 @@ macro_rules! dialect {
                 $p,
                 "9, ",
                 $p,
-                "10)"
+                "10, ",
+                $p,
+                "11, ",
+                $p,
+                "12, ",
+                $p,
+                "13)"
             ),
             revoke: concat!(
                 "INSERT INTO tower_pat_revocations (id, revoked_at, reason, url) SELECT id, ",
@@ -418,11 +464,28 @@ macro_rules! dialect {
             touch: concat!(
                 "UPDATE tower_pat_tokens SET last_used_at = ",
                 $p,
-                "2 WHERE id = ",
+                "2, last_used_ip = ",
+                $p,
+                "3 WHERE id = ",
                 $p,
                 "1 AND (last_used_at IS NULL OR last_used_at < ",
                 $p,
                 "2)"
+            ),
+            forget_addresses: concat!(
+                "UPDATE tower_pat_tokens SET last_used_ip = NULL \
+                 WHERE last_used_ip IS NOT NULL AND last_used_at < ",
+                $p,
+                "1"
+            ),
+            set_limits: concat!(
+                "UPDATE tower_pat_tokens SET rate_limit = ",
+                $p,
+                "2, allowed_ips = ",
+                $p,
+                "3 WHERE id = ",
+                $p,
+                "1"
             ),
         }
     };

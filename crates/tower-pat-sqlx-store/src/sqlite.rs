@@ -1,5 +1,6 @@
 //! [`SqliteStore`]: tokens in a SQLite file (feature `sqlite`).
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -10,6 +11,7 @@ use sqlx::sqlite::{
 
 use async_trait::async_trait;
 
+use tower_pat::limit::{IpAllowlist, RateLimit};
 use tower_pat::store::feed::Message;
 use tower_pat::store::{
     Background, Change, Invalidate, Lookup, OwnerId, RevocationReason, StoreError, TokenAdmin,
@@ -224,8 +226,8 @@ impl TokenStore for SqliteStore {
 
     /// Kept in memory, and written by [`SqliteStore::write_last_used_every`]
     /// or [`SqliteStore::flush_last_used`].
-    fn record_use(&self, id: TokenId, at: SystemTime) {
-        self.engine.note_use(id, at);
+    fn record_use(&self, id: TokenId, at: SystemTime, from: Option<IpAddr>) {
+        self.engine.note_use(id, at, from);
     }
 }
 
@@ -250,6 +252,17 @@ impl TokenAdmin for SqliteStore {
 
     async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError> {
         self.engine.cap_expiry(id, at).await
+    }
+
+    async fn set_limits(
+        &self,
+        id: TokenId,
+        rate_limit: Option<RateLimit>,
+        allowed_ips: Option<IpAllowlist>,
+    ) -> Result<(), StoreError> {
+        self.engine
+            .set_limits(id, rate_limit, allowed_ips.as_ref())
+            .await
     }
 
     async fn set_owner_suspended(

@@ -43,7 +43,7 @@ async fn shutting_the_writer_down_writes_the_pending_last_use_times() {
     let (store, id) = sqlite_with_token().await;
     // A period far longer than the test: only the shutdown can write.
     let writer = store.write_last_used_every(Duration::from_secs(3600));
-    store.record_use(id, at(1_800_000_000));
+    store.record_use(id, at(1_800_000_000), None);
     assert_eq!(store.find(id).await.unwrap().unwrap().last_used_at, None);
     writer.shutdown().await.unwrap();
     assert_eq!(
@@ -56,7 +56,7 @@ async fn shutting_the_writer_down_writes_the_pending_last_use_times() {
 async fn the_writer_writes_every_period_and_dropping_it_stops_writing() {
     let (store, id) = sqlite_with_token().await;
     let writer = store.write_last_used_every(Duration::from_millis(50));
-    store.record_use(id, at(1_800_000_000));
+    store.record_use(id, at(1_800_000_000), None);
     let started = Instant::now();
     while store
         .find(id)
@@ -70,7 +70,7 @@ async fn the_writer_writes_every_period_and_dropping_it_stops_writing() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     drop(writer);
-    store.record_use(id, at(1_800_000_100));
+    store.record_use(id, at(1_800_000_100), None);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         store.find(id).await.unwrap().unwrap().last_used_at,
@@ -128,7 +128,7 @@ async fn postgres_tasks_stop_with_their_handles_and_the_filter_with_them() {
         .id;
 
     let writer = store.write_last_used_every(Duration::from_secs(3600));
-    store.record_use(id, at(1_800_000_000));
+    store.record_use(id, at(1_800_000_000), None);
     writer.shutdown().await.unwrap();
     assert_eq!(
         store.find(id).await.unwrap().unwrap().last_used_at,

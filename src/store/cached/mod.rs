@@ -2,6 +2,7 @@
 //! of any [`TokenStore`] (feature `cache`).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::sync::{Arc, PoisonError};
@@ -15,6 +16,7 @@ use self::config::capacity;
 pub use self::config::CacheConfig;
 use self::floors::Floors;
 use super::{Change, Invalidate, Lookup, OwnerId, StoreError, TokenAdmin, TokenRecord, TokenStore};
+use crate::limit::{IpAllowlist, RateLimit};
 use crate::{store::RevocationReason, token::TokenId};
 
 mod config;
@@ -340,8 +342,8 @@ impl<S: TokenStore> TokenStore for CachedStore<S> {
         })
     }
 
-    fn record_use(&self, id: TokenId, at: SystemTime) {
-        self.inner.record_use(id, at);
+    fn record_use(&self, id: TokenId, at: SystemTime, from: Option<IpAddr>) {
+        self.inner.record_use(id, at, from);
         // Note the use in the cached record too, so the layer skips the
         // hint while it is recent. The layer calls this about once a minute
         // per token, so copying the record here is cheap. The replacement
@@ -352,6 +354,7 @@ impl<S: TokenStore> TokenStore for CachedStore<S> {
             if e.record.last_used_at.is_none_or(|t| t < at) {
                 let mut r = TokenRecord::clone(&e.record);
                 r.last_used_at = Some(at);
+                r.last_used_from = from;
                 e.record = Arc::new(r);
                 self.state.positive.insert(id, e);
             }
@@ -385,6 +388,17 @@ impl<S: TokenAdmin> TokenAdmin for CachedStore<S> {
 
     async fn cap_expiry(&self, id: TokenId, at: SystemTime) -> Result<(), StoreError> {
         let result = self.inner.cap_expiry(id, at).await;
+        self.state.invalidate(&Change::Token(id));
+        result
+    }
+
+    async fn set_limits(
+        &self,
+        id: TokenId,
+        rate_limit: Option<RateLimit>,
+        allowed_ips: Option<IpAllowlist>,
+    ) -> Result<(), StoreError> {
+        let result = self.inner.set_limits(id, rate_limit, allowed_ips).await;
         self.state.invalidate(&Change::Token(id));
         result
     }

@@ -1,0 +1,297 @@
+//! Per-token limits: a request budget ([`RateLimit`]) and the networks a
+//! token may be used from ([`IpAllowlist`]), kept on the token's record
+//! ([`TokenRecord::rate_limit`], [`TokenRecord::allowed_ips`]) and enforced
+//! by the [`AuthLayer`](crate::AuthLayer) after the secret is verified.
+//!
+//! - **Allowlist.** A verified request from outside the list is answered
+//!   403 (`address_not_allowed`); so is one whose client address is not
+//!   known (no peer address, or a trusted proxy's header that cannot be
+//!   read), with a log line saying why. Until the secret is verified every
+//!   answer is the ordinary 401, so the 403 tells only a holder of the
+//!   secret that the token is live.
+//! - **Budget.** Only requests that proved their secret spend it (ids are
+//!   public: anything else would let anyone drain anyone's budget). Over
+//!   it, the answer is 429 (`rate_limited`) with `Retry-After`. Every
+//!   answer to a limited token carries the `RateLimit-Policy` and
+//!   `RateLimit` fields of draft-ietf-httpapi-ratelimit-headers-10:
+//!   `RateLimit-Policy: "token";q=600;w=60` and
+//!   `RateLimit: "token";r=599;t=1` (requests left now; seconds until the
+//!   budget is full again).
+//! - **Where budgets live.** In one process, in memory
+//!   ([`MemoryRateLimiter`], the default): 16 bytes per token that spent
+//!   part of its budget (its id and one time), dropped once the budget is
+//!   full again. Across instances, any [`RateLimiter`] given to
+//!   [`AuthLayerBuilder::rate_limiter`](crate::auth::AuthLayerBuilder::rate_limiter);
+//!   the `tower-pat-redis` crate has one that takes one round trip.
+//!
+//! The same GCRA cell keeps the failed-authentication limit per client
+//! address ([`AuthLayerBuilder::failed_auth_limit`](crate::auth::AuthLayerBuilder::failed_auth_limit)).
+//!
+//! [`TokenRecord::rate_limit`]: crate::store::TokenRecord::rate_limit
+//! [`TokenRecord::allowed_ips`]: crate::store::TokenRecord::allowed_ips
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use http::HeaderValue;
+
+use crate::store::StoreError;
+use crate::token::TokenId;
+
+mod allowlist;
+pub(crate) mod gcra;
+mod rate;
+
+pub use self::allowlist::IpAllowlist;
+pub use self::rate::RateLimit;
+use gcra::{Keyed, Outcome};
+
+/// A rate limit or an allowlist that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitError {
+    /// The request budget is out of range or unreadable.
+    #[error("{0}")]
+    Rate(&'static str),
+    /// The allowlist is empty, too long, or holds something that is not a
+    /// network.
+    #[error("{0}")]
+    Allowlist(String),
+}
+
+/// What spending one request of a token's budget gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    retry_after: Option<Duration>,
+    remaining: u32,
+    reset: Duration,
+}
+
+impl Budget {
+    /// Accepted, with `remaining` more accepted right now and the budget
+    /// full again in `reset`.
+    pub fn allowed(remaining: u32, reset: Duration) -> Self {
+        Self {
+            retry_after: None,
+            remaining,
+            reset,
+        }
+    }
+
+    /// Refused: one more is accepted in `retry_after`, and the budget is
+    /// full again in `reset`.
+    pub fn refused(retry_after: Duration, reset: Duration) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            remaining: 0,
+            reset,
+        }
+    }
+
+    /// Whether the request was accepted.
+    pub fn is_allowed(&self) -> bool {
+        self.retry_after.is_none()
+    }
+
+    /// How long to wait before the next request is accepted, when refused.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// Requests accepted right now after this one.
+    pub fn remaining(&self) -> u32 {
+        self.remaining
+    }
+
+    /// When the whole budget is available again.
+    pub fn reset(&self) -> Duration {
+        self.reset
+    }
+
+    fn of(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Allowed {
+                remaining,
+                reset_ns,
+            } => Self::allowed(remaining, Duration::from_nanos(reset_ns)),
+            Outcome::Refused { retry_ns, reset_ns } => Self::refused(
+                Duration::from_nanos(retry_ns),
+                Duration::from_nanos(reset_ns),
+            ),
+        }
+    }
+}
+
+/// Where token budgets are kept: [`MemoryRateLimiter`] in one process, a
+/// shared one (Redis) across instances.
+///
+/// The layer calls [`RateLimiter::spend`] once per request of a token
+/// with a budget, after its secret, its status and its allowlist were
+/// checked. An `Err` is answered 503, fail closed: a limiter that can fall
+/// back on something (the Redis one divides the budget among the
+/// instances) does so itself and answers `Ok`.
+#[async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Spends one request of token `id`'s budget `limit`, at `now` (a
+    /// shared limiter may use its own clock instead, so that instances
+    /// with skewed clocks agree).
+    async fn spend(
+        &self,
+        id: TokenId,
+        limit: RateLimit,
+        now: SystemTime,
+    ) -> Result<Budget, StoreError>;
+}
+
+/// Token budgets in this process's memory: GCRA, one 8-byte time per token
+/// that spent part of its budget, dropped once the budget is full again.
+/// No global lock: the cells are sharded, and a spend is one
+/// compare-and-swap under a shard's read lock. Cheap to clone (clones
+/// share the budgets).
+#[derive(Clone, Default)]
+pub struct MemoryRateLimiter(Arc<Keyed<u64, RandomState>>);
+
+impl MemoryRateLimiter {
+    /// An empty limiter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// [`RateLimiter::spend`], without waiting.
+    pub(crate) fn spend_now(&self, id: TokenId, limit: RateLimit, now: SystemTime) -> Budget {
+        let (interval, tolerance) = limit.gcra_nanos();
+        let key = u64::from_le_bytes(*id.as_bytes());
+        Budget::of(self.0.spend(key, nanos(now), interval, tolerance))
+    }
+
+    /// Tokens with a partly spent budget held in memory.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl fmt::Debug for MemoryRateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryRateLimiter").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl RateLimiter for MemoryRateLimiter {
+    async fn spend(
+        &self,
+        id: TokenId,
+        limit: RateLimit,
+        now: SystemTime,
+    ) -> Result<Budget, StoreError> {
+        Ok(self.spend_now(id, limit, now))
+    }
+}
+
+/// Nanoseconds since the Unix epoch (0 before it).
+pub(crate) fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Failed authentications per client address, checked before the store
+/// is asked and spent after a refusal.
+pub(crate) struct FailureLimiter {
+    limit: RateLimit,
+    cells: Keyed<u128, RandomState>,
+}
+
+impl fmt::Debug for FailureLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FailureLimiter")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FailureLimiter {
+    pub(crate) fn new(limit: RateLimit) -> Self {
+        Self {
+            limit,
+            cells: Keyed::default(),
+        }
+    }
+
+    /// One client: an IPv4 address, or an IPv6 /64 (what one subscriber
+    /// usually holds, so that rotating addresses within it does not
+    /// escape the limit).
+    fn key(ip: IpAddr) -> u128 {
+        match crate::transport::canonical(ip) {
+            IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+            IpAddr::V6(v6) => u128::from(v6) >> 64 << 64,
+        }
+    }
+
+    /// `Some(budget)` when this client may not fail again now.
+    pub(crate) fn blocked(&self, ip: IpAddr, now: SystemTime) -> Option<Budget> {
+        let (interval, tolerance) = self.limit.gcra_nanos();
+        let b = Budget::of(
+            self.cells
+                .peek(Self::key(ip), nanos(now), interval, tolerance),
+        );
+        (!b.is_allowed()).then_some(b)
+    }
+
+    /// Counts one failure of this client.
+    pub(crate) fn failed(&self, ip: IpAddr, now: SystemTime) {
+        let (interval, tolerance) = self.limit.gcra_nanos();
+        self.cells
+            .spend(Self::key(ip), nanos(now), interval, tolerance);
+    }
+
+    pub(crate) fn limit(&self) -> RateLimit {
+        self.limit
+    }
+}
+
+/// The `RateLimit-Policy` and `RateLimit` fields for one answer.
+#[derive(Clone, Debug)]
+pub(crate) struct RateHeaders {
+    pub(crate) policy: HeaderValue,
+    pub(crate) state: HeaderValue,
+}
+
+impl RateHeaders {
+    pub(crate) fn new(name: &str, limit: RateLimit, budget: &Budget) -> Self {
+        let policy = format!(
+            "\"{name}\";q={};w={}",
+            limit.requests(),
+            limit.period().as_secs()
+        );
+        let state = format!(
+            "\"{name}\";r={};t={}",
+            budget.remaining(),
+            ceil_secs(budget.reset())
+        );
+        Self {
+            policy: HeaderValue::from_str(&policy).expect("digits and a fixed name"),
+            state: HeaderValue::from_str(&state).expect("digits and a fixed name"),
+        }
+    }
+
+    pub(crate) fn apply(&self, headers: &mut http::HeaderMap) {
+        headers.insert(RATELIMIT_POLICY.clone(), self.policy.clone());
+        headers.insert(RATELIMIT.clone(), self.state.clone());
+    }
+}
+
+static RATELIMIT_POLICY: http::HeaderName = http::HeaderName::from_static("ratelimit-policy");
+static RATELIMIT: http::HeaderName = http::HeaderName::from_static("ratelimit");
+
+/// Whole seconds, rounded up: a client that waits this long is not early.
+pub(crate) fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+#[cfg(test)]
+mod tests;
