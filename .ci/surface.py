@@ -12,7 +12,7 @@ from pathlib import Path
 DOC = Path(os.environ.get("CARGO_TARGET_DIR", "target")) / "doc"
 # crate -> most items allowed in all.html
 BOUNDS = {
-    "tower_pat": 67,  # target 50: see the closing note of #23 for what the remaining items are
+    "tower_pat": 73,  # target 50: see the closing notes of #23 (67) and #25 (+6 for limits)
     "tower_pat_sqlx_store": 12,
     "tower_pat_redis": 12,
     "tower_pat_utoipa": 12,

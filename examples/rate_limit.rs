@@ -1,148 +1,38 @@
-//! Brute-force protection: tower-pat combined with the `governor` rate
-//! limiter so that a client hammering the API with bad tokens gets 429,
-//! while clients with valid tokens keep working.
+//! Brute-force protection: the auth layer's failed-attempt limit, so that
+//! a client hammering the API with bad tokens gets 429, while clients with
+//! valid tokens keep working.
 //!
-//! Only *failed* authentications spend a client's budget (keyed by peer IP):
-//! a busy integration with a valid token is never throttled by this layer.
-//! Put it outside the auth layer. Run: `cargo run --example rate_limit`.
+//! Only *failed* authentications spend a client's budget (keyed by its
+//! address, an IPv6 /64 counting as one client): a busy integration with a
+//! valid token is never throttled by it. The layer does it by default (20
+//! failures a minute); `AuthLayerBuilder::failed_auth_limit` changes the
+//! budget, here to 5 at once and 10 a minute. Run:
+//! `cargo run --example rate_limit`.
 //!
-//! Failures are read from the [`Rejection`] the auth layer attaches to its
-//! responses (`AuthLayer::attach_rejections`), never from the HTTP status:
-//! with the `grpc` feature's `GrpcStatus` responder a refused gRPC call is
-//! HTTP 200 with `grpc-status: 16`, and a status-based limiter would never
-//! see it fail.
-//!
-//! This is also what bounds a flood of *forged* tokens. The checksum is
-//! public, so anyone can make well-formed tokens with random ids, and each
-//! one costs a store lookup (a negative cache does not help: every id is
-//! new). Per client, the limiter caps those lookups at the burst plus the
-//! refill rate; the tests count them.
+//! This is what bounds a flood of *forged* tokens. The checksum is public,
+//! so anyone can make well-formed tokens with random ids, and each one
+//! costs a store lookup (a negative cache does not help: every id is new).
+//! Per client, the limit caps those lookups at the burst plus the refill
+//! rate, and a blocked client is answered before the store is asked; the
+//! tests count the lookups.
 
-use std::collections::HashMap;
-use std::convert::Infallible;
-use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
-use std::pin::Pin;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
 use axum::Router;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{Request, Response, StatusCode};
-use tower::{Layer, Service, ServiceExt};
+use tower::ServiceExt;
 use tower_pat::admin::{NewToken, TokenManager};
 use tower_pat::{
     auth::AuthLayerBuilder,
-    response::Rejection,
     store::{Lookup, TokenStore},
     token::TokenId,
     AuthLayer, MemoryStore,
 };
-
-/// Allows `burst` failed authentications per client, refilled at
-/// `per_minute`; past that the client gets 429 until its budget refills.
-#[derive(Clone)]
-struct FailureLimitLayer {
-    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-    blocked: Arc<Mutex<HashMap<IpAddr, Instant>>>,
-}
-
-impl FailureLimitLayer {
-    fn new(per_minute: u32, burst: u32) -> Self {
-        let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap())
-            .allow_burst(NonZeroU32::new(burst).unwrap());
-        Self {
-            limiter: Arc::new(RateLimiter::keyed(quota)),
-            blocked: Arc::default(),
-        }
-    }
-}
-
-impl<S> Layer<S> for FailureLimitLayer {
-    type Service = FailureLimit<S>;
-    fn layer(&self, inner: S) -> FailureLimit<S> {
-        FailureLimit {
-            inner,
-            limits: self.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-struct FailureLimit<S> {
-    inner: S,
-    limits: FailureLimitLayer,
-}
-
-fn peer_ip<B>(req: &Request<B>) -> Option<IpAddr> {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-}
-
-impl<S> Service<Request<Body>> for FailureLimit<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let ip = peer_ip(&req);
-        let limits = self.limits.clone();
-        if let Some(ip) = ip {
-            let now = Instant::now();
-            let mut blocked = limits.blocked.lock().unwrap();
-            blocked.retain(|_, until| *until > now);
-            if let Some(until) = blocked.get(&ip) {
-                let wait = until.duration_since(now).as_secs().max(1);
-                let res = Response::builder()
-                    .status(StatusCode::TOO_MANY_REQUESTS)
-                    .header("retry-after", wait)
-                    .body(Body::from("too many failed authentications"))
-                    .unwrap();
-                return Box::pin(async move { Ok(res) });
-            }
-        }
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let res = inner.call(req).await?;
-            // What the rejection means, whatever the responder answered.
-            let failed = res
-                .extensions()
-                .get::<Rejection>()
-                .is_some_and(|r| r.status() == StatusCode::UNAUTHORIZED);
-            if let (true, Some(ip)) = (failed, ip) {
-                if let Err(not_until) = limits.limiter.check_key(&ip) {
-                    let wait = not_until.wait_time_from(DefaultClock::default().now());
-                    limits
-                        .blocked
-                        .lock()
-                        .unwrap()
-                        .insert(ip, Instant::now() + wait.max(Duration::from_secs(1)));
-                }
-            }
-            Ok(res)
-        })
-    }
-}
 
 /// Counts the lookups that reach the store.
 #[derive(Debug, Clone, Default)]
@@ -175,14 +65,15 @@ where
         .expose_secret()
         .to_owned();
     let finds = store.finds.clone();
-    let auth = auth(store).attach_rejections().build();
+    let auth = auth(store)
+        .failed_auth_limit(Some("10/min burst 5".parse().unwrap()))
+        .build();
     let app = Router::new()
         .route(
             "/orders",
             get(|| async { "orders" }).route_layer(auth.require_scopes(["orders:read"])),
         )
-        .layer(auth)
-        .layer(FailureLimitLayer::new(10, 5));
+        .layer(auth);
     (app, token, finds)
 }
 
@@ -271,14 +162,14 @@ mod tests {
     async fn hammering_with_bad_tokens_gets_429_while_valid_clients_keep_working() {
         let (attacker, valid, _) = hammer(live, |i| format!("nvl_live_guess{i}")).await;
         let attacker = statuses(&attacker);
-        // The burst of 5 failures is spent; the failure after it (answered
-        // 401, like the others) blocks the client: every later try is 429.
+        // The burst of 5 failures is spent: every later try is 429, answered
+        // before the store is asked.
         assert!(
-            attacker[..6].iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+            attacker[..5].iter().all(|s| *s == StatusCode::UNAUTHORIZED),
             "{attacker:?}"
         );
         assert!(
-            attacker[6..]
+            attacker[5..]
                 .iter()
                 .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
             "{attacker:?}"
@@ -286,45 +177,39 @@ mod tests {
         assert!(valid.iter().all(|s| *s == StatusCode::OK), "{valid:?}");
     }
 
-    /// Forged well-formed tokens each cost a lookup; the limiter bounds how
-    /// many one client can cause: 6 of its 30 reach the store.
+    /// Forged well-formed tokens each cost a lookup; the limit bounds how
+    /// many one client can cause: 5 of its 30 reach the store.
     #[tokio::test]
     async fn forged_tokens_reach_the_store_only_until_the_client_is_blocked() {
         let (attacker, valid, lookups) = hammer(live, |_| forged()).await;
         let attacker = statuses(&attacker);
-        assert_eq!(&attacker[..6], &[StatusCode::UNAUTHORIZED; 6]);
-        assert!(attacker[6..]
+        assert_eq!(&attacker[..5], &[StatusCode::UNAUTHORIZED; 5]);
+        assert!(attacker[5..]
             .iter()
             .all(|s| *s == StatusCode::TOO_MANY_REQUESTS));
         assert!(valid.iter().all(|s| *s == StatusCode::OK));
-        // One lookup per valid request (30), and 6 for the attacker.
-        assert_eq!(lookups - 30, 6, "store lookups caused by the attacker");
+        // One lookup per valid request (30), and 5 for the attacker.
+        assert_eq!(lookups - 30, 5, "store lookups caused by the attacker");
     }
 
-    /// A gRPC responder answers HTTP 200 with `grpc-status: 16`: the limiter
-    /// still sees each failure through the attached `Rejection`.
+    /// A gRPC responder answers HTTP 200 with `grpc-status: 16`, then,
+    /// once the client is blocked, `grpc-status: 8` (RESOURCE_EXHAUSTED).
     #[cfg(feature = "grpc")]
     #[tokio::test]
     async fn failures_answered_as_grpc_statuses_still_count() {
         use tower_pat::grpc::GrpcStatus;
         let grpc = |store| AuthLayer::builder(store, token_config()).responder(GrpcStatus);
         let (attacker, valid, lookups) = hammer(grpc, |_| forged()).await;
-        for refused in &attacker[..6] {
+        for (i, refused) in attacker.iter().enumerate() {
             assert_eq!(
                 refused.status(),
                 StatusCode::OK,
                 "gRPC errors travel in headers"
             );
-            assert_eq!(refused.headers()["grpc-status"], "16");
+            let code = if i < 5 { "16" } else { "8" };
+            assert_eq!(refused.headers()["grpc-status"], code, "attempt {i}");
         }
-        assert!(
-            attacker[6..]
-                .iter()
-                .all(|r| r.status() == StatusCode::TOO_MANY_REQUESTS),
-            "{:?}",
-            statuses(&attacker)
-        );
         assert!(valid.iter().all(|s| *s == StatusCode::OK));
-        assert_eq!(lookups - 30, 6);
+        assert_eq!(lookups - 30, 5);
     }
 }

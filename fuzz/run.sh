@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 runs="${1:-10000000}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 scratch="${FUZZ_CORPUS_DIR:-$(mktemp -d)}"
-for target in parse_header layer feed_message; do
+for target in parse_header layer feed_message client_address; do
   mkdir -p "$scratch/$target"
   echo "== $target: $runs runs"
   log="$scratch/$target.log"

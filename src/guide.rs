@@ -5,6 +5,8 @@
 //!   how a request is verified;
 //! - [`routes`]: scope checks, a route builder shared by several routers,
 //!   routes that work with and without a token;
+//! - [`limits`]: per-token budgets and IP allowlists, the failed-attempt
+//!   limit, last used from where;
 //! - [`deploying`]: behind TLS and proxies, HSTS, one crypto provider;
 //! - [`stores`]: which store, many instances, PgBouncer and Redis, metrics;
 //! - [`custom_store`]: writing your own store, minting into it without
@@ -17,6 +19,9 @@ pub mod tokens {}
 
 #[doc = include_str!("../docs/guide/routes.md")]
 pub mod routes {}
+
+#[doc = include_str!("../docs/guide/limits.md")]
+pub mod limits {}
 
 #[doc = include_str!("../docs/guide/deploying.md")]
 pub mod deploying {}

@@ -136,9 +136,35 @@ fn document(op: &mut Operation, alternatives: &[Vec<String>]) {
         }
     }
     op.security = Some(security);
+    // Answers to a token with a budget carry the RateLimit fields.
+    for (status, response) in op.responses.responses.iter_mut() {
+        if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+            for (name, header) in rate_limit_headers() {
+                response.headers.entry(name).or_insert(RefOr::T(header));
+            }
+        }
+    }
     for (status, response) in rejection_responses() {
         op.responses.responses.entry(status).or_insert(response);
     }
+}
+
+/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10).
+fn rate_limit_headers() -> Vec<(String, utoipa::openapi::Header)> {
+    let headers = json!({
+        "RateLimit-Policy": {
+            "description": "When the token has a request budget: `\"token\";q=<requests>;w=<seconds>` (draft-ietf-httpapi-ratelimit-headers-10).",
+            "schema": {"type": "string"}
+        },
+        "RateLimit": {
+            "description": "When the token has a request budget: `\"token\";r=<requests left now>;t=<seconds until the budget is full>`.",
+            "schema": {"type": "string"}
+        }
+    });
+    serde_json::from_value::<std::collections::BTreeMap<String, utoipa::openapi::Header>>(headers)
+        .expect("valid OpenAPI headers")
+        .into_iter()
+        .collect()
 }
 
 /// The scopes of our scheme in a requirement.
@@ -175,11 +201,23 @@ fn rejection_responses() -> Vec<(String, RefOr<Response>)> {
         (
             "403",
             json!({
-                "description": "The token is valid but lacks a required scope (`required_scopes` lists them).",
+                "description": "The token is valid but lacks a required scope (`required_scopes` lists them), or may not be used from this client address (`error` is `address_not_allowed`: the token is restricted to networks its owner chose).",
                 "headers": {"WWW-Authenticate": {
-                    "description": "The `Bearer` challenge with `error=\"insufficient_scope\"` and the required `scope`.",
+                    "description": "For a missing scope: the `Bearer` challenge with `error=\"insufficient_scope\"` and the required `scope`.",
                     "schema": {"type": "string"}
                 }},
+                "content": problem,
+            }),
+        ),
+        (
+            "429",
+            json!({
+                "description": "The token's request budget is spent (`rate_limited`), or this client address failed to authenticate too often (`too_many_failed_attempts`). Retry after `Retry-After` seconds.",
+                "headers": {
+                    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
+                    "RateLimit-Policy": {"description": "The budget: `\"token\";q=<requests>;w=<seconds>`, or `\"failed-auth\";…` for failed attempts.", "schema": {"type": "string"}},
+                    "RateLimit": {"description": "`\"token\";r=0;t=<seconds until the budget is full>`.", "schema": {"type": "string"}}
+                },
                 "content": problem,
             }),
         ),
@@ -218,8 +256,8 @@ fn problem_schema() -> RefOr<Schema> {
             "detail": {"type": "string", "description": "What a legitimate client can do about it."},
             "error": {
                 "type": "string",
-                "description": "The RFC 6750 error code, when there is one.",
-                "enum": ["invalid_request", "invalid_token", "insufficient_scope"]
+                "description": "The error code: RFC 6750's, or tower-pat's for HTTPS, availability, allowlists and budgets.",
+                "enum": ["invalid_request", "invalid_token", "insufficient_scope", "https_required", "temporarily_unavailable", "address_not_allowed", "rate_limited", "too_many_failed_attempts"]
             },
             "required_scopes": {
                 "type": "array",

@@ -215,7 +215,7 @@ fn protected_operations_document_scopes_and_rejections_and_public_ones_do_not() 
         ("/refunds", "post"),
     ] {
         let responses = &op(path, method)["responses"];
-        for status in ["401", "403", "503"] {
+        for status in ["401", "403", "429", "503"] {
             assert_eq!(
                 responses[status]["content"]["application/problem+json"]["schema"]["$ref"],
                 "#/components/schemas/TowerPatProblem",
@@ -226,6 +226,18 @@ fn protected_operations_document_scopes_and_rejections_and_public_ones_do_not() 
             responses["200"].is_object(),
             "the route's own responses stay"
         );
+        for header in ["Retry-After", "RateLimit", "RateLimit-Policy"] {
+            assert!(
+                responses["429"]["headers"][header].is_object(),
+                "{path}: 429 {header}"
+            );
+        }
+        for header in ["RateLimit", "RateLimit-Policy"] {
+            assert!(
+                responses["200"]["headers"][header].is_object(),
+                "{path}: 200 {header}"
+            );
+        }
     }
     assert!(op("/health", "get").get("security").is_none());
     assert!(op("/health", "get")["responses"].get("401").is_none());

@@ -104,6 +104,25 @@ pub enum TokensCmd {
         expires_in: Option<Duration>,
         #[arg(long, default_value = "demo-store")]
         owner: String,
+        /// A request budget of its own: 600/min, 10/s, 5000/h, optionally
+        /// "600/min burst 100".
+        #[arg(long)]
+        rate_limit: Option<tower_pat::limit::RateLimit>,
+        /// The only networks it may be used from: "203.0.113.0/24,2001:db8::/32".
+        #[arg(long)]
+        allowed_ips: Option<tower_pat::limit::IpAllowlist>,
+    },
+    /// Change a token's limits: its budget (either way) and its allowlist
+    /// (only narrower: widening it takes a new token).
+    Limit {
+        /// The token id (16 hex characters, from `tokens list`).
+        id: String,
+        /// The new budget (600/min, "600/min burst 100"), or "none".
+        #[arg(long)]
+        rate_limit: Option<String>,
+        /// The new allowlist, inside the current one.
+        #[arg(long)]
+        allowed_ips: Option<tower_pat::limit::IpAllowlist>,
     },
     /// List tokens (never their secrets).
     List {

@@ -120,11 +120,19 @@ async fn tokens(cmd: TokensCmd, store: &StoreArgs, hooks: Option<Webhooks>) -> R
             scopes,
             expires_in,
             owner,
+            rate_limit,
+            allowed_ips,
         } => {
             let tokens = cli_manager(open_store(store).await?, hooks);
             let mut req = NewToken::new(&name, &owner, &scopes);
             if let Some(lifetime) = expires_in {
                 req = req.expires_in(lifetime);
+            }
+            if let Some(limit) = rate_limit {
+                req = req.rate_limit(limit);
+            }
+            if let Some(allowed) = allowed_ips {
+                req = req.allowed_ips(allowed);
             }
             let created = tokens.create(req).await?;
             eprintln!(
@@ -141,12 +149,12 @@ async fn tokens(cmd: TokensCmd, store: &StoreArgs, hooks: Option<Webhooks>) -> R
             let list = tokens.list(owner.as_deref()).await?;
             let now = SystemTime::now();
             println!(
-                "{:<16}  {:<15}  {:<20}  {:<12}  {:<9}  {:<20}  {:<20}  {:<20}  SCOPES  [REVOKED BECAUSE]",
-                "ID", "PREVIEW", "NAME", "OWNER", "STATUS", "CREATED", "EXPIRES", "LAST USED"
+                "{:<16}  {:<15}  {:<20}  {:<12}  {:<9}  {:<20}  {:<20}  {:<20}  {:<18}  {:<20}  SCOPES  [REVOKED BECAUSE]",
+                "ID", "PREVIEW", "NAME", "OWNER", "STATUS", "CREATED", "EXPIRES", "LAST USED", "RATE LIMIT", "ALLOWED IPS"
             );
             for r in &list {
                 println!(
-                    "{:<16}  {:<15}  {:<20}  {:<12}  {:<9}  {:<20}  {:<20}  {:<20}  {}{}",
+                    "{:<16}  {:<15}  {:<20}  {:<12}  {:<9}  {:<20}  {:<20}  {:<20}  {:<18}  {:<20}  {}{}",
                     r.id.to_string(),
                     &*r.preview,
                     printable(&r.name),
@@ -154,12 +162,51 @@ async fn tokens(cmd: TokensCmd, store: &StoreArgs, hooks: Option<Webhooks>) -> R
                     r.status(now).as_str(),
                     fmt_time(Some(r.created_at)),
                     fmt_time(r.expires_at),
-                    fmt_time(r.last_used_at),
+                    match r.last_used_from {
+                        Some(ip) => format!("{} from {ip}", fmt_time(r.last_used_at)),
+                        None => fmt_time(r.last_used_at),
+                    },
+                    r.rate_limit.map_or_else(|| "-".to_owned(), |l| l.to_string()),
+                    r.allowed_ips.as_ref().map_or_else(|| "any".to_owned(), |l| l.to_string()),
                     r.scopes.to_space_separated(),
                     revoked_because(r)
                 );
             }
             eprintln!("{} token(s)", list.len());
+        }
+        TokensCmd::Limit {
+            id,
+            rate_limit,
+            allowed_ips,
+        } => {
+            let tokens = cli_manager(open_store(store).await?, hooks);
+            let id: tower_pat::token::TokenId =
+                id.parse().map_err(|_| anyhow!("not a token id: {id}"))?;
+            let current = tokens
+                .store()
+                .find(id)
+                .await?
+                .ok_or_else(|| anyhow!("unknown token {id}"))?;
+            let rate_limit = match rate_limit.as_deref() {
+                None => current.rate_limit,
+                Some("none") => None,
+                Some(text) => Some(text.parse().map_err(|e| anyhow!("--rate-limit: {e}"))?),
+            };
+            let allowed_ips = allowed_ips.or_else(|| current.allowed_ips.clone());
+            tokens
+                .set_limits(id, rate_limit, allowed_ips.clone())
+                .await
+                .map_err(|e| match e {
+                    AdminError::UnknownToken(id) => {
+                        anyhow!("unknown, revoked or expired token {id}")
+                    }
+                    other => other.into(),
+                })?;
+            println!(
+                "token {id}: rate limit {}, allowed from {}",
+                rate_limit.map_or_else(|| "none".to_owned(), |l| l.to_string()),
+                allowed_ips.map_or_else(|| "anywhere".to_owned(), |l| l.to_string())
+            );
         }
         TokensCmd::Revoke { id_or_stdin } => {
             let tokens = cli_manager(open_store(store).await?, hooks);
