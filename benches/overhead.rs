@@ -68,6 +68,7 @@ fn main() {
     let valid_and_malformed = idx("tower-pat valid token").zip(idx("tower-pat malformed"));
     let floor = idx(common::FLOOR);
     let alone = idx("tower-pat valid token, AuthLayer alone (no scope check)");
+    let limits = idx(common::LIMITS_BASE).zip(idx(common::LIMITED));
 
     // Warm-up: one batch of each.
     for c in &mut cases {
@@ -112,6 +113,16 @@ fn main() {
             summary(&col, 0),
             o,
             s
+        );
+    }
+    if let Some((base, limited)) = limits {
+        let ratio: Vec<f64> = t
+            .iter()
+            .map(|row| (row[limited] - row[base]) / (row[base] - row[bare]))
+            .collect();
+        println!(
+            "budget + allowlist added / valid path's overhead (target <= 0.25): {}",
+            summary(&ratio, 3)
         );
     }
     for (case, label) in [

@@ -149,6 +149,11 @@ where
     }
 }
 
+/// The valid path with the client address known, and the same with a
+/// budget and an allowlist (#25).
+pub const LIMITS_BASE: &str = "tower-pat valid token, client address known";
+pub const LIMITED: &str = "tower-pat valid token with budget + allowlist";
+
 /// A valid token, a MemoryStore holding it, and every case.
 pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
     let store = MemoryStore::new();
@@ -265,6 +270,31 @@ pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
 
     let floor = hand_written_verifier(&token);
 
+    // Per-token limits (#25): the same valid path with the client address
+    // known (the failed-attempt limit looks it up), and a token with a
+    // budget it never exhausts here and an allowlist holding the client.
+    let limited = rt
+        .block_on(
+            admin.create(
+                NewToken::new("bench limited", "demo-store", ["orders:read"])
+                    .rate_limit("1000000/s".parse().unwrap())
+                    .allowed_ips("203.0.113.0/24, 2001:db8::/32".parse().unwrap()),
+            ),
+        )
+        .unwrap()
+        .token
+        .expose_secret()
+        .to_owned();
+    let with_peer = |svc| {
+        tower::util::MapRequestLayer::new(|mut req: Req| {
+            req.extensions_mut().insert(tower_pat::transport::PeerAddr(
+                std::net::SocketAddr::from(([203, 0, 113, 7], 40_000)),
+            ));
+            req
+        })
+        .layer(svc)
+    };
+
     let sha_token = token.clone();
     vec![
         case(rt, BARE, bare(), &token, StatusCode::OK),
@@ -298,6 +328,20 @@ pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
                 .build()
                 .layer(bare()),
             &token,
+            StatusCode::OK,
+        ),
+        case(
+            rt,
+            LIMITS_BASE,
+            with_peer(ours(store.clone(), "orders:read")),
+            &token,
+            StatusCode::OK,
+        ),
+        case(
+            rt,
+            LIMITED,
+            with_peer(ours(store.clone(), "orders:read")),
+            &limited,
             StatusCode::OK,
         ),
         case(
