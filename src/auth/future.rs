@@ -218,7 +218,7 @@ where
                 StateProj::Calling { future, rate } => {
                     let mut out = ready!(future.poll(cx));
                     if let (Some(rate), Ok(res)) = (rate.take(), &mut out) {
-                        rate.apply(res.headers_mut());
+                        (*rate).apply(res.headers_mut());
                     }
                     this.state.set(State::Rejected { response: None });
                     return Poll::Ready(out);

@@ -152,24 +152,22 @@ impl Config {
         //    checksum: no store call for junk. A client that failed too
         //    often is refused here, before the store is asked.
         let parsed = parse::token_and_id(req.headers(), self.tokens.format());
-        let client = match (&parsed, &self.limits) {
-            (Err(RejectionKind::MissingCredentials), _) => None,
-            (
-                _,
-                Limits {
-                    failures: None,
-                    default_ips: None,
-                    record_addresses: false,
-                    ..
-                },
-            ) => {
-                // Needed only for a token's own allowlist: read when one is found.
-                None
-            }
-            _ => self.transport.client_ip(req),
-        };
+        if let Err(RejectionKind::MissingCredentials) = parsed {
+            return match self.optional {
+                true => Begun::Anonymous,
+                false => refuse(RejectionKind::MissingCredentials, None),
+            };
+        }
+        // The client address, when something needs it before the record is
+        // known (a token's own allowlist reads it later, when there is one).
+        let needed = self.limits.failures.is_some()
+            || self.limits.default_ips.is_some()
+            || self.limits.record_addresses;
+        let client = needed.then(|| self.transport.client_ip(req)).flatten();
+        // One reading of the clock serves every check of this request.
+        let now = self.now();
         if let (Some(failures), Some(ip)) = (&self.limits.failures, client) {
-            if let Some(budget) = failures.blocked(ip, self.now()) {
+            if let Some(budget) = failures.blocked(ip, now) {
                 let headers = RateHeaders::new(FAILURE_POLICY, failures.limit(), &budget);
                 let r = self.rejection(RejectionKind::TooManyFailures);
                 let id = parsed.as_ref().ok().map(|(_, id)| *id);
@@ -180,8 +178,7 @@ impl Config {
         }
         let (token, id) = match parsed {
             Ok(found) => found,
-            Err(RejectionKind::MissingCredentials) if self.optional => return Begun::Anonymous,
-            Err(kind) => return Begun::Refused(self.failed(kind, None, client)),
+            Err(kind) => return Begun::Refused(self.failed(kind, None, client, now)),
         };
         let digest = TokenDigest::of(token);
 
@@ -193,10 +190,10 @@ impl Config {
             .unwrap_or_else(|_| Lookup::ready(Err(StoreError::new(StoreErrorKind::Panicked))));
         match lookup.now() {
             // 5. and 6., in `judge`; 7. to 9., in `admit`.
-            Ok(found) => match self.judge(id, digest, found) {
+            Ok(found) => match self.judge(id, digest, found, now) {
                 Ok(record) => {
                     let client = client.or_else(|| self.client_if_restricted(&record, req));
-                    match self.admit(record, client) {
+                    match self.admit(record, client, now) {
                         Admission::Done(Ok(admitted)) => Begun::Verified(admitted),
                         Admission::Done(Err(rejection)) => Begun::Refused(rejection),
                         Admission::Spend(shared, record, limit) => Begun::Pending(Box::pin(
@@ -204,7 +201,7 @@ impl Config {
                         )),
                     }
                 }
-                Err(kind) => Begun::Refused(self.failed(kind, Some(id), client)),
+                Err(kind) => Begun::Refused(self.failed(kind, Some(id), client, now)),
             },
             Err(pending) => {
                 let client = client.or_else(|| self.client_if_any_allowlist(req));
@@ -234,18 +231,24 @@ impl Config {
         kind: RejectionKind,
         id: Option<TokenId>,
         client: Option<IpAddr>,
+        now: SystemTime,
     ) -> Rejection {
         if let (Some(failures), Some(ip), true) =
             (&self.limits.failures, client, kind.is_failed_attempt())
         {
-            failures.failed(ip, self.now());
+            failures.failed(ip, now);
         }
         self.rejection(kind).with_token_id(id)
     }
 
     /// Steps 7 to 9, for a token whose secret and status were checked: its
     /// allowlist, its budget, and the last-use hint.
-    fn admit(&self, record: Arc<TokenRecord>, client: Option<IpAddr>) -> Admission {
+    fn admit(
+        &self,
+        record: Arc<TokenRecord>,
+        client: Option<IpAddr>,
+        now: SystemTime,
+    ) -> Admission {
         let id = record.id;
         // 7. The allowlist. The address is unknown without a peer address,
         //    or behind a trusted proxy whose header could not be read.
@@ -265,12 +268,12 @@ impl Config {
         }
         // 8. The budget: spent only now that the secret is proven.
         match record.rate_limit.or(self.limits.default_rate) {
-            None => Admission::Done(self.finish(record, client, None)),
+            None => Admission::Done(self.finish(record, client, None, now)),
             Some(limit) => match &self.limits.shared {
                 Some(shared) => Admission::Spend(shared.clone(), record, limit),
                 None => {
-                    let budget = self.limits.memory.spend_now(id, limit, self.now());
-                    Admission::Done(self.finish(record, client, Some((limit, budget))))
+                    let budget = self.limits.memory.spend_now(id, limit, now);
+                    Admission::Done(self.finish(record, client, Some((limit, budget)), now))
                 }
             },
         }
@@ -286,7 +289,8 @@ impl Config {
         client: Option<IpAddr>,
     ) -> Result<Admitted, Rejection> {
         let id = record.id;
-        let spend = shared.spend(id, limit, self.now());
+        let now = self.now();
+        let spend = shared.spend(id, limit, now);
         let budget = match self.store_timeout {
             Some(t) => tokio::time::timeout(t, spend)
                 .await
@@ -294,7 +298,7 @@ impl Config {
             None => spend.await,
         };
         match budget {
-            Ok(budget) => self.finish(record, client, Some((limit, budget))),
+            Ok(budget) => self.finish(record, client, Some((limit, budget)), now),
             Err(e) => {
                 let kind = self.store_failure(id, e);
                 Err(self.rejection(kind).with_token_id(Some(id)))
@@ -308,6 +312,7 @@ impl Config {
         record: Arc<TokenRecord>,
         client: Option<IpAddr>,
         spent: Option<(RateLimit, Budget)>,
+        now: SystemTime,
     ) -> Result<Admitted, Rejection> {
         let id = record.id;
         let rate = match spent {
@@ -327,7 +332,6 @@ impl Config {
         //    says the token was used within the last minute (the one place
         //    last use is throttled). A store that panics here fails this
         //    request closed, like one that panics in its lookup.
-        let now = self.now();
         if !record.last_used_at.is_some_and(|t| used_recently(t, now)) {
             let from = client.filter(|_| self.limits.record_addresses);
             let noted = catch_unwind(AssertUnwindSafe(|| self.store.record_use(id, now, from)));
@@ -387,10 +391,11 @@ impl Config {
         if let Some(started) = started {
             crate::meter::store_lookup(started.elapsed());
         }
+        let now = self.now();
         let record = self
-            .judge(id, digest, found)
-            .map_err(|kind| self.failed(kind, Some(id), client))?;
-        match self.admit(record, client) {
+            .judge(id, digest, found, now)
+            .map_err(|kind| self.failed(kind, Some(id), client, now))?;
+        match self.admit(record, client, now) {
             Admission::Done(done) => done,
             Admission::Spend(shared, record, limit) => {
                 self.clone()
@@ -406,8 +411,9 @@ impl Config {
         id: TokenId,
         digest: TokenDigest,
         found: Found,
+        now: SystemTime,
     ) -> Result<Arc<TokenRecord>, RejectionKind> {
-        self.judge_with(id, digest, found, |a, b| a.ct_eq(b).into())
+        self.judge_with(id, digest, found, now, |a, b| a.ct_eq(b).into())
     }
 
     /// [`Config::judge`] with the digest comparison given, so that a test
@@ -417,12 +423,13 @@ impl Config {
         id: TokenId,
         digest: TokenDigest,
         found: Found,
+        now: SystemTime,
         equal: impl FnOnce(&TokenDigest, &TokenDigest) -> bool,
     ) -> Result<Arc<TokenRecord>, RejectionKind> {
         // 5. The secret: one constant-time comparison whatever was found.
         let record = self.compare(id, digest, found, equal)?;
         // 6. The record itself: sound, and active now.
-        self.check_record(id, &record, self.now())?;
+        self.check_record(id, &record, now)?;
         Ok(record)
     }
 
@@ -501,7 +508,7 @@ mod tests {
         let id = config.tokens.format().parse(token).unwrap();
         let found = config.store.find(id).await;
         let mut count = 0;
-        let verdict = config.judge_with(id, TokenDigest::of(token), found, |a, b| {
+        let verdict = config.judge_with(id, TokenDigest::of(token), found, config.now(), |a, b| {
             count += 1;
             a.ct_eq(b).into()
         });

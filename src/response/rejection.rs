@@ -285,7 +285,7 @@ impl Rejection {
             h.insert(RETRY_AFTER, HeaderValue::from(ceil_secs(d).max(1)));
         }
         if let Some(rate) = &self.rate {
-            rate.apply(h);
+            RateHeaders::clone(rate).apply(h);
         }
     }
 

@@ -73,6 +73,14 @@ pub struct ServeArgs {
     /// HTTPS listen address.
     #[arg(long, default_value = "127.0.0.1:8443")]
     pub addr: SocketAddr,
+    /// Keep token budgets in this Redis (redis://host:port), shared by
+    /// every instance; by default each instance keeps its own in memory.
+    #[arg(long)]
+    pub rate_limit_redis: Option<String>,
+    /// How many instances share the budgets: while Redis is unreachable,
+    /// each keeps this share of every budget.
+    #[arg(long, default_value_t = 1)]
+    pub instances: u32,
     /// Also listen for plain HTTP here, answering every request with the
     /// HTTPS-required rejection (never a redirect).
     #[arg(long)]

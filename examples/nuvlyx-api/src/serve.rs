@@ -90,9 +90,18 @@ pub async fn serve(args: ServeArgs, store_args: StoreArgs) -> Result<()> {
     );
 
     let config = tokens.config().clone();
-    let auth = AuthLayer::builder(store.clone(), config.clone())
+    // The demo shows where each token was last used from (a real service
+    // says so in its privacy notice: an address is personal data).
+    let mut auth = AuthLayer::builder(store.clone(), config.clone())
         .realm("nuvlyx")
-        .build();
+        .record_client_addresses();
+    if let Some(url) = &args.rate_limit_redis {
+        auth = auth.rate_limiter(tower_pat_redis::RedisRateLimiter::open(
+            url,
+            args.instances,
+        )?);
+    }
+    let auth = auth.build();
     let leaks = leak_reports(tokens.clone(), KeyDocument::new(&args.scanner_keys)?);
     let app = api::app(auth, &config, leaks, args.unprotected_twin)
         .merge(admin::router(tokens.clone(), store_args.data_dir.clone()))

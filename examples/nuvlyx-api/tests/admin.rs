@@ -920,3 +920,80 @@ async fn rotation_and_suspension_from_the_tokens_page() {
         200
     );
 }
+
+/// Issue #25: the create form sets a budget and an allowlist; a bad one is
+/// refused with the reason and nothing is minted; the list shows the
+/// limits, and the token is refused from outside its allowlist.
+#[tokio::test]
+async fn the_create_form_sets_limits_and_the_list_shows_them() {
+    if !have(&[Tool::Chromedriver]) {
+        return;
+    }
+    let demo = Demo::start(&data_dir());
+    let browser = Browser::start().await;
+    let b = browser.c();
+    browser
+        .sign_in(&sign_in_url(&demo), &admin_password(&demo))
+        .await;
+    let fill = |id: &'static str, text: &'static str| {
+        let browser = &browser;
+        async move {
+            let field = browser.find(Locator::Id(id)).await;
+            field.clear().await.unwrap();
+            field.send_keys(text).await.unwrap();
+        }
+    };
+    browser.follow(Locator::LinkText("Create token")).await;
+    fill("name", "limited bot").await;
+    browser.click(Locator::Id("scope-orders-read")).await;
+    fill("rate_limit", "600/fortnight").await;
+    fill("allowed_ips", "203.0.113.0/24").await;
+    browser
+        .follow(Locator::Css("main form button[type=submit]"))
+        .await;
+    assert!(
+        browser.text("main").await.contains("Rate limit:"),
+        "the reason is shown"
+    );
+    let listed = String::from_utf8(demo.cli(&["tokens", "list"]).stdout).unwrap();
+    assert!(!listed.contains("limited bot"), "nothing minted: {listed}");
+
+    fill("name", "limited bot").await;
+    if !browser
+        .find(Locator::Id("scope-orders-read"))
+        .await
+        .is_selected()
+        .await
+        .unwrap()
+    {
+        browser.click(Locator::Id("scope-orders-read")).await;
+    }
+    fill("rate_limit", "600/min burst 100").await;
+    fill("allowed_ips", "203.0.113.0/24, 2001:db8::/32").await;
+    browser
+        .follow(Locator::Css("main form button[type=submit]"))
+        .await;
+    assert_eq!(browser.text("h1").await, "Token created");
+    let token = b
+        .find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    // From 127.0.0.1, outside the list: refused once verified.
+    assert_eq!(
+        demo.curl("GET", "/api/v1/external/orders", Some(&token)).0,
+        403
+    );
+    b.goto(&format!("{}/admin/tokens", demo.base()))
+        .await
+        .unwrap();
+    let row = browser.text("tbody tr").await;
+    assert!(row.contains("limited bot"), "{row}");
+    assert!(
+        row.contains("600/min burst 100; from 203.0.113.0/24, 2001:db8::/32"),
+        "{row}"
+    );
+}

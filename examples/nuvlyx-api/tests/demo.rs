@@ -1257,3 +1257,110 @@ fn sigterm_shuts_down_gracefully_and_writes_pending_last_use_times() {
     assert!(exit.success(), "{exit:?}");
     assert_ne!(last_used(&demo), "-", "the use was written at shutdown");
 }
+
+/// Issue #25: the CLI sets a token's limits, the listing shows them, the
+/// server enforces them (403 from outside the allowlist, 429 past the
+/// budget, the RateLimit fields on every answer), `tokens limit` narrows
+/// an allowlist and refuses to widen it.
+#[test]
+fn the_cli_sets_limits_the_listing_shows_them_and_the_server_enforces_them() {
+    let demo = Demo::start(&data_dir());
+    let create = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "tokens",
+            "create",
+            "--name",
+            name,
+            "--scopes",
+            "orders:read",
+        ];
+        args.extend_from_slice(extra);
+        let out = demo.cli(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let paced = create(
+        "paced bot",
+        &["--rate-limit", "2/min", "--allowed-ips", "127.0.0.0/8, ::1"],
+    );
+    let elsewhere = create("office bot", &["--allowed-ips", "203.0.113.0/24"]);
+    let listed = String::from_utf8(demo.cli(&["tokens", "list"]).stdout).unwrap();
+    let row = |name: &str| {
+        listed
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(row("paced bot").contains("2/min"), "{listed}");
+    assert!(
+        row("paced bot").contains("127.0.0.0/8, ::1/128"),
+        "{listed}"
+    );
+    assert!(row("office bot").contains("203.0.113.0/24"), "{listed}");
+
+    let path = "/api/v1/external/orders";
+    let (status, head) = demo.curl("GET", path, Some(&elsewhere));
+    assert_eq!(status, 403, "{head}");
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (status, head) = demo.curl("GET", path, Some(&paced));
+        let field = |name: &str| {
+            head.lines()
+                .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
+                .map(|l| l.split_once(':').unwrap().1.trim().to_owned())
+        };
+        assert_eq!(
+            field("ratelimit-policy").as_deref(),
+            Some("\"token\";q=2;w=60"),
+            "{head}"
+        );
+        seen.push((status, field("ratelimit").unwrap(), field("retry-after")));
+    }
+    assert_eq!(seen[0].0, 200);
+    assert_eq!(seen[0].1, "\"token\";r=1;t=30");
+    assert_eq!(seen[1].0, 200);
+    assert_eq!(seen[2].0, 429);
+    assert!(seen[2].2.is_some(), "Retry-After on 429");
+    // The listing says where the token was last used from (the demo
+    // records addresses), once the server has written its last uses.
+    let started = Instant::now();
+    loop {
+        let listed = String::from_utf8(demo.cli(&["tokens", "list"]).stdout).unwrap();
+        if listed
+            .lines()
+            .any(|l| l.contains("paced bot") && l.contains("from 127.0.0.1"))
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{listed}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    // Narrow: fine; widen: refused, nothing changed.
+    let id = row("office bot")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let narrowed = demo.cli(&["tokens", "limit", &id, "--allowed-ips", "203.0.113.0/25"]);
+    assert!(
+        narrowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&narrowed.stderr)
+    );
+    let widened = demo.cli(&["tokens", "limit", &id, "--allowed-ips", "0.0.0.0/0"]);
+    assert!(!widened.status.success());
+    assert!(String::from_utf8_lossy(&widened.stderr).contains("only be narrowed"));
+    let listed = String::from_utf8(demo.cli(&["tokens", "list"]).stdout).unwrap();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains("office bot") && l.contains("203.0.113.0/25")),
+        "{listed}"
+    );
+}

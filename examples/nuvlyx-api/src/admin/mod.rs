@@ -366,7 +366,16 @@ async fn list(State(admin): State<Admin>, session: Session) -> Page {
                 scopes: r.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
                 created: fmt_time(Some(r.created_at)),
                 expires: fmt_time(r.expires_at),
-                last_used: fmt_time(r.last_used_at),
+                last_used: match r.last_used_from {
+                    Some(ip) => format!("{} from {ip}", fmt_time(r.last_used_at)),
+                    None => fmt_time(r.last_used_at),
+                },
+                limits: match (&r.rate_limit, &r.allowed_ips) {
+                    (None, None) => "none".to_owned(),
+                    (Some(l), None) => l.to_string(),
+                    (None, Some(ips)) => format!("from {ips}"),
+                    (Some(l), Some(ips)) => format!("{l}; from {ips}"),
+                },
                 status_class,
                 status,
                 live: r.status(now) == TokenStatus::Active
@@ -418,6 +427,30 @@ async fn create(
         match crate::cli::parse_duration(expires) {
             Ok(d) => request = request.expires_in(d),
             Err(e) => return Err(refill(&admin, &session, &csrf, &e).await),
+        }
+    }
+    let rate_limit = field("rate_limit").trim();
+    if !rate_limit.is_empty() {
+        match rate_limit.parse() {
+            Ok(l) => request = request.rate_limit(l),
+            Err(e) => {
+                return Err(refill(&admin, &session, &csrf, &format!("Rate limit: {e}.")).await)
+            }
+        }
+    }
+    let allowed_ips = field("allowed_ips").trim();
+    if !allowed_ips.is_empty() {
+        match allowed_ips.parse() {
+            Ok(l) => request = request.allowed_ips(l),
+            Err(e) => {
+                return Err(refill(
+                    &admin,
+                    &session,
+                    &csrf,
+                    &format!("Allowed IP addresses: {e}."),
+                )
+                .await)
+            }
         }
     }
     if scopes.is_empty() {

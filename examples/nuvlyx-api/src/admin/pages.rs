@@ -13,6 +13,8 @@ pub struct Row {
     pub created: String,
     pub expires: String,
     pub last_used: String,
+    /// The budget and the allowlist ("600/min; from 203.0.113.0/24", "none").
+    pub limits: String,
     /// `active`, `expiring-soon`, `expired`, `revoked`, `grace`.
     pub status_class: &'static str,
     /// What the status column says ("revoked (leaked)", …).
@@ -96,7 +98,7 @@ pub fn tokens(csrf: &str, owner: &str, suspended: bool, rows: &[Row]) -> Markup 
                     thead { tr {
                         th scope="col" { "Name" } th scope="col" { "Token" } th scope="col" { "Scopes" }
                         th scope="col" { "Created" } th scope="col" { "Expires" } th scope="col" { "Last used" }
-                        th scope="col" { "Status" } th scope="col" { span.sr { "Actions" } }
+                        th scope="col" { "Limits" } th scope="col" { "Status" } th scope="col" { span.sr { "Actions" } }
                     } }
                     tbody {
                         @for r in rows {
@@ -107,6 +109,7 @@ pub fn tokens(csrf: &str, owner: &str, suspended: bool, rows: &[Row]) -> Markup 
                                 td data-label="Created" { (r.created) }
                                 td data-label="Expires" { (r.expires) }
                                 td data-label="Last used" { (r.last_used) }
+                                td data-label="Limits" { (r.limits) }
                                 td data-label="Status" { span class=(format!("status {}", r.status_class)) { (r.status) } }
                                 td data-label="Actions" {
                                     @if r.live {
@@ -168,6 +171,12 @@ pub fn new_token(csrf: &str, nonce: &str, catalog: &[CatalogEntry], error: Optio
                         option value=(value) selected[value.is_empty()] { (label) }
                     }
                 }
+                label for="rate_limit" { "Rate limit (optional)" }
+                input #rate_limit name="rate_limit" type="text" placeholder="600/min" aria-describedby="rate_limit_hint" autocomplete="off";
+                p #rate_limit_hint .hint { "Requests per second, minute, hour or day, such as 600/min or \"600/min burst 100\". Empty: no budget of its own." }
+                label for="allowed_ips" { "Allowed IP addresses (optional)" }
+                input #allowed_ips name="allowed_ips" type="text" placeholder="203.0.113.0/24, 2001:db8::/32" aria-describedby="allowed_ips_hint" autocomplete="off";
+                p #allowed_ips_hint .hint { "Addresses or CIDR ranges, comma-separated; the token is refused from anywhere else. It can be narrowed later, never widened. Empty: any address." }
                 button type="submit" { "Create token" }
             }
         },
