@@ -24,7 +24,7 @@ if [ "$mode" = postgres ]; then
   schema="load_$$"
   db_args=(--database-url "$DATABASE_URL" --database-schema "$schema")
 fi
-RUST_LOG=warn "$bin" --data-dir "$dir" --addr "127.0.0.1:$port" --unprotected-twin "${db_args[@]}" >"$dir/out" 2>"$dir/err" &
+RUST_LOG=warn "$bin" --data-dir "$dir" --addr "127.0.0.1:$port" --failed-auth-limit off --unprotected-twin "${db_args[@]}" >"$dir/out" 2>"$dir/err" &
 server=$!
 trap 'kill $server 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done

@@ -55,7 +55,7 @@ pin_project! {
         Calling {
             #[pin]
             future: S::Future,
-            rate: Option<Box<RateHeaders>>,
+            rate: Option<RateHeaders>,
         },
         // Let through without credentials by an optional layer: a handler
         // that required them answers as the layer would have.
@@ -132,7 +132,7 @@ where
         }
     }
 
-    pub(super) fn calling(future: S::Future, rate: Option<Box<RateHeaders>>) -> Self {
+    pub(super) fn calling(future: S::Future, rate: Option<RateHeaders>) -> Self {
         Self {
             state: State::Calling { future, rate },
         }
@@ -218,7 +218,7 @@ where
                 StateProj::Calling { future, rate } => {
                     let mut out = ready!(future.poll(cx));
                     if let (Some(rate), Ok(res)) = (rate.take(), &mut out) {
-                        (*rate).apply(res.headers_mut());
+                        rate.apply(res.headers_mut());
                     }
                     this.state.set(State::Rejected { response: None });
                     return Poll::Ready(out);

@@ -12,9 +12,10 @@ use tower_layer::Layer;
 use super::require::RequireScopesLayer;
 use super::verify::{Config, Limits};
 use super::Auth;
-use crate::limit::{FailureLimiter, IpAllowlist, MemoryRateLimiter, RateLimit, RateLimiter};
+use crate::limit::{FailureLimiter, IpAllowlist, MemoryRateLimiter, RateLimit};
 use crate::response::{ProblemDetails, Realm, DEFAULT_REALM};
 use crate::scope::ScopeMatch;
+use crate::store::RateLimiter;
 use crate::transport::TransportPolicy;
 use crate::{config::TokenConfig, scope::ScopeError, store::TokenStore};
 

@@ -16,9 +16,10 @@ use subtle::ConstantTimeEq;
 use super::{parse, Authenticated};
 use crate::events::Sink;
 use crate::limit::{
-    Budget, FailureLimiter, IpAllowlist, MemoryRateLimiter, RateHeaders, RateLimit, RateLimiter,
+    Budget, FailureLimiter, IpAllowlist, MemoryRateLimiter, RateHeaders, RateLimit,
 };
 use crate::response::{Realm, Rejection, RejectionKind};
+use crate::store::RateLimiter;
 use crate::store::{used_recently, Found, Lookup, StoreError, StoreErrorKind, TokenStatus};
 use crate::transport::TransportPolicy;
 use crate::{
@@ -81,7 +82,7 @@ impl fmt::Debug for Limits {
 /// when the token has a budget.
 pub(crate) struct Admitted {
     pub(crate) auth: Authenticated,
-    pub(crate) rate: Option<Box<RateHeaders>>,
+    pub(crate) rate: Option<RateHeaders>,
 }
 
 /// The policy name in the `RateLimit` fields of token budgets.
@@ -325,7 +326,7 @@ impl Config {
                         .with_token_id(Some(id));
                     return Err(r.with_rate(headers, budget.retry_after()));
                 }
-                Some(Box::new(headers))
+                Some(headers)
             }
         };
         // 9. Last use, kept to the minute: no hint when the record already

@@ -20,7 +20,8 @@
 //! - **Where budgets live.** In one process, in memory
 //!   ([`MemoryRateLimiter`], the default): 16 bytes per token that spent
 //!   part of its budget (its id and one time), dropped once the budget is
-//!   full again. Across instances, any [`RateLimiter`] given to
+//!   full again. Across instances, any
+//!   [`RateLimiter`](crate::store::RateLimiter) given to
 //!   [`AuthLayerBuilder::rate_limiter`](crate::auth::AuthLayerBuilder::rate_limiter);
 //!   the `tower-pat-redis` crate has one that takes one round trip.
 //!
@@ -32,14 +33,13 @@
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
+use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use http::HeaderValue;
 
-use crate::store::StoreError;
 use crate::token::TokenId;
 
 mod allowlist;
@@ -126,34 +126,36 @@ impl Budget {
     }
 }
 
-/// Where token budgets are kept: [`MemoryRateLimiter`] in one process, a
-/// shared one (Redis) across instances.
-///
-/// The layer calls [`RateLimiter::spend`] once per request of a token
-/// with a budget, after its secret, its status and its allowlist were
-/// checked. An `Err` is answered 503, fail closed: a limiter that can fall
-/// back on something (the Redis one divides the budget among the
-/// instances) does so itself and answers `Ok`.
-#[async_trait]
-pub trait RateLimiter: Send + Sync + 'static {
-    /// Spends one request of token `id`'s budget `limit`, at `now` (a
-    /// shared limiter may use its own clock instead, so that instances
-    /// with skewed clocks agree).
-    async fn spend(
-        &self,
-        id: TokenId,
-        limit: RateLimit,
-        now: SystemTime,
-    ) -> Result<Budget, StoreError>;
-}
-
 /// Token budgets in this process's memory: GCRA, one 8-byte time per token
 /// that spent part of its budget, dropped once the budget is full again.
 /// No global lock: the cells are sharded, and a spend is one
 /// compare-and-swap under a shard's read lock. Cheap to clone (clones
 /// share the budgets).
 #[derive(Clone, Default)]
-pub struct MemoryRateLimiter(Arc<Keyed<u64, RandomState>>);
+pub struct MemoryRateLimiter(Arc<Keyed<u64, BuildHasherDefault<IdHasher>>>);
+
+/// Hashes a token id (8 random bytes from the OS CSPRNG, minted by the
+/// server) with one multiplication: the ids that reach a budget belong to
+/// tokens whose secret was verified, so nobody chooses them to collide.
+/// Client addresses, which anyone chooses, are hashed with SipHash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: the high and middle bits, which pick the
+        // shard and the bucket, depend on every bit of the id.
+        self.0 = (n ^ (n >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 impl MemoryRateLimiter {
     /// An empty limiter.
@@ -178,18 +180,6 @@ impl MemoryRateLimiter {
 impl fmt::Debug for MemoryRateLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryRateLimiter").finish_non_exhaustive()
-    }
-}
-
-#[async_trait]
-impl RateLimiter for MemoryRateLimiter {
-    async fn spend(
-        &self,
-        id: TokenId,
-        limit: RateLimit,
-        now: SystemTime,
-    ) -> Result<Budget, StoreError> {
-        Ok(self.spend_now(id, limit, now))
     }
 }
 

@@ -52,6 +52,7 @@ mod background;
 mod error;
 pub mod feed;
 mod invalidation;
+mod limiter;
 mod lookup;
 pub(crate) mod memory;
 mod record;
@@ -59,6 +60,7 @@ mod record;
 pub use self::background::Background;
 pub use self::error::{StoreError, StoreErrorKind};
 pub use self::invalidation::{Change, Invalidate};
+pub use self::limiter::RateLimiter;
 pub(crate) use self::lookup::Found;
 pub use self::lookup::Lookup;
 #[allow(unused_imports)] // for unit tests and the test kit

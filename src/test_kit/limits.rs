@@ -11,12 +11,12 @@ use tower_service::Service;
 
 use super::{setup, suite_config, Harness, Ok200};
 use crate::admin::{AdminError, NewToken};
+use crate::auth::AuthLayer;
 use crate::clock::Clock;
 use crate::limit::{IpAllowlist, RateLimit};
 use crate::response::EmptyBody;
 use crate::store::TokenStore;
 use crate::transport::{PeerAddr, TlsConnection};
-use crate::AuthLayer;
 
 fn list(s: &str) -> IpAllowlist {
     s.parse().expect("a valid allowlist")

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use redis::aio::MultiplexedConnection;
-use tower_pat::limit::{Budget, MemoryRateLimiter, RateLimit, RateLimiter};
+use tower_pat::limit::{Budget, MemoryRateLimiter, RateLimit};
+use tower_pat::store::RateLimiter;
 use tower_pat::store::StoreError;
 use tower_pat::token::TokenId;
 

@@ -81,6 +81,11 @@ pub struct ServeArgs {
     /// each keeps this share of every budget.
     #[arg(long, default_value_t = 1)]
     pub instances: u32,
+    /// Failed authentications allowed per client address ("20/min", the
+    /// default), or "off" (load tests, where one loopback address stands
+    /// for every client).
+    #[arg(long, default_value = "20/min")]
+    pub failed_auth_limit: String,
     /// Also listen for plain HTTP here, answering every request with the
     /// HTTPS-required rejection (never a redirect).
     #[arg(long)]

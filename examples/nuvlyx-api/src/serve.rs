@@ -95,6 +95,14 @@ pub async fn serve(args: ServeArgs, store_args: StoreArgs) -> Result<()> {
     let mut auth = AuthLayer::builder(store.clone(), config.clone())
         .realm("nuvlyx")
         .record_client_addresses();
+    auth = auth.failed_auth_limit(match args.failed_auth_limit.as_str() {
+        "off" => None,
+        budget => Some(
+            budget
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--failed-auth-limit: {e}"))?,
+        ),
+    });
     if let Some(url) = &args.rate_limit_redis {
         auth = auth.rate_limiter(tower_pat_redis::RedisRateLimiter::open(
             url,
