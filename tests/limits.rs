@@ -573,3 +573,56 @@ async fn grpc_answers_resource_exhausted_with_the_fields() {
     assert_eq!(res.headers()["retry-after"], "60");
     assert!(res.headers().contains_key("ratelimit"));
 }
+
+#[tokio::test]
+async fn a_private_peer_without_trusted_proxies_is_not_counted_but_its_forwarded_clients_are() {
+    let w = World::new();
+    let valid = w.token("good bot", |t| t).await;
+    let forge = || {
+        nuvlyx::live()
+            .format()
+            .mint()
+            .token
+            .expose_secret()
+            .to_owned()
+    };
+    // A load balancer at 10.0.0.2 the layer was not told about: all clients
+    // look alike, so none is counted and none is locked out.
+    let unconfigured = w
+        .layer()
+        .failed_auth_limit(Some("2/min".parse().unwrap()))
+        .build();
+    for _ in 0..5 {
+        let res = send(&unconfigured, Some(&forge()), Some("10.0.0.2:1"), &[]).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        send(&unconfigured, Some(&valid), Some("10.0.0.2:1"), &[])
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // Configured: each forwarded client has its own budget.
+    let configured = w
+        .layer()
+        .failed_auth_limit(Some("2/min".parse().unwrap()))
+        .trusted_proxies(
+            ProxyHeader::XForwardedProto,
+            ["10.0.0.0/8".parse().unwrap()],
+        )
+        .build();
+    let attacker = [("x-forwarded-for", "198.51.100.66")];
+    for _ in 0..2 {
+        let res = send(&configured, Some(&forge()), Some("10.0.0.2:1"), &attacker).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = send(&configured, Some(&forge()), Some("10.0.0.2:1"), &attacker).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let other = [("x-forwarded-for", "198.51.100.7")];
+    assert_eq!(
+        send(&configured, Some(&valid), Some("10.0.0.2:1"), &other)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}

@@ -299,6 +299,12 @@ impl<R> AuthLayerBuilder<R> {
     /// header); requests whose client address is not known are not
     /// counted. A valid token sent from a blocked address is refused too:
     /// the layer cannot know it is valid without asking the store.
+    ///
+    /// **Behind a proxy or a load balancer, configure
+    /// [`AuthLayerBuilder::trusted_proxies`]**, or every client shares the
+    /// proxy's budget. Until you do, loopback, private and link-local peer
+    /// addresses (what a proxy in front usually has) are not counted, so
+    /// that one client cannot lock out all.
     pub fn failed_auth_limit(mut self, limit: Option<RateLimit>) -> Self {
         self.config.limits.failures = limit.map(FailureLimiter::new);
         self

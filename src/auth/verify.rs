@@ -117,6 +117,18 @@ pub(crate) enum Begun {
     Pending(Verdict),
 }
 
+/// Loopback, private (RFC 1918, RFC 4193) or link-local.
+fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
 /// What [`Config::admit`] decided: done, or a spend from a shared limiter
 /// to wait for.
 enum Admission {
@@ -167,7 +179,7 @@ impl Config {
         let client = needed.then(|| self.transport.client_ip(req)).flatten();
         // One reading of the clock serves every check of this request.
         let now = self.now();
-        if let (Some(failures), Some(ip)) = (&self.limits.failures, client) {
+        if let (Some(failures), Some(ip)) = (&self.limits.failures, self.counted(client)) {
             if let Some(budget) = failures.blocked(ip, now) {
                 let headers = RateHeaders::new(FAILURE_POLICY, failures.limit(), &budget);
                 let r = self.rejection(RejectionKind::TooManyFailures);
@@ -234,12 +246,22 @@ impl Config {
         client: Option<IpAddr>,
         now: SystemTime,
     ) -> Rejection {
-        if let (Some(failures), Some(ip), true) =
-            (&self.limits.failures, client, kind.is_failed_attempt())
-        {
+        if let (Some(failures), Some(ip), true) = (
+            &self.limits.failures,
+            self.counted(client),
+            kind.is_failed_attempt(),
+        ) {
             failures.failed(ip, now);
         }
         self.rejection(kind).with_token_id(id)
+    }
+
+    /// The client the failed-attempt limit counts, if any. Without trusted
+    /// proxies, a loopback, private or link-local peer is not counted: it is
+    /// most likely a proxy or a load balancer that every client comes
+    /// through, and counting it would let one client lock out all.
+    fn counted(&self, client: Option<IpAddr>) -> Option<IpAddr> {
+        client.filter(|ip| self.transport.proxies.is_some() || !is_internal(*ip))
     }
 
     /// Steps 7 to 9, for a token whose secret and status were checked: its
