@@ -69,6 +69,7 @@ fn main() {
     let floor = idx(common::FLOOR);
     let alone = idx("tower-pat valid token, AuthLayer alone (no scope check)");
     let limits = idx(common::LIMITS_BASE).zip(idx(common::LIMITED));
+    let limits_json = idx(common::LIMITS_BASE_JSON).zip(idx(common::LIMITED_JSON));
 
     // Warm-up: one batch of each.
     for c in &mut cases {
@@ -115,13 +116,19 @@ fn main() {
             s
         );
     }
-    if let Some((base, limited)) = limits {
+    for (pair, label) in [
+        (limits, "empty answer"),
+        (limits_json, "answer with a Content-Type"),
+    ] {
+        let Some((base, limited)) = pair else {
+            continue;
+        };
         let ratio: Vec<f64> = t
             .iter()
             .map(|row| (row[limited] - row[base]) / (row[base] - row[bare]))
             .collect();
         println!(
-            "budget + allowlist added / valid path's overhead (target <= 0.25): {}",
+            "budget + allowlist added / valid path's overhead, {label} (target <= 0.25): {}",
             summary(&ratio, 3)
         );
     }

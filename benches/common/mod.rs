@@ -83,6 +83,33 @@ fn bare() -> impl Service<Req, Response = Res, Error = Infallible, Future = impl
     service_fn(|_: Req| async { Ok::<_, Infallible>(Response::new(())) })
 }
 
+/// The bare service answering as a JSON handler does: with a
+/// `Content-Type`, so the answer's header map exists before the layer adds
+/// to it.
+fn json_answer() -> impl Service<Req, Response = Res, Error = Infallible, Future = impl Send> + Clone
+{
+    service_fn(|_: Req| async {
+        let mut res = Response::new(());
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        Ok::<_, Infallible>(res)
+    })
+}
+
+/// `svc` behind what a server does per request: note the peer's address.
+fn with_peer<S>(svc: S) -> tower::util::MapRequest<S, fn(Req) -> Req> {
+    fn add_peer(mut req: Req) -> Req {
+        req.extensions_mut()
+            .insert(tower_pat::transport::PeerAddr(std::net::SocketAddr::from(
+                ([203, 0, 113, 7], 40_000),
+            )));
+        req
+    }
+    tower::util::MapRequest::new(svc, add_peer as fn(Req) -> Req)
+}
+
 /// Built the same way, inside the timed loop, for every case.
 pub fn request(token: &str) -> Req {
     Request::get("/api/v1/external/orders")
@@ -153,6 +180,9 @@ where
 /// budget and an allowlist (#25).
 pub const LIMITS_BASE: &str = "tower-pat valid token, client address known";
 pub const LIMITED: &str = "tower-pat valid token with budget + allowlist";
+/// The same two, the inner service answering with a `Content-Type`.
+pub const LIMITS_BASE_JSON: &str = "tower-pat valid token, client address known, JSON answer";
+pub const LIMITED_JSON: &str = "tower-pat budget + allowlist, JSON answer";
 
 /// A valid token, a MemoryStore holding it, and every case.
 pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
@@ -188,6 +218,16 @@ pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
             .layer(auth.clone())
             .layer(auth.require_scopes([scope]))
             .service(bare())
+    };
+
+    let ours_json = |st: MemoryStore| {
+        let auth = AuthLayer::builder(st, nuvlyx::live())
+            .responder(EmptyBody)
+            .build();
+        ServiceBuilder::new()
+            .layer(auth.clone())
+            .layer(auth.require_scopes(["orders:read"]))
+            .service(json_answer())
     };
 
     // CachedStore<SqliteStore>, warm after the check run.
@@ -285,15 +325,6 @@ pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
         .token
         .expose_secret()
         .to_owned();
-    let with_peer = |svc| {
-        tower::util::MapRequestLayer::new(|mut req: Req| {
-            req.extensions_mut().insert(tower_pat::transport::PeerAddr(
-                std::net::SocketAddr::from(([203, 0, 113, 7], 40_000)),
-            ));
-            req
-        })
-        .layer(svc)
-    };
 
     let sha_token = token.clone();
     vec![
@@ -341,6 +372,20 @@ pub fn cases(rt: &Runtime) -> Vec<Case<'_>> {
             rt,
             LIMITED,
             with_peer(ours(store.clone(), "orders:read")),
+            &limited,
+            StatusCode::OK,
+        ),
+        case(
+            rt,
+            LIMITS_BASE_JSON,
+            with_peer(ours_json(store.clone())),
+            &token,
+            StatusCode::OK,
+        ),
+        case(
+            rt,
+            LIMITED_JSON,
+            with_peer(ours_json(store.clone())),
             &limited,
             StatusCode::OK,
         ),

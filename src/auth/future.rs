@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::verify::{Admitted, Config};
-use crate::limit::RateHeaders;
+use crate::limit::RateFields;
 use crate::response::{Rejection, RejectionKind, Responder};
 use crate::store::StoreErrorKind;
 use crate::trace::RejectionClass;
@@ -55,7 +55,7 @@ pin_project! {
         Calling {
             #[pin]
             future: S::Future,
-            rate: Option<RateHeaders>,
+            rate: Option<RateFields>,
         },
         // Let through without credentials by an optional layer: a handler
         // that required them answers as the layer would have.
@@ -132,7 +132,7 @@ where
         }
     }
 
-    pub(super) fn calling(future: S::Future, rate: Option<RateHeaders>) -> Self {
+    pub(super) fn calling(future: S::Future, rate: Option<RateFields>) -> Self {
         Self {
             state: State::Calling { future, rate },
         }

@@ -101,6 +101,7 @@ impl AuthLayer<ProblemDetails> {
                     default_ips: None,
                     failures: Some(FailureLimiter::new(default_failed_auth_limit())),
                     record_addresses: false,
+                    policies: Default::default(),
                 },
             },
             responder: ProblemDetails,

@@ -16,7 +16,8 @@ use subtle::ConstantTimeEq;
 use super::{parse, Authenticated};
 use crate::events::Sink;
 use crate::limit::{
-    Budget, FailureLimiter, IpAllowlist, MemoryRateLimiter, RateHeaders, RateLimit,
+    Budget, FailureLimiter, IpAllowlist, MemoryRateLimiter, Policies, RateFields, RateHeaders,
+    RateLimit,
 };
 use crate::response::{Realm, Rejection, RejectionKind};
 use crate::store::RateLimiter;
@@ -64,6 +65,8 @@ pub(crate) struct Limits {
     pub(super) failures: Option<FailureLimiter>,
     /// Whether last uses record the client address.
     pub(super) record_addresses: bool,
+    /// The `RateLimit-Policy` values built so far.
+    pub(super) policies: Policies,
 }
 
 impl fmt::Debug for Limits {
@@ -82,11 +85,11 @@ impl fmt::Debug for Limits {
 /// when the token has a budget.
 pub(crate) struct Admitted {
     pub(crate) auth: Authenticated,
-    pub(crate) rate: Option<RateHeaders>,
+    pub(crate) rate: Option<RateFields>,
 }
 
 /// The policy name in the `RateLimit` fields of token budgets.
-const TOKEN_POLICY: &str = "token";
+const TOKEN_POLICY: &str = crate::limit::TOKEN_POLICY_NAME;
 /// The policy name in the `RateLimit` fields of the failed-attempt limit.
 const FAILURE_POLICY: &str = "failed-auth";
 
@@ -341,14 +344,15 @@ impl Config {
         let rate = match spent {
             None => None,
             Some((limit, budget)) => {
-                let headers = RateHeaders::new(TOKEN_POLICY, limit, &budget);
                 if !budget.is_allowed() {
+                    let headers = RateHeaders::new(TOKEN_POLICY, limit, &budget);
                     let r = self
                         .rejection(RejectionKind::RateLimited)
                         .with_token_id(Some(id));
                     return Err(r.with_rate(headers, budget.retry_after()));
                 }
-                Some(headers)
+                let policy = self.limits.policies.get(TOKEN_POLICY, limit);
+                Some(RateFields::new(policy, &budget))
             }
         };
         // 9. Last use, kept to the minute: no hint when the record already

@@ -244,6 +244,85 @@ impl FailureLimiter {
     }
 }
 
+/// The `RateLimit-Policy` values of the token budgets a layer has seen,
+/// built once each (a budget's policy never changes), up to 256 of them.
+#[derive(Debug, Default)]
+pub(crate) struct Policies(std::sync::RwLock<std::collections::HashMap<RateLimit, HeaderValue>>);
+
+impl Policies {
+    pub(crate) fn get(&self, name: &str, limit: RateLimit) -> HeaderValue {
+        use std::sync::PoisonError;
+        if let Some(v) = self
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&limit)
+        {
+            return v.clone();
+        }
+        let v = field(
+            name,
+            b"\";q=",
+            u64::from(limit.requests()),
+            b";w=",
+            limit.period().as_secs(),
+        );
+        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if map.len() < 256 {
+            map.insert(limit, v.clone());
+        }
+        v
+    }
+}
+
+/// The fields of an accepted request, kept small until the answer comes:
+/// the policy (shared) and the two numbers of the `RateLimit` field.
+#[derive(Debug)]
+pub(crate) struct RateFields {
+    policy: HeaderValue,
+    remaining: u32,
+    reset_secs: u32,
+}
+
+impl RateFields {
+    pub(crate) fn new(policy: HeaderValue, budget: &Budget) -> Self {
+        Self {
+            policy,
+            remaining: budget.remaining(),
+            reset_secs: u32::try_from(ceil_secs(budget.reset())).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Sets the fields on a response.
+    pub(crate) fn apply(self, headers: &mut http::HeaderMap) {
+        let state = field(
+            TOKEN_POLICY_NAME,
+            b"\";r=",
+            u64::from(self.remaining),
+            b";t=",
+            u64::from(self.reset_secs),
+        );
+        headers.insert(RATELIMIT_POLICY.clone(), self.policy);
+        headers.insert(RATELIMIT.clone(), state);
+    }
+}
+
+/// The policy name of token budgets in the `RateLimit` fields.
+pub(crate) const TOKEN_POLICY_NAME: &str = "token";
+
+/// `"name"<a>x<b>y`, written by hand rather than with `format!`: this runs
+/// on every answer to a limited token.
+fn field(name: &str, a: &[u8], x: u64, b: &[u8], y: u64) -> HeaderValue {
+    let mut line = Line::default();
+    line.push(b"\"");
+    line.push(name.as_bytes());
+    line.push(a);
+    line.number(x);
+    line.push(b);
+    line.number(y);
+    HeaderValue::from_bytes(line.as_bytes()).expect("digits and a fixed name")
+}
+
 /// The `RateLimit-Policy` and `RateLimit` fields for one answer.
 #[derive(Clone, Debug)]
 pub(crate) struct RateHeaders {
@@ -256,24 +335,16 @@ impl RateHeaders {
     /// by hand rather than with `format!`: this runs on every request of a
     /// limited token.
     pub(crate) fn new(name: &str, limit: RateLimit, budget: &Budget) -> Self {
-        let field = |a: &[u8], x: u64, b: &[u8], y: u64| {
-            let mut line = Line::default();
-            line.push(b"\"");
-            line.push(name.as_bytes());
-            line.push(a);
-            line.number(x);
-            line.push(b);
-            line.number(y);
-            HeaderValue::from_bytes(line.as_bytes()).expect("digits and a fixed name")
-        };
         Self {
             policy: field(
+                name,
                 b"\";q=",
                 u64::from(limit.requests()),
                 b";w=",
                 limit.period().as_secs(),
             ),
             state: field(
+                name,
                 b"\";r=",
                 u64::from(budget.remaining()),
                 b";t=",
