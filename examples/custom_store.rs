@@ -277,10 +277,24 @@ impl TokenAdmin for JsonFileStore {
         rate_limit: Option<tower_pat::limit::RateLimit>,
         allowed_ips: Option<tower_pat::limit::IpAllowlist>,
     ) -> Result<(), StoreError> {
-        self.update(id, |r| {
-            r.rate_limit = rate_limit;
-            r.allowed_ips = allowed_ips;
-        })
+        // An allowlist is only narrowed, checked under the same lock as the
+        // write.
+        let mut state = self.state();
+        let Some(slot) = state.records.iter_mut().find(|r| r.id == id) else {
+            return Err(StoreError::new(StoreErrorKind::NotFound));
+        };
+        if let Some(current) = &slot.allowed_ips {
+            if !allowed_ips
+                .as_ref()
+                .is_some_and(|new| new.is_within(current))
+            {
+                return Err(StoreError::new(StoreErrorKind::Conflict));
+            }
+        }
+        let r = Arc::make_mut(slot);
+        r.rate_limit = rate_limit;
+        r.allowed_ips = allowed_ips;
+        self.save(&state)
     }
 
     async fn set_owner_suspended(

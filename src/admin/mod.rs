@@ -312,7 +312,11 @@ impl<S: TokenAdmin> TokenManager<S> {
         self.store
             .set_limits(id, rate_limit, allowed_ips.clone())
             .await
-            .map_err(|e| not_found_as(e, id))?;
+            .map_err(|e| match e.kind() {
+                // Narrowed meanwhile, by someone else, below this list.
+                StoreErrorKind::Conflict => AdminError::AllowlistWidened,
+                _ => not_found_as(e, id),
+            })?;
         self.events.event(&Event::TokenLimitsChanged {
             id,
             owner: current.owner.clone(),

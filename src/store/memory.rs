@@ -259,6 +259,14 @@ impl TokenAdmin for MemoryStore {
             .tokens
             .get_mut(&id)
             .ok_or_else(|| StoreError::new(StoreErrorKind::NotFound))?;
+        if let Some(current) = &r.allowed_ips {
+            if !allowed_ips
+                .as_ref()
+                .is_some_and(|new| new.is_within(current))
+            {
+                return Err(StoreError::new(StoreErrorKind::Conflict));
+            }
+        }
         let r = Arc::make_mut(r);
         r.rate_limit = rate_limit;
         r.allowed_ips = allowed_ips;

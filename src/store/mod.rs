@@ -144,9 +144,11 @@ pub trait TokenAdmin: TokenStore {
 
     /// Replaces a token's limits ([`TokenRecord::rate_limit`],
     /// [`TokenRecord::allowed_ips`]), and tells caches as for any change of
-    /// the token. The store writes what it is given:
-    /// [`TokenManager::set_limits`](crate::admin::TokenManager::set_limits)
-    /// is where an allowlist is kept from widening.
+    /// the token. An allowlist is only narrowed: fails with
+    /// [`StoreErrorKind::Conflict`] if the token has one and `allowed_ips`
+    /// is `None` or not [within](crate::limit::IpAllowlist::is_within) it,
+    /// the check and the write being one atomic step (of two concurrent
+    /// narrowings, the second is checked against the first).
     /// [`StoreErrorKind::NotFound`] for an unknown id.
     async fn set_limits(
         &self,

@@ -15,7 +15,7 @@ use crate::auth::AuthLayer;
 use crate::clock::Clock;
 use crate::limit::{IpAllowlist, RateLimit};
 use crate::response::EmptyBody;
-use crate::store::TokenStore;
+use crate::store::{StoreErrorKind, TokenAdmin, TokenStore};
 use crate::transport::{PeerAddr, TlsConnection};
 
 fn list(s: &str) -> IpAllowlist {
@@ -42,6 +42,13 @@ pub async fn limits_are_kept_enforced_and_only_narrowed<H: Harness>() {
         .await
         .unwrap();
     // Stored and returned, by lookup and by listing.
+    // The store itself refuses a widening, whoever asks.
+    let refused = store
+        .set_limits(limited.record.id, None, Some(list("0.0.0.0/0")))
+        .await;
+    assert_eq!(refused.unwrap_err().kind(), StoreErrorKind::Conflict);
+    let refused = store.set_limits(limited.record.id, None, None).await;
+    assert_eq!(refused.unwrap_err().kind(), StoreErrorKind::Conflict);
     let found = store
         .find(limited.record.id)
         .await

@@ -72,6 +72,7 @@ where
     <B::Db as Database>::Arguments: IntoArguments<B::Db>,
     for<'r> RawRecord: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (Option<String>,): FromRow<'r, <B::Db as Database>::Row>,
     usize: ColumnIndex<<B::Db as Database>::Row>,
     for<'q> i64: Type<B::Db> + Encode<'q, B::Db> + Decode<'q, B::Db>,
     for<'q> Option<i64>: Type<B::Db> + Encode<'q, B::Db>,
@@ -284,16 +285,38 @@ where
         rate_limit: Option<RateLimit>,
         allowed_ips: Option<&IpAllowlist>,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query(B::SQL.set_limits)
+        // The check and the write are one step: of two concurrent
+        // narrowings, the second is checked against the first.
+        let mut tx = if B::SQL.begin_insert.is_empty() {
+            self.pool.begin().await
+        } else {
+            self.pool.begin_with(B::SQL.begin_insert).await
+        }
+        .map_err(db_error)?;
+        let current: Option<(Option<String>,)> = sqlx::query_as(B::SQL.current_ips)
+            .bind(id_to_db(id))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let Some((current,)) = current else {
+            return Err(StoreError::new(StoreErrorKind::NotFound));
+        };
+        if let Some(current) = current {
+            let current: IpAllowlist = current
+                .parse()
+                .map_err(|e| StoreError::corrupt(format!("token {id}: allowlist: {e}")))?;
+            if !allowed_ips.is_some_and(|new| new.is_within(&current)) {
+                return Err(StoreError::new(StoreErrorKind::Conflict));
+            }
+        }
+        sqlx::query(B::SQL.set_limits)
             .bind(id_to_db(id))
             .bind(rate_limit.map(|l| l.to_string()))
             .bind(allowed_ips.map(|l| l.to_string()))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        if B::rows_affected(&done) == 0 {
-            return Err(StoreError::new(StoreErrorKind::NotFound));
-        }
+        tx.commit().await.map_err(db_error)?;
         self.backend.announce(&self.pool, Change::Token(id)).await;
         Ok(())
     }

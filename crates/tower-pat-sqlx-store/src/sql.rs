@@ -365,11 +365,14 @@ pub(crate) struct Dialect {
     pub(crate) forget_addresses: &'static str,
     /// Sets a token's limits.
     pub(crate) set_limits: &'static str,
+    /// A token's allowlist, locked until the transaction ends (SQLite's
+    /// `BEGIN IMMEDIATE` holds the one write lock already).
+    pub(crate) current_ips: &'static str,
 }
 
 /// Writes one [`Dialect`] from a parameter marker (`"$"` or `"?"`).
 macro_rules! dialect {
-    ($p:literal, $lock_name:literal, $begin_insert:literal) => {
+    ($p:literal, $lock_name:literal, $begin_insert:literal, $for_update:literal) => {
         Dialect {
             find: concat!(select_records!(), " WHERE t.id = ", $p, "1"),
             list_all: concat!(select_records!(), " ORDER BY t.created_at DESC, t.id"),
@@ -478,6 +481,12 @@ macro_rules! dialect {
                 $p,
                 "1"
             ),
+            current_ips: concat!(
+                "SELECT allowed_ips FROM tower_pat_tokens WHERE id = ",
+                $p,
+                "1",
+                $for_update
+            ),
             set_limits: concat!(
                 "UPDATE tower_pat_tokens SET rate_limit = ",
                 $p,
@@ -496,8 +505,9 @@ macro_rules! dialect {
 pub(crate) const POSTGRES: Dialect = dialect!(
     "$",
     "SELECT pg_advisory_xact_lock(hashtext('tower_pat_name:' || current_schema() || ':' || $1))",
-    ""
+    "",
+    " FOR UPDATE"
 );
 /// SQLite's statements.
 #[cfg(feature = "sqlite")]
-pub(crate) const SQLITE: Dialect = dialect!("?", "", "BEGIN IMMEDIATE");
+pub(crate) const SQLITE: Dialect = dialect!("?", "", "BEGIN IMMEDIATE", "");
