@@ -284,10 +284,7 @@ impl TokenAdmin for JsonFileStore {
             return Err(StoreError::new(StoreErrorKind::NotFound));
         };
         if let Some(current) = &slot.allowed_ips {
-            if !allowed_ips
-                .as_ref()
-                .is_some_and(|new| new.is_within(current))
-            {
+            if !current.may_become(allowed_ips.as_ref()) {
                 return Err(StoreError::new(StoreErrorKind::Conflict));
             }
         }

@@ -92,6 +92,11 @@ async fn send(
     svc.oneshot(req).await.unwrap()
 }
 
+/// The status of `token` from `peer`, without extra headers.
+async fn status(layer: &AuthLayer, token: &str, peer: Option<&str>) -> StatusCode {
+    send(layer, Some(token), peer, &[]).await.status()
+}
+
 fn header(res: &Res, name: &str) -> Option<String> {
     res.headers()
         .get(name)
@@ -166,10 +171,7 @@ async fn allowlist_ipv4_and_ipv6_direct_behind_a_trusted_proxy_and_behind_a_spoo
         "the client wrote an allowed address in front of its own"
     );
     // The proxy itself is not in the list.
-    assert_eq!(
-        send(&proxied, Some(&token), proxy, &[]).await.status(),
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(status(&proxied, &token, proxy).await, StatusCode::FORBIDDEN);
     // A spoofed header from a peer that is not a trusted proxy is ignored.
     assert_eq!(
         send(
@@ -201,10 +203,7 @@ async fn unknown_client_address_refuses_a_restricted_token_only() {
         res.extensions().get::<Rejection>().unwrap().kind(),
         RejectionKind::AddressUnknown
     );
-    assert_eq!(
-        send(&layer, Some(&free), None, &[]).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(status(&layer, &free, None).await, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -268,7 +267,7 @@ async fn exact_fields_under_at_and_over_the_limit_and_a_burst_at_the_windows_edg
     w.clock
         .advance(Duration::from_secs(1) - Duration::from_nanos(1));
     assert_eq!(
-        send(&layer, Some(&token), peer, &[]).await.status(),
+        status(&layer, &token, peer).await,
         StatusCode::TOO_MANY_REQUESTS
     );
     w.clock.advance(Duration::from_nanos(1));
@@ -297,18 +296,12 @@ async fn two_tokens_of_one_owner_do_not_share_a_budget_and_unlimited_tokens_have
     let b = w.token("b", |t| t.rate_limit(limit)).await;
     let free = w.token("free", |t| t).await;
     let layer = w.layer().build();
+    assert_eq!(status(&layer, &a, None).await, StatusCode::OK);
     assert_eq!(
-        send(&layer, Some(&a), None, &[]).await.status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        send(&layer, Some(&a), None, &[]).await.status(),
+        status(&layer, &a, None).await,
         StatusCode::TOO_MANY_REQUESTS
     );
-    assert_eq!(
-        send(&layer, Some(&b), None, &[]).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(status(&layer, &b, None).await, StatusCode::OK);
     let res = send(&layer, Some(&free), None, &[]).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(header(&res, "ratelimit").is_none() && header(&res, "ratelimit-policy").is_none());
@@ -365,27 +358,19 @@ async fn defaults_apply_to_tokens_that_carry_no_limits() {
         .default_allowed_ips(allow("203.0.113.0/24"))
         .build();
     let inside = Some("203.0.113.1:1");
+    assert_eq!(status(&layer, &plain, inside).await, StatusCode::OK);
     assert_eq!(
-        send(&layer, Some(&plain), inside, &[]).await.status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        send(&layer, Some(&plain), inside, &[]).await.status(),
+        status(&layer, &plain, inside).await,
         StatusCode::TOO_MANY_REQUESTS
     );
+    assert_eq!(status(&layer, &own, inside).await, StatusCode::OK);
     assert_eq!(
-        send(&layer, Some(&own), inside, &[]).await.status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        send(&layer, Some(&own), inside, &[]).await.status(),
+        status(&layer, &own, inside).await,
         StatusCode::OK,
         "its own budget"
     );
     assert_eq!(
-        send(&layer, Some(&own), Some("198.51.100.1:1"), &[])
-            .await
-            .status(),
+        status(&layer, &own, Some("198.51.100.1:1")).await,
         StatusCode::FORBIDDEN
     );
 }
@@ -420,13 +405,11 @@ async fn a_forged_flood_from_one_address_gets_429_before_the_store() {
     );
     // Same /64, another address: the same client. Another client: fine.
     assert_eq!(
-        send(&layer, Some(&valid), attacker, &[]).await.status(),
+        status(&layer, &valid, attacker).await,
         StatusCode::TOO_MANY_REQUESTS
     );
     assert_eq!(
-        send(&layer, Some(&valid), Some("198.51.100.7:1"), &[])
-            .await
-            .status(),
+        status(&layer, &valid, Some("198.51.100.7:1")).await,
         StatusCode::OK
     );
     // Missing credentials are not failed attempts, and are answered 401.
@@ -436,10 +419,7 @@ async fn a_forged_flood_from_one_address_gets_429_before_the_store() {
     );
     // The budget refills: one attempt every 3 seconds.
     w.clock.advance(Duration::from_secs(3));
-    assert_eq!(
-        send(&layer, Some(&valid), attacker, &[]).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(status(&layer, &valid, attacker).await, StatusCode::OK);
     // Turned off, nothing is counted.
     let off = w.layer().failed_auth_limit(None).build();
     for _ in 0..30 {
@@ -501,10 +481,7 @@ async fn a_failing_shared_limiter_fails_closed_and_unlimited_tokens_never_call_i
     let layer = w.layer().rate_limiter(Broken(calls.clone())).build();
     let res = send(&layer, Some(&limited), None, &[]).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        send(&layer, Some(&free), None, &[]).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(status(&layer, &free, None).await, StatusCode::OK);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
@@ -597,9 +574,7 @@ async fn a_private_peer_without_trusted_proxies_is_not_counted_but_its_forwarded
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     }
     assert_eq!(
-        send(&unconfigured, Some(&valid), Some("10.0.0.2:1"), &[])
-            .await
-            .status(),
+        status(&unconfigured, &valid, Some("10.0.0.2:1")).await,
         StatusCode::OK
     );
     // Configured: each forwarded client has its own budget.

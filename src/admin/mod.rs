@@ -302,10 +302,7 @@ impl<S: TokenAdmin> TokenManager<S> {
             return Err(AdminError::UnknownToken(id));
         }
         if let Some(current) = &current.allowed_ips {
-            if !allowed_ips
-                .as_ref()
-                .is_some_and(|new| new.is_within(current))
-            {
+            if !current.may_become(allowed_ips.as_ref()) {
                 return Err(AdminError::AllowlistWidened);
             }
         }

@@ -79,6 +79,12 @@ impl IpAllowlist {
             .iter()
             .all(|mine| other.0.iter().any(|theirs| theirs.contains(mine)))
     }
+
+    /// Whether a token restricted to this list may be given `new`
+    /// instead: a list within this one. `None` (any address) is a widening.
+    pub fn may_become(&self, new: Option<&IpAllowlist>) -> bool {
+        new.is_some_and(|new| new.is_within(self))
+    }
 }
 
 fn check_network(net: &IpNet) -> Result<(), LimitError> {
@@ -204,6 +210,9 @@ mod tests {
         assert!(!list("10.0.0.0/7").is_within(&wide));
         assert!(!list("10.1.0.0/16, 192.0.2.1").is_within(&wide));
         assert!(!wide.is_within(&list("10.1.0.0/16")));
+        assert!(wide.may_become(Some(&list("10.1.0.0/16"))));
+        assert!(!wide.may_become(Some(&list("10.0.0.0/7"))));
+        assert!(!wide.may_become(None), "lifting the list widens it");
     }
 
     #[test]

@@ -260,10 +260,7 @@ impl TokenAdmin for MemoryStore {
             .get_mut(&id)
             .ok_or_else(|| StoreError::new(StoreErrorKind::NotFound))?;
         if let Some(current) = &r.allowed_ips {
-            if !allowed_ips
-                .as_ref()
-                .is_some_and(|new| new.is_within(current))
-            {
+            if !current.may_become(allowed_ips.as_ref()) {
                 return Err(StoreError::new(StoreErrorKind::Conflict));
             }
         }

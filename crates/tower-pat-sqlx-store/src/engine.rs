@@ -305,7 +305,7 @@ where
             let current: IpAllowlist = current
                 .parse()
                 .map_err(|e| StoreError::corrupt(format!("token {id}: allowlist: {e}")))?;
-            if !allowed_ips.is_some_and(|new| new.is_within(&current)) {
+            if !current.may_become(allowed_ips) {
                 return Err(StoreError::new(StoreErrorKind::Conflict));
             }
         }
