@@ -191,5 +191,32 @@ fn main() {
             took.as_nanos() as f64 / n as f64,
             worst.as_secs_f64() * 1e6
         );
+
+        // Bytes per token with a partly spent budget (issue #25): 100,000
+        // tokens spend one request each, then, two seconds on (every
+        // budget full again), as many new ones push the idle cells out.
+        {
+            use tower_pat::limit::{MemoryRateLimiter, RateLimit};
+            use tower_pat::store::RateLimiter;
+            const M: u64 = 100_000;
+            let limiter = MemoryRateLimiter::new();
+            let limit: RateLimit = "10/s".parse().unwrap();
+            let t0 = std::time::SystemTime::now();
+            let before = live();
+            for i in 0..M {
+                let id = tower_pat::token::TokenId::from_bytes(i.to_le_bytes());
+                limiter.spend(id, limit, t0).await.unwrap();
+            }
+            let per_token = (live() - before) as f64 / M as f64;
+            let t2 = t0 + std::time::Duration::from_secs(2);
+            for i in M..2 * M {
+                let id = tower_pat::token::TokenId::from_bytes(i.to_le_bytes());
+                limiter.spend(id, limit, t2).await.unwrap();
+            }
+            let after_turnover = (live() - before) as f64 / M as f64;
+            println!(
+                "MemoryRateLimiter: {per_token:.1} bytes per token with a partly spent budget ({M} tokens; 16 of them the id and the time, the rest the hash table's slack); {after_turnover:.1} bytes per live token after {M} idle ones were replaced"
+            );
+        }
     });
 }

@@ -6,7 +6,7 @@
 //! state, so idle keys cost nothing).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash};
+use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
@@ -56,53 +56,47 @@ pub(crate) fn step(tat: u64, now: u64, interval: u64, tolerance: u64) -> (Outcom
     }
 }
 
-struct Shard<K> {
-    cells: HashMap<Hashed<K>, AtomicU64, BuildHasherDefault<PassThrough>>,
+/// A key's cell is its 8-byte time, and nothing else: for a token, the
+/// entry is 16 bytes (its 8-byte id and the time).
+struct Shard<K, S> {
+    cells: HashMap<K, AtomicU64, S>,
     sweep_at: usize,
 }
 
 /// GCRA cells by key.
 pub(crate) struct Keyed<K, S> {
-    shards: Box<[RwLock<Shard<K>>]>,
+    shards: Box<[RwLock<Shard<K, S>>]>,
     hasher: S,
 }
 
-impl<K, S: Default> Default for Keyed<K, S> {
+impl<K, S: Default + Clone> Default for Keyed<K, S> {
     fn default() -> Self {
+        let hasher = S::default();
         Self {
             shards: (0..SHARDS)
                 .map(|_| {
                     RwLock::new(Shard {
-                        cells: HashMap::default(),
+                        cells: HashMap::with_hasher(hasher.clone()),
                         sweep_at: SWEEP_FLOOR,
                     })
                 })
                 .collect(),
-            hasher: S::default(),
+            hasher,
         }
     }
 }
 
-/// The map inside a shard hashes with the keyed map's hasher through this
-/// wrapper, so the hash is computed once per call.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Hashed<K> {
-    hash: u64,
-    key: K,
-}
-
-impl<K: Hash + Eq + Copy, S: BuildHasher> Keyed<K, S> {
-    fn locate(&self, key: K) -> (usize, Hashed<K>) {
-        let hash = self.hasher.hash_one(key);
-        // The map inside uses the low bits (bucket) and the top seven
-        // (control bytes); the shard is chosen with bits neither uses.
-        (((hash >> 32) as usize) & (SHARDS - 1), Hashed { hash, key })
+impl<K: Hash + Eq + Copy, S: BuildHasher + Clone> Keyed<K, S> {
+    /// The shard of `key`. The map inside hashes the key again with the
+    /// same hasher and uses the low bits (bucket) and the top seven
+    /// (control bytes); the shard is chosen with bits neither uses.
+    fn shard(&self, key: K) -> usize {
+        ((self.hasher.hash_one(key) >> 32) as usize) & (SHARDS - 1)
     }
 
     /// Spends one unit of `key`'s budget at `now` (nanoseconds).
     pub(crate) fn spend(&self, key: K, now: u64, interval: u64, tolerance: u64) -> Outcome {
-        let (shard, key) = self.locate(key);
-        let lock = &self.shards[shard];
+        let lock = &self.shards[self.shard(key)];
         {
             let shard = lock.read().unwrap_or_else(PoisonError::into_inner);
             if let Some(cell) = shard.cells.get(&key) {
@@ -115,6 +109,11 @@ impl<K: Hash + Eq + Copy, S: BuildHasher> Keyed<K, S> {
                 .cells
                 .retain(|_, tat| tat.load(Ordering::Relaxed) > now);
             shard.sweep_at = (shard.cells.len() * 2).max(SWEEP_FLOOR);
+            // Give back what a burst of tokens left behind.
+            if shard.cells.capacity() > 4 * shard.sweep_at {
+                let keep = shard.sweep_at;
+                shard.cells.shrink_to(keep);
+            }
         }
         let cell = shard.cells.entry(key).or_insert_with(|| AtomicU64::new(0));
         spend_cell(cell, now, interval, tolerance)
@@ -122,8 +121,7 @@ impl<K: Hash + Eq + Copy, S: BuildHasher> Keyed<K, S> {
 
     /// What spending would give at `now`, without spending.
     pub(crate) fn peek(&self, key: K, now: u64, interval: u64, tolerance: u64) -> Outcome {
-        let (shard, key) = self.locate(key);
-        let shard = self.shards[shard]
+        let shard = self.shards[self.shard(key)]
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         let tat = shard
@@ -154,31 +152,5 @@ fn spend_cell(cell: &AtomicU64, now: u64, interval: u64, tolerance: u64) -> Outc
             Ok(_) => return outcome,
             Err(seen) => tat = seen,
         }
-    }
-}
-
-// A shard's map hashes a key by handing its precomputed hash through.
-impl<K: Hash> Hash for Hashed<K> {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
-/// The hasher of a shard's map: the precomputed hash, as is.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl std::hash::Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used, by `Hashed`; anything else folds in.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
     }
 }
