@@ -180,10 +180,11 @@ impl Config {
             || self.limits.default_ips.is_some()
             || self.limits.record_addresses;
         let client = needed.then(|| self.transport.client_ip(req)).flatten();
-        // One reading of the clock serves every check of this request.
-        let now = self.now();
+        // One reading of the clock serves every check of this request (a
+        // malformed token from a client nobody counts needs none).
+        let mut now = None;
         if let (Some(failures), Some(ip)) = (&self.limits.failures, self.counted(client)) {
-            if let Some(budget) = failures.blocked(ip, now) {
+            if let Some(budget) = failures.blocked(ip, *now.insert(self.now())) {
                 let headers = RateHeaders::new(FAILURE_POLICY, failures.limit(), &budget);
                 let r = self.rejection(RejectionKind::TooManyFailures);
                 let id = parsed.as_ref().ok().map(|(_, id)| *id);
@@ -196,6 +197,7 @@ impl Config {
             Ok(found) => found,
             Err(kind) => return Begun::Refused(self.failed(kind, None, client, now)),
         };
+        let now = now.unwrap_or_else(|| self.now());
         let digest = TokenDigest::of(token);
 
         // 4. The lookup by id. A store that answers from memory skips the
@@ -217,7 +219,7 @@ impl Config {
                         )),
                     }
                 }
-                Err(kind) => Begun::Refused(self.failed(kind, Some(id), client, now)),
+                Err(kind) => Begun::Refused(self.failed(kind, Some(id), client, Some(now))),
             },
             Err(pending) => {
                 let client = client.or_else(|| self.client_if_any_allowlist(req));
@@ -247,14 +249,14 @@ impl Config {
         kind: RejectionKind,
         id: Option<TokenId>,
         client: Option<IpAddr>,
-        now: SystemTime,
+        now: Option<SystemTime>,
     ) -> Rejection {
         if let (Some(failures), Some(ip), true) = (
             &self.limits.failures,
             self.counted(client),
             kind.is_failed_attempt(),
         ) {
-            failures.failed(ip, now);
+            failures.failed(ip, now.unwrap_or_else(|| self.now()));
         }
         self.rejection(kind).with_token_id(id)
     }
@@ -421,7 +423,7 @@ impl Config {
         let now = self.now();
         let record = self
             .judge(id, digest, found, now)
-            .map_err(|kind| self.failed(kind, Some(id), client, now))?;
+            .map_err(|kind| self.failed(kind, Some(id), client, Some(now)))?;
         match self.admit(record, client, now) {
             Admission::Done(done) => done,
             Admission::Spend(shared, record, limit) => {
