@@ -52,20 +52,17 @@ async fn two_instances_share_one_budget_with_exact_headers() {
     };
     let store = MemoryStore::new();
     let config = nuvlyx::live();
-    let created = TokenManager::new(store.clone(), config.clone())
-        .create(
-            NewToken::new("bot", "demo-store", ["orders:read"])
-                .rate_limit("5/min".parse().unwrap()),
-        )
-        .await
-        .unwrap();
-    let other = TokenManager::new(store.clone(), config.clone())
-        .create(
-            NewToken::new("other bot", "demo-store", ["orders:read"])
-                .rate_limit("5/min".parse().unwrap()),
-        )
-        .await
-        .unwrap();
+    let mint = |name: &'static str| {
+        let manager = TokenManager::new(store.clone(), config.clone());
+        async move {
+            let limited = NewToken::new(name, "demo-store", ["orders:read"]);
+            manager
+                .create(limited.rate_limit("5/min".parse().unwrap()))
+                .await
+                .unwrap()
+        }
+    };
+    let (created, other) = (mint("bot").await, mint("other bot").await);
     let instance = || {
         AuthLayer::builder(store.clone(), config.clone())
             .rate_limiter(RedisRateLimiter::open(&url, 2).unwrap())
