@@ -106,6 +106,7 @@ mod imp {
         refused: Budget,
         failed: Budget,
         exposed: Budget,
+        unknown_address: Budget,
     }
 
     impl LogBudgets {
@@ -114,7 +115,18 @@ mod imp {
                 refused: Budget::new(),
                 failed: Budget::new(),
                 exposed: Budget::new(),
+                unknown_address: Budget::new(),
             }
+        }
+    }
+
+    /// A token restricted to networks was refused because the request's
+    /// client address is not known: usually the host's wiring, so it says
+    /// what to check (at most one line per ten seconds).
+    pub(crate) fn address_unknown(id: TokenId, budgets: &LogBudgets) {
+        if let Some(held_back) = budgets.unknown_address.take() {
+            let token_id = tracing::field::display(id);
+            tracing::warn!(target: "tower_pat", token_id, held_back, "refused a token restricted to networks: the client address is unknown (give the request a PeerAddr or axum's ConnectInfo, and behind a proxy configure trusted_proxies; a trusted proxy's forwarding header that does not parse is unknown too)");
         }
     }
 
@@ -296,6 +308,8 @@ mod imp {
     pub(crate) fn token_sighted(_: TokenId, _: Sighting, _: &LogBudgets) {}
     #[inline(always)]
     pub(crate) fn token_exposed(_: TokenId) {}
+    #[inline(always)]
+    pub(crate) fn address_unknown(_: TokenId, _: &LogBudgets) {}
     #[inline(always)]
     pub(crate) fn exposure_not_verified(_: TokenId, _: bool) {}
     #[inline(always)]

@@ -154,3 +154,47 @@ async fn requests_without_credentials_write_no_warning() {
     assert!(log.lines_at("WARN").is_empty(), "{}", log.text());
     assert_eq!(log.lines_at("DEBUG").len(), 100);
 }
+
+/// Issue #25: a token restricted to networks, on a request whose client
+/// address is unknown, is refused, and the operator's log says why and
+/// what to check, once per window however many requests.
+#[tokio::test]
+async fn an_unknown_client_address_is_explained_once_per_window() {
+    let (log, _guard) = capture_everything();
+    let f = Fixture::new();
+    let token = f
+        .admin
+        .create(
+            NewToken::new("office bot", "demo-store", ["orders:read"])
+                .allowed_ips("203.0.113.0/24".parse().unwrap()),
+        )
+        .await
+        .unwrap()
+        .token;
+    let app = f.app();
+    for _ in 0..5 {
+        let res = send(&app, bearer("/orders", token.expose_secret())).await;
+        assert_eq!(res.status(), 403);
+    }
+    let warnings: Vec<String> = log
+        .lines_at("WARN")
+        .into_iter()
+        .filter(|l| l.contains("client address is unknown"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", log.text());
+    assert!(warnings[0].contains("trusted_proxies"), "{}", warnings[0]);
+    assert!(
+        !log.text().contains(&token.expose_secret()[25..]),
+        "no secret in the log"
+    );
+    assert_eq!(
+        log.lines_at("DEBUG")
+            .iter()
+            .filter(|l| l.contains("reason=\"address_unknown\"")
+                || l.contains("reason=address_unknown"))
+            .count(),
+        5,
+        "{}",
+        log.text()
+    );
+}

@@ -291,6 +291,9 @@ impl Config {
                 Some(_) => None,
             };
             if let Some(kind) = kind {
+                if kind == RejectionKind::AddressUnknown {
+                    crate::trace::address_unknown(id, &self.realm.log);
+                }
                 return Admission::Done(Err(self.rejection(kind).with_token_id(Some(id))));
             }
         }
