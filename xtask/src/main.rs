@@ -8,7 +8,9 @@
 //! 1. Installs what the demo's tests need beyond Rust (Debian's `chromium`,
 //!    `chromium-driver`, `nodejs`, `curl`; Python's `requests` and
 //!    `openapi-spec-validator`) when it may: as root with `apt-get`, and
-//!    with `pip`. Otherwise it prints the one command to run, and fails.
+//!    with `pip`; and axe-core (the accessibility engine the browser tests
+//!    run in Chromium) from the npm registry into `target/npm`. Otherwise
+//!    it prints the one command to run, and fails.
 //! 2. Finds PostgreSQL and Redis: `DATABASE_URL` and `REDIS_URL`, or the
 //!    local defaults (`postgres://root@127.0.0.1:5432/test`,
 //!    `redis://127.0.0.1:6379`) when they answer, starting a local
@@ -27,6 +29,12 @@ use std::time::Duration;
 const DEFAULT_DATABASE_URL: &str = "postgres://root@127.0.0.1:5432/test";
 const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
+/// The axe-core release the browser tests run (pinned: a new release may
+/// add rules).
+const AXE_CORE: &str = "axe-core@4.14.1";
+/// Where it is installed, relative to the workspace root.
+const AXE_CORE_DIR: &str = "target/npm";
+
 /// Where the test configuration is written, relative to the workspace root
 /// (the README's command names it).
 const PROVISIONED: &str = "target/provisioned.toml";
@@ -44,12 +52,13 @@ fn main() {
 
 fn provision() {
     provision_tools();
-    let database_url = database_url();
-    let redis_url = redis_url();
     // The workspace root: xtask's manifest directory's parent.
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace");
+    let axe = provision_axe_core(root);
+    let database_url = database_url();
+    let redis_url = redis_url();
     let path = root.join(PROVISIONED);
     let config = format!(
         "# Written by `cargo xtask provision`: the test suite's environment, with\n\
@@ -58,7 +67,8 @@ fn provision() {
          DATABASE_URL = {database_url:?}\n\
          REDIS_URL = {redis_url:?}\n\
          TOWER_PAT_REQUIRE_DB = \"1\"\n\
-         TOWER_PAT_REQUIRE_TOOLS = \"1\"\n"
+         TOWER_PAT_REQUIRE_TOOLS = \"1\"\n\
+         AXE_CORE_JS = {axe:?}\n"
     );
     let written = std::fs::create_dir_all(path.parent().expect("a file in target/"))
         .and_then(|()| std::fs::write(&path, config));
@@ -109,6 +119,7 @@ fn provision_tools() {
             "chromium chromium-driver",
         ),
         (runs("node", &["--version"]), "nodejs"),
+        (runs("npm", &["--version"]), "npm"),
         (runs("curl", &["--version"]), "curl"),
         (runs("python3", &["-m", "pip", "--version"]), "python3-pip"),
     ]
@@ -153,6 +164,40 @@ fn provision_tools() {
             ));
         }
     }
+}
+
+/// Installs the pinned axe-core into `target/npm` (once); its browser
+/// bundle's path.
+fn provision_axe_core(root: &std::path::Path) -> String {
+    let dir = root.join(AXE_CORE_DIR);
+    let bundle = dir.join("node_modules/axe-core/axe.min.js");
+    let version = AXE_CORE.rsplit('@').next().expect("name@version");
+    let installed = std::fs::read_to_string(dir.join("node_modules/axe-core/package.json"))
+        .is_ok_and(|p| p.contains(&format!("\"version\": \"{version}\"")));
+    if !installed {
+        println!("xtask: installing {AXE_CORE} into {AXE_CORE_DIR}");
+        let _ = std::fs::create_dir_all(&dir);
+        run(
+            "npm",
+            &[
+                "install",
+                "--prefix",
+                &dir.to_string_lossy(),
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                AXE_CORE,
+            ],
+            "npm install axe-core failed (the browser tests need it)",
+        );
+    }
+    if !bundle.is_file() {
+        fail(&format!(
+            "{} is missing after npm install",
+            bundle.display()
+        ));
+    }
+    bundle.to_string_lossy().into_owned()
 }
 
 /// Whether something accepts TCP connections at `host:port` of `url`.

@@ -45,6 +45,9 @@ pub enum AdminCmd {
     /// Set the admin password, read from standard input (at least 12
     /// characters); stored as an Argon2id hash in the data directory.
     SetPassword,
+    /// Print the admin audit log, newest first (who did what and when;
+    /// never a token).
+    Audit,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -86,6 +89,11 @@ pub struct ServeArgs {
     /// for every client).
     #[arg(long, default_value = "20/min")]
     pub failed_auth_limit: String,
+    /// Sudo mode of the admin pages: creating, rotating and revoking tokens
+    /// and suspending the store ask for the password again when it was
+    /// last given longer ago than this.
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub admin_sudo_window: Duration,
     /// Also listen for plain HTTP here, answering every request with the
     /// HTTPS-required rejection (never a redirect).
     #[arg(long)]
@@ -112,9 +120,10 @@ pub enum TokensCmd {
         /// Comma-separated scopes, e.g. orders:read,products:read
         #[arg(long, value_delimiter = ',', required = true)]
         scopes: Vec<String>,
-        /// Lifetime: 30s, 15m, 24h, 30d…
-        #[arg(long, value_parser = parse_duration)]
-        expires_in: Option<Duration>,
+        /// Lifetime: 30s, 15m, 24h, 30d (the default), or "never" (a token
+        /// without expiry must be asked for).
+        #[arg(long, value_parser = parse_lifetime, default_value = "30d")]
+        expires_in: Lifetime,
         #[arg(long, default_value = "demo-store")]
         owner: String,
         /// A request budget of its own: 600/min, 10/s, 5000/h, optionally
@@ -206,6 +215,18 @@ impl Cli {
 
 /// Parses a lifetime such as `30s`, `15m`, `24h`, `30d` or `1h 30m`
 /// (humantime's syntax). Zero is refused.
+/// A token's lifetime on the command line: a duration, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetime(pub Option<Duration>);
+
+/// `30d`, `24h`…, or `never`.
+pub fn parse_lifetime(s: &str) -> Result<Lifetime, String> {
+    if s == "never" {
+        return Ok(Lifetime(None));
+    }
+    parse_duration(s).map(|d| Lifetime(Some(d)))
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| {
         format!("invalid duration {s:?}: {e} (use a number and a unit, e.g. 30s, 15m, 24h, 30d)")
@@ -221,6 +242,37 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lifetimes_default_to_30_days_and_never_is_explicit() {
+        use clap::Parser;
+        let create = |extra: &[&str]| {
+            let mut args = vec![
+                "nuvlyx-api",
+                "tokens",
+                "create",
+                "--name",
+                "n",
+                "--scopes",
+                "orders:read",
+            ];
+            args.extend(extra);
+            match Cli::try_parse_from(args).unwrap().command {
+                Some(Command::Tokens(TokensCmd::Create { expires_in, .. })) => expires_in,
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(
+            create(&[]),
+            Lifetime(Some(Duration::from_secs(30 * 86_400)))
+        );
+        assert_eq!(create(&["--expires-in", "never"]), Lifetime(None));
+        assert_eq!(
+            create(&["--expires-in", "7d"]),
+            Lifetime(Some(Duration::from_secs(7 * 86_400)))
+        );
+        assert!(parse_lifetime("0s").is_err());
+    }
 
     #[test]
     fn durations() {

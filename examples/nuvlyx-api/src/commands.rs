@@ -125,7 +125,7 @@ async fn tokens(cmd: TokensCmd, store: &StoreArgs, hooks: Option<Webhooks>) -> R
         } => {
             let tokens = cli_manager(open_store(store).await?, hooks);
             let mut req = NewToken::new(&name, &owner, &scopes);
-            if let Some(lifetime) = expires_in {
+            if let Some(lifetime) = expires_in.0 {
                 req = req.expires_in(lifetime);
             }
             if let Some(limit) = rate_limit {
@@ -293,6 +293,28 @@ pub fn set_admin_password(store: &StoreArgs) -> Result<()> {
     eprintln!(
         "admin password set (Argon2id hash in {})",
         crate::admin::security::password_file(&store.data_dir).display()
+    );
+    Ok(())
+}
+
+/// `nuvlyx-api admin audit`: the audit log, newest first, one entry a line.
+pub async fn print_audit(store: &StoreArgs) -> Result<()> {
+    let audit = crate::store::open_audit(store).await?;
+    let entries = audit.recent().await?;
+    for e in &entries {
+        println!(
+            "{}  {}  {}  {}  {}",
+            fmt_time(Some(e.at)),
+            printable(&e.actor),
+            e.action,
+            printable(&e.target),
+            printable(&e.detail)
+        );
+    }
+    eprintln!(
+        "{} entr{}",
+        entries.len(),
+        if entries.len() == 1 { "y" } else { "ies" }
     );
     Ok(())
 }

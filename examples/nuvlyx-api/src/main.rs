@@ -44,6 +44,7 @@ async fn main() -> ExitCode {
         Some(Command::Admin(cli::AdminCmd::SetPassword)) => {
             commands::set_admin_password(&cli.store)
         }
+        Some(Command::Admin(cli::AdminCmd::Audit)) => commands::print_audit(&cli.store).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

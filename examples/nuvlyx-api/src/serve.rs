@@ -110,9 +110,27 @@ pub async fn serve(args: ServeArgs, store_args: StoreArgs) -> Result<()> {
         )?);
     }
     let auth = auth.build();
-    let leaks = leak_reports(tokens.clone(), KeyDocument::new(&args.scanner_keys)?);
+    // Revocations by leak reports go to the audit log (and the webhooks).
+    let leak_tokens = {
+        let record = serving.audit.sink("secret scanning report");
+        let hooks = webhooks.as_ref().map(|h| h.sink());
+        tokens.clone().events(move |e: &tower_pat::events::Event| {
+            record(e);
+            if let Some(hooks) = &hooks {
+                hooks(e);
+            }
+        })
+    };
+    let leaks = leak_reports(leak_tokens, KeyDocument::new(&args.scanner_keys)?);
     let app = api::app(auth, &config, leaks, args.unprotected_twin)
-        .merge(admin::router(tokens.clone(), store_args.data_dir.clone()))
+        .merge(admin::router(
+            tokens.clone(),
+            admin::AdminConfig {
+                data_dir: store_args.data_dir.clone(),
+                audit: serving.audit.clone(),
+                sudo_window: args.admin_sudo_window,
+            },
+        ))
         .layer(Extension(TlsConnection))
         // Outermost: every HTTPS answer, the auth layer's 401s included.
         .layer(axum::middleware::map_response(strict_transport_security));

@@ -9,6 +9,7 @@ use tower_pat::admin::TokenManager;
 use tower_pat::store::{Background, CacheConfig, CacheStats, CachedStore, TokenAdmin};
 use tower_pat_sqlx_store::{PostgresStore, SqliteStore};
 
+use crate::admin::audit::Audit;
 use crate::cli::StoreArgs;
 use crate::files;
 
@@ -29,6 +30,8 @@ pub struct Serving {
     pub store: Store,
     pub cache_stats: CacheStatsFn,
     pub background: Vec<Background>,
+    /// The admin audit log, in the same database.
+    pub audit: Audit,
 }
 
 impl Serving {
@@ -60,11 +63,15 @@ pub async fn open_serving(args: &StoreArgs) -> Result<Serving> {
                 .context("LISTEN")?;
             let writing = pg.write_last_used_every(WRITE_LAST_USED_EVERY);
             let view = cached.clone();
+            let audit = Audit::Postgres(pg.pool().clone(), args.database_schema.clone())
+                .open()
+                .await?;
             Ok(Serving {
                 store: Arc::new(cached),
                 cache_stats: Arc::new(move || view.stats()),
                 // The writer last: its shutdown writes what is pending.
                 background: vec![listening, writing],
+                audit,
             })
         }
         None => {
@@ -76,10 +83,12 @@ pub async fn open_serving(args: &StoreArgs) -> Result<Serving> {
                 .context("watching changes")?;
             let writing = sqlite.write_last_used_every(WRITE_LAST_USED_EVERY);
             let view = cached.clone();
+            let audit = Audit::Sqlite(sqlite.pool().clone()).open().await?;
             Ok(Serving {
                 store: Arc::new(cached),
                 cache_stats: Arc::new(move || view.stats()),
                 background: vec![watching, writing],
+                audit,
             })
         }
     }
@@ -95,6 +104,25 @@ pub async fn open_store(args: &StoreArgs) -> Result<Store> {
             Ok(Arc::new(pg))
         }
         None => Ok(Arc::new(open_sqlite(args).await?)),
+    }
+}
+
+/// The admin audit log of the configured store's database.
+pub async fn open_audit(args: &StoreArgs) -> Result<Audit> {
+    match &args.database_url {
+        Some(url) => {
+            let pg = PostgresStore::connect_in_schema(url, &args.database_schema)
+                .await
+                .context("PostgreSQL")?;
+            Audit::Postgres(pg.pool().clone(), args.database_schema.clone())
+                .open()
+                .await
+        }
+        None => {
+            Audit::Sqlite(open_sqlite(args).await?.pool().clone())
+                .open()
+                .await
+        }
     }
 }
 

@@ -657,10 +657,30 @@ fn bad_durations_are_clear_errors_not_panics() {
     }
 }
 
+/// Issue #26: `tokens create` gives a token 30 days unless told otherwise;
+/// a token without expiry must be asked for (`--expires-in never`).
+#[test]
+fn tokens_expire_in_30_days_unless_never_is_asked_for() {
+    let demo = Demo::start(&data_dir());
+    demo.create("default", "orders:read");
+    demo.create_with("forever", "orders:read", &["--expires-in", "never"]);
+    let listed = String::from_utf8(demo.cli(&["tokens", "list"]).stdout).unwrap();
+    let expires = |name: &str| {
+        let line = listed.lines().find(|l| l.contains(name)).unwrap();
+        line.split_whitespace().nth(6).unwrap().to_owned()
+    };
+    let in_30_days = humantime::format_rfc3339_seconds(
+        std::time::SystemTime::now() + Duration::from_secs(30 * 86_400),
+    )
+    .to_string();
+    assert_eq!(&expires("default")[..13], &in_30_days[..13], "{listed}");
+    assert_eq!(expires("forever"), "-", "{listed}");
+}
+
 #[test]
 fn a_huge_grace_keeps_the_old_token_working_and_says_until_when() {
     let demo = Demo::start(&data_dir());
-    let old = demo.create("rotating", "orders:read");
+    let old = demo.create_with("rotating", "orders:read", &["--expires-in", "never"]);
     let id = &old["nvl_live_".len().."nvl_live_".len() + 16];
     let out = demo.cli(&["tokens", "rotate", id, "--grace", "584542046090y"]);
     assert!(
@@ -1156,6 +1176,21 @@ fn a_signed_leak_report_revokes_the_token_and_every_change_is_a_signed_webhook()
     let event: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(event["data"]["reason"], "leaked");
     assert_eq!(event["data"]["url"], url);
+    // Issue #26: the revocation is in the admin audit log, said to come
+    // from the report (written in the background: a moment later).
+    let started = Instant::now();
+    let entry = format!("secret scanning report  token.revoked  {id}  leaked; found at {url}");
+    loop {
+        let audit = String::from_utf8(demo.cli(&["admin", "audit"]).stdout).unwrap();
+        if audit.contains(&entry) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{entry} in {audit}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let _ = std::fs::remove_file(&scanner.doc);
 }
 

@@ -123,9 +123,17 @@ impl Demo {
         cli_with_stdin(&self.dir, args, input)
     }
 
-    /// `tokens create`; returns the token printed on stdout.
+    /// `tokens create` (30 days, the default); returns the token printed
+    /// on stdout.
     pub fn create(&self, name: &str, scopes: &str) -> String {
-        let out = self.cli(&["tokens", "create", "--name", name, "--scopes", scopes]);
+        self.create_with(name, scopes, &[])
+    }
+
+    /// `tokens create` with more options.
+    pub fn create_with(&self, name: &str, scopes: &str, extra: &[&str]) -> String {
+        let mut args = vec!["tokens", "create", "--name", name, "--scopes", scopes];
+        args.extend(extra);
+        let out = self.cli(&args);
         assert!(
             out.status.success(),
             "{}",
@@ -267,6 +275,8 @@ pub enum Tool {
     PythonRequests,
     OpenApiValidator,
     Chromedriver,
+    /// axe-core, the accessibility engine (npm), run inside Chromium.
+    AxeCore,
 }
 
 impl Tool {
@@ -284,8 +294,21 @@ impl Tool {
             Tool::PythonRequests => ok("python3", &["-c", "import requests"]),
             Tool::OpenApiValidator => ok("python3", &["-c", "import openapi_spec_validator"]),
             Tool::Chromedriver => ok("chromedriver", &["--version"]),
+            Tool::AxeCore => axe_core_js().is_file(),
         }
     }
+}
+
+/// Where `cargo xtask provision` installs axe-core's browser bundle
+/// (`AXE_CORE_JS` says otherwise).
+pub fn axe_core_js() -> PathBuf {
+    std::env::var_os("AXE_CORE_JS").map_or_else(
+        || {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/npm/node_modules/axe-core/axe.min.js")
+        },
+        PathBuf::from,
+    )
 }
 
 /// Whether every tool in `needed` is here. Without one, the test says
