@@ -419,15 +419,7 @@ fn token_list_never_shows_a_secret() {
 /// is refused by both within a second. Opt-in: needs `DATABASE_URL`.
 #[test]
 fn two_instances_on_postgres_share_revocations() {
-    let Some(url) = std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|u| u.starts_with("postgres"))
-    else {
-        assert!(
-            std::env::var_os("TOWER_PAT_REQUIRE_DB").is_none(),
-            "DATABASE_URL is required"
-        );
-        eprintln!("skipped: DATABASE_URL not set");
+    let Some(url) = postgres_url() else {
         return;
     };
     let schema = format!(
@@ -738,15 +730,7 @@ fn names_with_bidi_or_control_characters_are_refused() {
 
 #[test]
 fn first_start_on_a_database_url_mints_no_token() {
-    let Some(url) = std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|u| u.starts_with("postgres"))
-    else {
-        assert!(
-            std::env::var_os("TOWER_PAT_REQUIRE_DB").is_none(),
-            "DATABASE_URL is required"
-        );
-        eprintln!("skipped: DATABASE_URL not set");
+    let Some(url) = postgres_url() else {
         return;
     };
     let schema = format!(

@@ -25,8 +25,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::{header, request::Parts, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -167,6 +167,124 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// A form posted by the signed-in admin, its CSRF token checked: the
+/// state, the client's address, the session and the fields. (Last among a
+/// handler's arguments: it reads the body.)
+struct Posted {
+    admin: Admin,
+    client: IpAddr,
+    session: Session,
+    s: AdminSession,
+    f: Fields,
+}
+
+impl FromRequest<Admin> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, admin: &Admin) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(&mut parts, admin)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let session = Session::from_request_parts(&mut parts, admin)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Form(fields) =
+            Form::<Vec<(String, String)>>::from_request(Request::from_parts(parts, body), admin)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        let f = Fields(fields);
+        let s = checked(&session, f.get("csrf")).await?;
+        Ok(Posted {
+            admin: admin.clone(),
+            client: peer.ip(),
+            session,
+            s,
+            f,
+        })
+    }
+}
+
+/// A page for the signed-in admin (or a redirect to the sign-in page):
+/// the state, the client's address, the session.
+struct Viewer {
+    admin: Admin,
+    client: IpAddr,
+    session: Session,
+    s: AdminSession,
+}
+
+impl FromRequestParts<Admin> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, admin: &Admin) -> Result<Self, Response> {
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, admin)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let session = Session::from_request_parts(parts, admin)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let s = signed_in(&session).await?;
+        Ok(Viewer {
+            admin: admin.clone(),
+            client: peer.ip(),
+            session,
+            s,
+        })
+    }
+}
+
+impl Viewer {
+    /// The live token `id` and the session once sudo mode lets `action`'s
+    /// page show (see [`on_token`]).
+    async fn on_token(
+        &self,
+        id: &str,
+        action: Action,
+    ) -> Result<(AdminSession, TokenRecord), Response> {
+        let s = self.s.clone();
+        on_token(&self.admin, &self.session, s, self.client, id, action, None).await
+    }
+}
+
+impl Posted {
+    /// The live token `id` and the session once sudo mode lets `action`
+    /// act on it (see [`on_token`]).
+    async fn on_token(
+        &self,
+        id: &str,
+        action: Action,
+    ) -> Result<(AdminSession, TokenRecord), Response> {
+        let s = self.s.clone();
+        on_token(
+            &self.admin,
+            &self.session,
+            s,
+            self.client,
+            id,
+            action,
+            Some(&self.f),
+        )
+        .await
+    }
+
+    /// The session once sudo mode allows `what`, this form posted to
+    /// `action` (see [`sudo`]).
+    async fn sudo(&self, action: &str, what: &str) -> Result<AdminSession, Response> {
+        let s = self.s.clone();
+        sudo(
+            &self.admin,
+            &self.session,
+            s,
+            self.client,
+            &self.f,
+            action,
+            what,
+        )
+        .await
+    }
 }
 
 /// A posted form's fields, in order (a field may repeat: `scopes`).
@@ -409,12 +527,10 @@ async fn sign_in(
     Ok(see_other("/admin/tokens"))
 }
 
-async fn sign_out(
-    State(admin): State<Admin>,
-    session: Session,
-    Form(fields): Form<Vec<(String, String)>>,
-) -> Page {
-    let s = checked(&session, Fields(fields).get("csrf")).await?;
+async fn sign_out(posted: Posted) -> Page {
+    let Posted {
+        admin, session, s, ..
+    } = posted;
     session.flush().await.map_err(failure)?;
     record(&admin, &s.actor, "sign_out", "admin pages", "").await;
     Ok(see_other("/admin/sign-in"))
@@ -509,16 +625,16 @@ async fn sudo_for_page(
     sudo(admin, session, s, client, &fields, "/admin/sudo", what).await
 }
 
-async fn sudo_confirm(
-    State(admin): State<Admin>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    session: Session,
-    Form(fields): Form<Vec<(String, String)>>,
-) -> Page {
-    let f = Fields(fields);
-    let s = checked(&session, f.get("csrf")).await?;
+async fn sudo_confirm(posted: Posted) -> Page {
+    let Posted {
+        admin,
+        client,
+        session,
+        s,
+        f,
+    } = posted;
     let next = safe_next(f.get("next")).to_owned();
-    sudo(&admin, &session, s, peer.ip(), &f, "/admin/sudo", "go on").await?;
+    sudo(&admin, &session, s, client, &f, "/admin/sudo", "go on").await?;
     Ok(see_other(&next))
 }
 
@@ -698,20 +814,19 @@ fn custom_expiry(date: &str, now: SystemTime) -> Result<SystemTime, String> {
     Ok(at)
 }
 
-async fn create(
-    State(admin): State<Admin>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    session: Session,
-    headers: HeaderMap,
-    Form(fields): Form<Vec<(String, String)>>,
-) -> Page {
-    let f = Fields(fields);
-    let s = checked(&session, f.get("csrf")).await?;
+async fn create(headers: HeaderMap, posted: Posted) -> Page {
+    let Posted {
+        admin,
+        client,
+        session,
+        s,
+        f,
+    } = posted;
     let s = sudo(
         &admin,
         &session,
         s,
-        peer.ip(),
+        client,
         &f,
         "/admin/tokens",
         "create a token",
@@ -893,17 +1008,58 @@ async fn own_live_token(admin: &Admin, id: &str) -> Result<TokenRecord, Response
         .ok_or_else(not_found)
 }
 
-async fn revoke_form(
-    State(admin): State<Admin>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    session: Session,
-    Path(id): Path<String>,
-) -> Page {
-    let s = signed_in(&session).await?;
-    let r = own_live_token(&admin, &id).await?;
-    let path = format!("/admin/tokens/{}/revoke", r.id);
-    let what = format!("revoke “{}”", r.name);
-    let s = sudo_for_page(&admin, &session, s, peer.ip(), &path, &what).await?;
+/// What the token pages do to a token.
+#[derive(Clone, Copy)]
+enum Action {
+    Revoke,
+    Rotate,
+    Limits,
+}
+
+impl Action {
+    /// The last part of its page's path.
+    fn verb(self) -> &'static str {
+        match self {
+            Action::Revoke => "revoke",
+            Action::Rotate => "rotate",
+            Action::Limits => "limits",
+        }
+    }
+
+    /// What the sudo page says it is about to do.
+    fn describe(self, name: &str) -> String {
+        match self {
+            Action::Revoke => format!("revoke “{name}”"),
+            Action::Rotate => format!("rotate “{name}”"),
+            Action::Limits => format!("change the limits of “{name}”"),
+        }
+    }
+}
+
+/// The live token `id` that `action` acts on, and the session once sudo
+/// mode lets it: for its page (`posted` is `None`) or for the form posted
+/// from it.
+async fn on_token(
+    admin: &Admin,
+    session: &Session,
+    s: AdminSession,
+    client: IpAddr,
+    id: &str,
+    action: Action,
+    posted: Option<&Fields>,
+) -> Result<(AdminSession, TokenRecord), Response> {
+    let r = own_live_token(admin, id).await?;
+    let path = format!("/admin/tokens/{}/{}", r.id, action.verb());
+    let what = action.describe(&r.name);
+    let s = match posted {
+        Some(f) => sudo(admin, session, s, client, f, &path, &what).await?,
+        None => sudo_for_page(admin, session, s, client, &path, &what).await?,
+    };
+    Ok((s, r))
+}
+
+async fn revoke_form(Path(id): Path<String>, viewer: Viewer) -> Page {
+    let (s, r) = viewer.on_token(&id, Action::Revoke).await?;
     let now = SystemTime::now();
     Ok(html(
         StatusCode::OK,
@@ -911,37 +1067,17 @@ async fn revoke_form(
     ))
 }
 
-async fn revoke(
-    State(admin): State<Admin>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    session: Session,
-    Path(id): Path<String>,
-    Form(fields): Form<Vec<(String, String)>>,
-) -> Page {
-    let f = Fields(fields);
-    let s = checked(&session, f.get("csrf")).await?;
-    let r = own_live_token(&admin, &id).await?;
-    let (path, what) = (
-        format!("/admin/tokens/{}/revoke", r.id),
-        format!("revoke “{}”", r.name),
-    );
-    let s = sudo(&admin, &session, s, peer.ip(), &f, &path, &what).await?;
+async fn revoke(Path(id): Path<String>, posted: Posted) -> Page {
+    let (s, r) = posted.on_token(&id, Action::Revoke).await?;
+    let Posted { admin, .. } = posted;
     admin.tokens.revoke(r.id).await.map_err(failure)?;
     record(&admin, &s.actor, "token.revoked", &target(&r), "manual").await;
     Ok(see_other("/admin/tokens"))
 }
 
-async fn rotate_form(
-    State(admin): State<Admin>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    session: Session,
-    Path(id): Path<String>,
-) -> Page {
-    let s = signed_in(&session).await?;
-    let r = own_live_token(&admin, &id).await?;
-    let path = format!("/admin/tokens/{}/rotate", r.id);
-    let what = format!("rotate “{}”", r.name);
-    let s = sudo_for_page(&admin, &session, s, peer.ip(), &path, &what).await?;
+async fn rotate_form(Path(id): Path<String>, viewer: Viewer) -> Page {
+    let (s, r) = viewer.on_token(&id, Action::Rotate).await?;
+    let Viewer { session, .. } = viewer;
     let csrf = s.csrf.clone();
     let nonce = issue_nonce(&session, s).await?;
     let now = SystemTime::now();
@@ -951,22 +1087,11 @@ async fn rotate_form(
     ))
 }
 
-async fn rotate(
-    State(admin): State<Admin>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    session: Session,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(fields): Form<Vec<(String, String)>>,
-) -> Page {
-    let f = Fields(fields);
-    let s = checked(&session, f.get("csrf")).await?;
-    let old = own_live_token(&admin, &id).await?;
-    let (path, what) = (
-        format!("/admin/tokens/{}/rotate", old.id),
-        format!("rotate “{}”", old.name),
-    );
-    let s = sudo(&admin, &session, s, peer.ip(), &f, &path, &what).await?;
+async fn rotate(headers: HeaderMap, Path(id): Path<String>, posted: Posted) -> Page {
+    let (s, old) = posted.on_token(&id, Action::Rotate).await?;
+    let Posted {
+        admin, session, f, ..
+    } = posted;
     let (csrf, actor) = (s.csrf.clone(), s.actor.clone());
     if !consume_nonce(&session, s, f.get("nonce")).await? {
         return Err(already_submitted(&csrf));
@@ -1003,17 +1128,8 @@ async fn rotate(
     ))
 }
 
-async fn limits_form(
-    State(admin): State<Admin>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    session: Session,
-    Path(id): Path<String>,
-) -> Page {
-    let s = signed_in(&session).await?;
-    let r = own_live_token(&admin, &id).await?;
-    let path = format!("/admin/tokens/{}/limits", r.id);
-    let what = format!("change the limits of “{}”", r.name);
-    let s = sudo_for_page(&admin, &session, s, peer.ip(), &path, &what).await?;
+async fn limits_form(Path(id): Path<String>, viewer: Viewer) -> Page {
+    let (s, r) = viewer.on_token(&id, Action::Limits).await?;
     let row = to_row(&r, &[], SystemTime::now());
     let (limit, ips) = (
         row.rate_limit.clone().unwrap_or_default(),
@@ -1025,21 +1141,9 @@ async fn limits_form(
     ))
 }
 
-async fn set_limits(
-    State(admin): State<Admin>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    session: Session,
-    Path(id): Path<String>,
-    Form(fields): Form<Vec<(String, String)>>,
-) -> Page {
-    let f = Fields(fields);
-    let s = checked(&session, f.get("csrf")).await?;
-    let r = own_live_token(&admin, &id).await?;
-    let (path, what) = (
-        format!("/admin/tokens/{}/limits", r.id),
-        format!("change the limits of “{}”", r.name),
-    );
-    let s = sudo(&admin, &session, s, peer.ip(), &f, &path, &what).await?;
+async fn set_limits(Path(id): Path<String>, posted: Posted) -> Page {
+    let (s, r) = posted.on_token(&id, Action::Limits).await?;
+    let Posted { admin, f, .. } = posted;
     let (limit, ips) = (f.get("rate_limit").trim(), f.get("allowed_ips").trim());
     let mut errors = FieldErrors::default();
     let rate_limit = match limit {
@@ -1127,59 +1231,40 @@ async fn suspend_form(
     ))
 }
 
-async fn suspend(
-    State(admin): State<Admin>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    session: Session,
-    Form(fields): Form<Vec<(String, String)>>,
-) -> Page {
-    let f = Fields(fields);
-    let s = checked(&session, f.get("csrf")).await?;
-    let s = sudo(
-        &admin,
-        &session,
-        s,
-        peer.ip(),
-        &f,
-        "/admin/store/suspend",
-        "suspend the store",
-    )
-    .await?;
-    let count = live_tokens(&admin).await?;
-    admin
-        .tokens
-        .suspend_owner(ADMIN_STORE)
-        .await
-        .map_err(failure)?;
-    let detail = format!("{count} active token(s) refused until reinstated");
-    record(&admin, &s.actor, "store.suspended", ADMIN_STORE, &detail).await;
-    Ok(see_other("/admin/tokens"))
+async fn suspend(posted: Posted) -> Page {
+    set_suspended(posted, true).await
 }
 
-async fn reinstate(
-    State(admin): State<Admin>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    session: Session,
-    Form(fields): Form<Vec<(String, String)>>,
-) -> Page {
-    let f = Fields(fields);
-    let s = checked(&session, f.get("csrf")).await?;
-    let s = sudo(
-        &admin,
-        &session,
-        s,
-        peer.ip(),
-        &f,
-        "/admin/store/reinstate",
-        "reinstate the store",
-    )
-    .await?;
-    admin
-        .tokens
-        .reinstate_owner(ADMIN_STORE)
-        .await
-        .map_err(failure)?;
-    record(&admin, &s.actor, "store.reinstated", ADMIN_STORE, "").await;
+async fn reinstate(posted: Posted) -> Page {
+    set_suspended(posted, false).await
+}
+
+/// Suspends or reinstates the store, in sudo mode, and says so in the
+/// audit log.
+async fn set_suspended(posted: Posted, suspend: bool) -> Page {
+    let (action, what) = match suspend {
+        true => ("/admin/store/suspend", "suspend the store"),
+        false => ("/admin/store/reinstate", "reinstate the store"),
+    };
+    let s = posted.sudo(action, what).await?;
+    let admin = &posted.admin;
+    let count = live_tokens(admin).await?;
+    let changed = match suspend {
+        true => admin.tokens.suspend_owner(ADMIN_STORE).await,
+        false => admin.tokens.reinstate_owner(ADMIN_STORE).await,
+    };
+    changed.map_err(failure)?;
+    let (event, detail) = match suspend {
+        true => (
+            "store.suspended",
+            format!("{count} active token(s) refused until reinstated"),
+        ),
+        false => (
+            "store.reinstated",
+            format!("{count} token(s) accepted again"),
+        ),
+    };
+    record(admin, &s.actor, event, ADMIN_STORE, &detail).await;
     Ok(see_other("/admin/tokens"))
 }
 

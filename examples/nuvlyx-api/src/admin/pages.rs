@@ -416,16 +416,7 @@ pub fn new_token(
                     "Prefer an expiry, and rotate the token before it."
                 }
                 (field_error("expires", &errors.expires))
-                label for="rate_limit" { "Rate limit (optional)" }
-                input #rate_limit name="rate_limit" type="text" placeholder="600/min" autocomplete="off" value=(draft.rate_limit)
-                    aria-invalid=[invalid(&errors.rate_limit)] aria-describedby=[described_by("rate_limit", Some("rate_limit_hint"), &errors.rate_limit)];
-                p #rate_limit_hint .hint { "Requests per second, minute, hour or day, such as 600/min or \"600/min burst 100\". Empty: no budget of its own." }
-                (field_error("rate_limit", &errors.rate_limit))
-                label for="allowed_ips" { "Allowed IP addresses (optional)" }
-                input #allowed_ips name="allowed_ips" type="text" placeholder="203.0.113.0/24, 2001:db8::/32" autocomplete="off" value=(draft.allowed_ips)
-                    aria-invalid=[invalid(&errors.allowed_ips)] aria-describedby=[described_by("allowed_ips", Some("allowed_ips_hint"), &errors.allowed_ips)];
-                p #allowed_ips_hint .hint { "Addresses or CIDR ranges, comma-separated; the token is refused from anywhere else. It can be narrowed later, never widened. Empty: any address." }
-                (field_error("allowed_ips", &errors.allowed_ips))
+                (limit_fields(&draft.rate_limit, &draft.allowed_ips, errors, true))
                 div.form-actions {
                     button type="submit" { "Create token" }
                     " " a href="/admin/tokens" { "Cancel" }
@@ -564,6 +555,33 @@ pub fn rotate(
     )
 }
 
+/// The rate limit and allowlist fields, of the create form (`creating`)
+/// or the limits form.
+fn limit_fields(
+    rate_limit: &str,
+    allowed_ips: &str,
+    errors: &FieldErrors,
+    creating: bool,
+) -> Markup {
+    let invalid = |e: &Option<String>| e.as_ref().map(|_| "true");
+    let optional = if creating { " (optional)" } else { "" };
+    html! {
+        label for="rate_limit" { "Rate limit" (optional) }
+        input #rate_limit name="rate_limit" type="text" placeholder="600/min" autocomplete="off" value=(rate_limit)
+            aria-invalid=[invalid(&errors.rate_limit)] aria-describedby=[described_by("rate_limit", Some("rate_limit_hint"), &errors.rate_limit)];
+        p #rate_limit_hint .hint { "Requests per second, minute, hour or day, such as 600/min or \"600/min burst 100\". Empty: no budget of its own." }
+        (field_error("rate_limit", &errors.rate_limit))
+        label for="allowed_ips" { "Allowed IP addresses" (optional) }
+        input #allowed_ips name="allowed_ips" type="text" placeholder="203.0.113.0/24, 2001:db8::/32" autocomplete="off" value=(allowed_ips)
+            aria-invalid=[invalid(&errors.allowed_ips)] aria-describedby=[described_by("allowed_ips", Some("allowed_ips_hint"), &errors.allowed_ips)];
+        p #allowed_ips_hint .hint {
+            @if creating { "Addresses or CIDR ranges, comma-separated; the token is refused from anywhere else. It can be narrowed later, never widened. Empty: any address." }
+            @else { "Addresses or CIDR ranges inside the current ones, comma-separated." }
+        }
+        (field_error("allowed_ips", &errors.allowed_ips))
+    }
+}
+
 /// The limits form: the budget either way, the allowlist only narrower.
 pub fn edit_limits(
     csrf: &str,
@@ -572,7 +590,6 @@ pub fn edit_limits(
     allowed_ips: &str,
     errors: &FieldErrors,
 ) -> Markup {
-    let invalid = |e: &Option<String>| e.as_ref().map(|_| "true");
     layout(
         "Token limits",
         Some((csrf, Nav::Tokens)),
@@ -585,16 +602,7 @@ pub fn edit_limits(
                 "the token was handed out with them, so letting it in from elsewhere takes a new token." }
             form method="post" action=(format!("/admin/tokens/{}/limits", r.id)) novalidate {
                 input type="hidden" name="csrf" value=(csrf);
-                label for="rate_limit" { "Rate limit" }
-                input #rate_limit name="rate_limit" type="text" placeholder="600/min" autocomplete="off" value=(rate_limit)
-                    aria-invalid=[invalid(&errors.rate_limit)] aria-describedby=[described_by("rate_limit", Some("rate_limit_hint"), &errors.rate_limit)];
-                p #rate_limit_hint .hint { "Such as 600/min or \"600/min burst 100\". Empty: no budget of its own." }
-                (field_error("rate_limit", &errors.rate_limit))
-                label for="allowed_ips" { "Allowed IP addresses" }
-                input #allowed_ips name="allowed_ips" type="text" placeholder="203.0.113.0/24" autocomplete="off" value=(allowed_ips)
-                    aria-invalid=[invalid(&errors.allowed_ips)] aria-describedby=[described_by("allowed_ips", Some("allowed_ips_hint"), &errors.allowed_ips)];
-                p #allowed_ips_hint .hint { "Addresses or CIDR ranges inside the current ones, comma-separated." }
-                (field_error("allowed_ips", &errors.allowed_ips))
+                (limit_fields(rate_limit, allowed_ips, errors, false))
                 div.form-actions {
                     button type="submit" { "Save limits" }
                     " " a href="/admin/tokens" { "Cancel" }

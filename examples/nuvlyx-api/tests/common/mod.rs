@@ -311,6 +311,23 @@ pub fn axe_core_js() -> PathBuf {
     )
 }
 
+/// `DATABASE_URL` when it names PostgreSQL. Without it the test says
+/// `skipped` and passes, unless `TOWER_PAT_REQUIRE_DB` is set (as the
+/// README's test command sets it), where it fails.
+pub fn postgres_url() -> Option<String> {
+    let url = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"));
+    if url.is_none() {
+        assert!(
+            std::env::var_os("TOWER_PAT_REQUIRE_DB").is_none(),
+            "DATABASE_URL is required"
+        );
+        eprintln!("skipped: DATABASE_URL not set");
+    }
+    url
+}
+
 /// Whether every tool in `needed` is here. Without one, the test says
 /// `skipped` in one line and passes, unless `TOWER_PAT_REQUIRE_TOOLS` is
 /// set (as the README's test command and CI set it), where it fails:
