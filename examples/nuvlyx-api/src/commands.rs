@@ -1,30 +1,58 @@
 //! `nuvlyx-api tokens …` and `nuvlyx-api owners …`: token administration on
 //! the same store the server reads.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, bail, Context, Result};
 use tower_pat::admin::{AdminError, NewToken, TokenManager};
 use tower_pat::token::TokenId;
 
+use tower_pat::events::Event;
+
+use crate::admin::audit;
 use crate::cli::{OwnersCmd, StoreArgs, TokensCmd};
 use crate::store::{manager, open_store, Store};
 use crate::webhooks::Webhooks;
 
-/// The manager for one CLI command. Its own messages say what happened, so
-/// lifecycle events are not logged a second time here; they go to the
-/// webhooks, if `--webhook-url` asks for them.
-fn cli_manager(store: Store, hooks: Option<&Webhooks>) -> TokenManager<Store> {
-    match hooks {
-        Some(hooks) => manager(store).events(hooks.sink()),
-        None => manager(store).events(|_: &tower_pat::events::Event| {}),
-    }
+/// Where one CLI command's lifecycle events go: the webhooks, if
+/// `--webhook-url` asks for them, and the admin audit log (written once the
+/// command is done).
+#[derive(Clone, Default)]
+struct Sinks {
+    hooks: Option<Webhooks>,
+    seen: Arc<Mutex<Vec<Event>>>,
 }
 
-/// Runs one CLI command, then waits (up to 30 s) for its webhooks.
+/// The manager for one CLI command. Its own messages say what happened, so
+/// lifecycle events are not logged a second time here.
+fn cli_manager(store: Store, sinks: &Sinks) -> TokenManager<Store> {
+    let hooks = sinks.hooks.as_ref().map(|h| h.sink());
+    let seen = sinks.seen.clone();
+    manager(store).events(move |e: &Event| {
+        seen.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(e.clone());
+        if let Some(hooks) = &hooks {
+            hooks(e);
+        }
+    })
+}
+
+/// Who the audit log says ran a command: the command line, and the
+/// operating-system user.
+fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown user".into());
+    format!("command line ({user})")
+}
+
+/// Runs one CLI command, writes what it did to the audit log, then waits
+/// (up to 30 s) for its webhooks.
 async fn with_webhooks<F, Fut>(store: &StoreArgs, command: F) -> Result<()>
 where
-    F: FnOnce(Option<Webhooks>) -> Fut,
+    F: FnOnce(Sinks) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
     let hooks = match &store.webhook_url {
@@ -34,8 +62,22 @@ where
         }
         None => None,
     };
-    let result = command(hooks.clone()).await;
-    if let Some(hooks) = hooks {
+    let sinks = Sinks {
+        hooks,
+        seen: Arc::default(),
+    };
+    let result = command(sinks.clone()).await;
+    let seen = std::mem::take(&mut *sinks.seen.lock().unwrap_or_else(PoisonError::into_inner));
+    if !seen.is_empty() {
+        let audit = crate::store::open_audit(store).await?;
+        let actor = cli_actor();
+        for event in &seen {
+            if let Some(entry) = audit::entry_for(&actor, event) {
+                audit.record(entry).await?;
+            }
+        }
+    }
+    if let Some(hooks) = sinks.hooks {
         if !hooks.flush(Duration::from_secs(30)).await {
             eprintln!("warning: some webhooks were not delivered within 30 s");
         }
@@ -112,8 +154,8 @@ pub async fn tokens_cmd(cmd: TokensCmd, store: &StoreArgs) -> Result<()> {
     with_webhooks(store, |hooks| tokens(cmd, store, hooks)).await
 }
 
-async fn tokens(cmd: TokensCmd, store: &StoreArgs, hooks: Option<Webhooks>) -> Result<()> {
-    let hooks = hooks.as_ref();
+async fn tokens(cmd: TokensCmd, store: &StoreArgs, sinks: Sinks) -> Result<()> {
+    let hooks = &sinks;
     match cmd {
         TokensCmd::Create {
             name,
@@ -248,8 +290,8 @@ pub async fn owners_cmd(cmd: OwnersCmd, store: &StoreArgs) -> Result<()> {
     with_webhooks(store, |hooks| owners(cmd, store, hooks)).await
 }
 
-async fn owners(cmd: OwnersCmd, store: &StoreArgs, hooks: Option<Webhooks>) -> Result<()> {
-    let hooks = hooks.as_ref();
+async fn owners(cmd: OwnersCmd, store: &StoreArgs, sinks: Sinks) -> Result<()> {
+    let hooks = &sinks;
     let (owner, suspend, force) = match cmd {
         OwnersCmd::Suspend { owner, force } => (owner, true, force),
         OwnersCmd::Reinstate { owner } => (owner, false, true),

@@ -11,6 +11,7 @@ use tower_pat::transport::TlsConnection;
 use tower_pat::AuthLayer;
 use tower_pat_leak_reports::leak_reports;
 
+use crate::admin::audit::Entry;
 use crate::cli::{ServeArgs, StoreArgs};
 use crate::commands::fmt_time;
 use crate::scanner::KeyDocument;
@@ -57,6 +58,13 @@ pub async fn serve(args: ServeArgs, store_args: StoreArgs) -> Result<()> {
                 NewToken::new("demo token", "demo-store", scopes).expires_in(DEMO_TOKEN_LIFETIME),
             )
             .await?;
+        let detail = format!(
+            "the demo token: every grantable scope; expires {}",
+            fmt_time(created.record.expires_at)
+        );
+        let target = format!("“{}” {}", created.record.name, created.record.id);
+        let entry = Entry::new("server (first start)", "token.created", &target, &detail);
+        serving.audit.record(entry).await?;
         let cert = store_args.data_dir.join("cert.pem");
         println!(
             "Demo token (shown once, expires in 24 h): {}",

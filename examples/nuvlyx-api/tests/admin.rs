@@ -1880,7 +1880,11 @@ async fn the_audit_log_says_who_did_what_and_holds_no_secret() {
     let page = fetch_page(&client, format!("{}/admin/audit", demo.base())).await;
     let printed = String::from_utf8(demo.cli(&["admin", "audit"]).stdout).unwrap();
     let lines: Vec<&str> = printed.lines().collect();
-    assert_eq!(lines.len(), 4, "{printed}");
+    assert_eq!(lines.len(), 5, "{printed}");
+    assert!(
+        lines[4].contains("server (first start)  token.created"),
+        "{printed}"
+    );
     for (line, action) in
         lines
             .iter()

@@ -669,6 +669,58 @@ fn tokens_expire_in_30_days_unless_never_is_asked_for() {
     assert_eq!(expires("forever"), "-", "{listed}");
 }
 
+/// Issue #26: what the CLI changes is in the admin audit log too, said to
+/// come from the command line and its user; listing writes nothing.
+#[test]
+fn cli_changes_are_in_the_audit_log() {
+    let demo = Demo::start(&data_dir());
+    let token = demo.create("cli bot", "orders:read");
+    let id = &token[9..25];
+    for args in [
+        &["tokens", "limit", id, "--rate-limit", "60/min"][..],
+        &["tokens", "revoke", id],
+        &["owners", "suspend", "demo-store"],
+        &["owners", "reinstate", "demo-store"],
+        &["tokens", "list"],
+    ] {
+        let out = demo.cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let audit = String::from_utf8(demo.cli(&["admin", "audit"]).stdout).unwrap();
+    let (audit, first_start) = audit.trim_end().rsplit_once('\n').unwrap();
+    assert!(
+        first_start.contains("server (first start)  token.created  “demo token”"),
+        "{first_start}"
+    );
+    let actions: Vec<&str> = audit.lines().filter_map(|l| l.split("  ").nth(2)).collect();
+    assert_eq!(
+        actions,
+        [
+            "store.reinstated",
+            "store.suspended",
+            "token.revoked",
+            "token.limits_changed",
+            "token.created"
+        ],
+        "{audit}"
+    );
+    assert!(
+        audit.lines().all(|l| l.contains("  command line (")),
+        "{audit}"
+    );
+    assert!(
+        audit.contains(&format!(
+            "token.created  “cli bot” {id}  scopes orders:read; expires 20"
+        )),
+        "{audit}"
+    );
+    assert!(!audit.contains(&token[25..]), "no secret");
+}
+
 #[test]
 fn a_huge_grace_keeps_the_old_token_working_and_says_until_when() {
     let demo = Demo::start(&data_dir());

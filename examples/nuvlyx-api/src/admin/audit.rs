@@ -158,15 +158,16 @@ impl Audit {
     pub fn sink(&self, actor: &'static str) -> impl Fn(&Event) + Send + Sync + 'static {
         let audit = self.clone();
         move |event: &Event| {
-            let Event::TokenRevoked { id, reason } = event else {
+            let leaked = matches!(
+                event,
+                Event::TokenRevoked {
+                    reason: RevocationReason::Leaked { .. },
+                    ..
+                }
+            );
+            let Some(entry) = entry_for(actor, event).filter(|_| leaked) else {
                 return;
             };
-            let detail = match reason {
-                RevocationReason::Leaked { url: Some(url) } => format!("leaked; found at {url}"),
-                RevocationReason::Leaked { url: None } => "leaked".to_owned(),
-                _ => return,
-            };
-            let entry = Entry::new(actor, "token.revoked", &id.to_string(), &detail);
             let audit = audit.clone();
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
@@ -177,4 +178,72 @@ impl Audit {
             }
         }
     }
+}
+
+fn exact(t: SystemTime) -> String {
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    format!("{} {} UTC", &s[..10], &s[11..16])
+}
+
+/// The audit entry of a lifecycle event made by `actor`; `None` for
+/// events that change nothing (an expiry warning, an exposure report).
+pub fn entry_for(actor: &str, event: &Event) -> Option<Entry> {
+    let (action, target, detail) = match event {
+        Event::TokenCreated {
+            id,
+            name,
+            scopes,
+            expires_at,
+            ..
+        } => (
+            "token.created",
+            format!("“{name}” {id}"),
+            format!(
+                "scopes {}; expires {}",
+                scopes.to_space_separated(),
+                expires_at.map_or("never".into(), exact)
+            ),
+        ),
+        Event::TokenRotated {
+            old,
+            new,
+            old_ends_at,
+            ..
+        } => (
+            "token.rotated",
+            old.to_string(),
+            format!(
+                "replaced by {new}; the old token works until {}",
+                old_ends_at.map_or("its revocation".into(), exact)
+            ),
+        ),
+        Event::TokenLimitsChanged {
+            id,
+            rate_limit,
+            allowed_ips,
+            ..
+        } => (
+            "token.limits_changed",
+            id.to_string(),
+            format!(
+                "rate limit {}; allowed from {}",
+                rate_limit.map_or("none".into(), |l| l.to_string()),
+                allowed_ips
+                    .as_ref()
+                    .map_or("anywhere".into(), |l| l.to_string())
+            ),
+        ),
+        Event::TokenRevoked { id, reason } => (
+            "token.revoked",
+            id.to_string(),
+            match reason {
+                RevocationReason::Leaked { url: Some(url) } => format!("leaked; found at {url}"),
+                other => other.as_str().replace('_', " "),
+            },
+        ),
+        Event::OwnerSuspended { owner } => ("store.suspended", owner.to_string(), String::new()),
+        Event::OwnerReinstated { owner } => ("store.reinstated", owner.to_string(), String::new()),
+        _ => return None,
+    };
+    Some(Entry::new(actor, action, &target, &detail))
 }
