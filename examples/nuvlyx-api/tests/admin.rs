@@ -1755,7 +1755,7 @@ async fn the_create_form_says_what_is_wrong_beside_each_field_and_keeps_the_rest
     let base = demo.base();
     let listed = demo.cli(&["tokens", "list"]).stdout;
     // (what is typed, the id of the error beside the field, its message)
-    let cases: [(Typed, &str, &str); 5] = [
+    let cases: [(Typed, &str, &str); 6] = [
         (
             &[("name", "  "), ("scopes", "orders:read")],
             "name-error",
@@ -1775,6 +1775,16 @@ async fn the_create_form_says_what_is_wrong_beside_each_field_and_keeps_the_rest
             ],
             "expires-error",
             "The expiry date 2020-01-31 is not in the future",
+        ),
+        (
+            &[
+                ("name", "malformed"),
+                ("scopes", "orders:read"),
+                ("expires", "custom"),
+                ("expires_on", "2030-02-30"),
+            ],
+            "expires-error",
+            "“2030-02-30” is not a date",
         ),
         (
             &[("name", "forged"), ("scopes", "customers:write")],
@@ -1823,6 +1833,12 @@ async fn the_create_form_says_what_is_wrong_beside_each_field_and_keeps_the_rest
             body.contains(&format!("value=\"{expires}\" selected")),
             "the expiry is kept"
         );
+        if let Some((_, on)) = typed.iter().find(|(k, _)| *k == "expires_on") {
+            assert!(
+                body.contains(&format!("value=\"{on}\"")),
+                "the custom date is kept"
+            );
+        }
         if typed.contains(&("scopes", "orders:read")) {
             assert!(
                 body.contains("value=\"orders:read\" checked"),
