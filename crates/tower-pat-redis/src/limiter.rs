@@ -51,12 +51,15 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// answered 503 instead.
 ///
 /// ```no_run
-/// # fn your_token_config() -> tower_pat::TokenConfig { unimplemented!() }
-/// use tower_pat::{AuthLayer, MemoryStore};
+/// use tower_pat::{AuthLayer, Environment, MemoryStore, ScopeCatalog, TokenConfig, TokenFormat};
 /// use tower_pat_redis::RedisRateLimiter;
 ///
+/// let config = TokenConfig::new(
+///     TokenFormat::new("nvl", Environment::Live).unwrap(),
+///     ScopeCatalog::new().scope("orders:read", "Read orders."),
+/// );
 /// let limiter = RedisRateLimiter::open("redis://127.0.0.1:6379", 4)?; // 4 instances
-/// let auth = AuthLayer::builder(MemoryStore::new(), your_token_config())
+/// let auth = AuthLayer::builder(MemoryStore::new(), config)
 ///     .rate_limiter(limiter)
 ///     .build();
 /// # let _ = auth; Ok::<(), tower_pat::store::StoreError>(())
